@@ -1,0 +1,70 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Module layout and the one-direction dependency order are described in README.md
+// ("Architecture"): ONNXProto/CONNX -> VernierGraph -> VernierCost -> VernierRuntime
+// -> VernierPlanner; VernierReport renders the value types; `vernier` is the CLI.
+let package = Package(
+    name: "Vernier",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "vernier", targets: ["vernier"]),
+        .library(name: "VernierGraph", targets: ["VernierGraph"]),
+        .library(name: "VernierCost", targets: ["VernierCost"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .target(
+            name: "ONNXProto",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
+        .target(
+            name: "CONNX",
+            cxxSettings: [
+                .define("ONNX_NAMESPACE", to: "onnx"),
+                .define("ONNX_ML", to: "1"),
+            ],
+            linkerSettings: [
+                .linkedLibrary("onnx"),
+                .linkedLibrary("onnx_proto"),
+                .linkedLibrary("protobuf"),
+            ]
+        ),
+        .target(
+            name: "VernierGraph",
+            dependencies: ["ONNXProto", "CONNX"]
+        ),
+        .target(
+            name: "VernierCost",
+            dependencies: ["VernierGraph"]
+        ),
+        .target(
+            name: "VernierReport",
+            dependencies: ["VernierGraph", "VernierCost"]
+        ),
+        .executableTarget(
+            name: "vernier",
+            dependencies: [
+                "VernierGraph", "VernierCost", "VernierReport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "VernierGraphTests",
+            dependencies: ["VernierGraph", "ONNXProto"]
+        ),
+        .testTarget(
+            name: "VernierCostTests",
+            dependencies: ["VernierGraph", "VernierCost"]
+        ),
+        .testTarget(
+            name: "VernierCLITests",
+            dependencies: ["VernierGraph"]
+        ),
+    ],
+    swiftLanguageModes: [.v5],
+    cxxLanguageStandard: .cxx17
+)

@@ -1,0 +1,58 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A read-only memory map of a whole file. Weights are read from it in place, so a
+/// model's weights are never held twice. A class because the mapping is a shared
+/// resource whose lifetime is that of the last tensor that reads from it.
+public final class MappedFile: @unchecked Sendable {
+    public let path: String
+    public let size: Int
+    /// nil for an empty file (mmap refuses zero lengths).
+    private let base: UnsafeRawPointer?
+
+    /// Maps `path`. Throws `LoadError.fileNotFound` / `.unreadable`.
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            let code = errno
+            if code == ENOENT { throw LoadError.fileNotFound(path: path) }
+            throw LoadError.unreadable(path: path, reason: String(cString: strerror(code)))
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw LoadError.unreadable(path: path, reason: String(cString: strerror(errno)))
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw LoadError.unreadable(path: path, reason: "not a regular file")
+        }
+        size = Int(info.st_size)
+        if size == 0 {
+            base = nil
+            return
+        }
+        guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+            throw LoadError.unreadable(path: path, reason: String(cString: strerror(errno)))
+        }
+        base = UnsafeRawPointer(p)
+    }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+    }
+
+    /// The whole file's bytes, valid while `self` lives.
+    public var bytes: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: base, count: base == nil ? 0 : size)
+    }
+
+    /// A sub-range; the caller has checked `offset + length <= size`.
+    public func slice(offset: Int, length: Int) -> UnsafeRawBufferPointer {
+        guard let base else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: base + offset, count: length)
+    }
+}

@@ -1,0 +1,21 @@
+/// Shape rules of the `com.microsoft` ops that exporters and ONNX Runtime's offline
+/// optimizer commonly emit.
+enum CustomDomainRules {
+    static var all: [String: ShapeRule] {
+        [
+            "FusedConv": { ctx in [.tensor(try ctx.elementType(0), try ConvRules.convShape(ctx, x: 0, w: 1))] },
+            "Gelu": sameAsInput,
+            "FastGelu": sameAsInput,
+            "BiasGelu": sameAsInput,
+            "QuickGelu": sameAsInput,
+            "SkipLayerNormalization": sameAsInput,
+            "SimplifiedLayerNormalization": sameAsInput,
+            "FusedMatMul": { ctx in
+                var a = try ctx.shape(0), b = try ctx.shape(1)
+                if try ctx.node.int("transA", default: 0) != 0, a.count >= 2 { a.swapAt(a.count - 1, a.count - 2) }
+                if try ctx.node.int("transB", default: 0) != 0, b.count >= 2 { b.swapAt(b.count - 1, b.count - 2) }
+                return [.tensor(try ctx.elementType(0), try MatMulRules.matmulShape(a, b))]
+            },
+        ]
+    }
+}
