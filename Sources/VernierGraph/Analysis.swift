@@ -1,0 +1,61 @@
+/// A model loaded, validated and shape-inferred: the value every later stage starts from.
+public struct AnalyzedModel: Sendable {
+    public var model: Model
+    public var inferred: InferredGraph
+    /// Why libonnx could not serve as the fallback, when it was needed and failed.
+    public var libONNXNote: String?
+
+    /// Op types (qualified with their domain) that have no shape rule and that libonnx
+    /// could not infer either, sorted.
+    public var unknownOps: [String] {
+        Set(allIssues.filter { $0.kind == .unknownOp }.map(\.opType)).sorted()
+    }
+
+    /// Issues of the graph and its subgraphs.
+    public var allIssues: [ShapeIssue] {
+        func collect(_ g: InferredGraph) -> [ShapeIssue] {
+            g.issues + g.subgraphs.values.flatMap { $0.values.flatMap { $0.flatMap(collect) } }
+        }
+        return collect(inferred)
+    }
+}
+
+/// Load -> validate -> infer shapes, in one call.
+public struct ModelAnalyzer: Sendable {
+    public var loadOptions: LoadOptions
+    public var inferenceOptions: InferenceOptions
+    /// Ask libonnx for the shapes of ops without a rule of ours.
+    public var useLibONNXFallback: Bool
+
+    public init(loadOptions: LoadOptions = LoadOptions(), inferenceOptions: InferenceOptions = InferenceOptions(),
+                useLibONNXFallback: Bool = true) {
+        self.loadOptions = loadOptions
+        self.inferenceOptions = inferenceOptions
+        self.useLibONNXFallback = useLibONNXFallback
+    }
+
+    /// Throws `LoadError`, `ValidationError` or `InferenceError`.
+    public func analyze(path: String) throws -> AnalyzedModel {
+        let loader = ModelLoader(options: loadOptions)
+        let model = try GraphValidator.validate(try loader.load(path: path))
+        var fallback: [String: TensorType] = [:]
+        var note: String?
+        if useLibONNXFallback && needsFallback(model.graph) {
+            let result = LibONNX.inferTypes(strippedBytes: try loader.strippedBytes(path: path),
+                                            inputShapes: inferenceOptions.inputShapes,
+                                            dimBindings: inferenceOptions.dimBindings)
+            fallback = result.types
+            note = result.note
+        }
+        let inferred = try ShapeInference(options: inferenceOptions, fallbackTypes: fallback).infer(model)
+        return AnalyzedModel(model: model, inferred: inferred, libONNXNote: note)
+    }
+
+    private func needsFallback(_ graph: Graph) -> Bool {
+        graph.nodes.contains { node in
+            let hasRule = node.isDefaultDomain ? ShapeRules.rule(for: node.opType) != nil
+                : ShapeRules.customRule(domain: node.domain, op: node.opType) != nil
+            return !hasRule || node.subgraphs.contains { needsFallback($0.graph) }
+        }
+    }
+}

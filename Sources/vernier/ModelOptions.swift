@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import VernierGraph
+import VernierReport
+
+/// `--input NAME=1x3x224x224`
+struct InputBinding: ExpressibleByArgument {
+    var name: String
+    var dims: [Int]
+
+    init?(argument: String) {
+        guard let eq = argument.lastIndex(of: "=") else { return nil }
+        name = String(argument[..<eq])
+        let spec = argument[argument.index(after: eq)...]
+        let parts = spec.split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+        guard !name.isEmpty, !spec.isEmpty, parts.allSatisfy({ ($0 ?? -1) >= 0 }) else { return nil }
+        dims = parts.compactMap { $0 }
+    }
+}
+
+/// `--dim SYMBOL=N`
+struct DimBinding: ExpressibleByArgument {
+    var symbol: String
+    var value: Int
+
+    init?(argument: String) {
+        guard let eq = argument.lastIndex(of: "="), let v = Int(argument[argument.index(after: eq)...]), v >= 0 else { return nil }
+        symbol = String(argument[..<eq])
+        value = v
+        if symbol.isEmpty { return nil }
+    }
+}
+
+extension OutputFormat: ExpressibleByArgument {}
+
+/// The model path and the flags that bind its dynamic dims, shared by every command.
+struct ModelOptions: ParsableArguments {
+    @Argument(help: "Path to the .onnx model.")
+    var model: String
+
+    @Option(name: .customLong("input"), help: ArgumentHelp(
+        "Bind an input's shape, e.g. --input input_ids=1x128. Repeatable.", valueName: "NAME=DIMS"))
+    var inputs: [InputBinding] = []
+
+    @Option(name: .customLong("dim"), help: ArgumentHelp(
+        "Bind a symbolic dim everywhere, e.g. --dim seq=128. Repeatable.", valueName: "SYMBOL=N"))
+    var dims: [DimBinding] = []
+
+    @Option(name: .customLong("max-elements"), help: "Refuse values with more elements than this.")
+    var maxElements: Int = 1 << 34
+
+    var inferenceOptions: InferenceOptions {
+        var o = InferenceOptions()
+        for i in inputs { o.inputShapes[i.name] = i.dims }
+        for d in dims { o.dimBindings[d.symbol] = d.value }
+        o.maxElements = maxElements
+        return o
+    }
+
+    func analyze() throws -> AnalyzedModel {
+        try ModelAnalyzer(inferenceOptions: inferenceOptions).analyze(path: model)
+    }
+}
+
+/// `--format` and `--output`, shared by every command that prints a table.
+struct OutputOptions: ParsableArguments {
+    @Option(help: "Output format: table, csv, json or md.")
+    var format: OutputFormat = .table
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Write to FILE instead of standard output.", valueName: "FILE"))
+    var output: String?
+
+    /// Prints `text` or writes it to `--output` (atomically: a temporary file renamed into place).
+    func emit(_ text: String) throws {
+        guard let output else {
+            FileHandle.standardOutput.write(Data(text.utf8))
+            return
+        }
+        try AtomicFile.write(Data(text.utf8), to: output)
+    }
+}
