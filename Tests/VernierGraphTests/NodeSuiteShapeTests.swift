@@ -28,6 +28,18 @@ struct NodeSuiteShapeTests {
         return result
     }
 
+    /// Symbols that stand for sizes known only at run time (NonZero's count, the boxes
+    /// NonMaxSuppression keeps, a Loop's trip count): such a dim matches any size, the
+    /// rank and every other dim must still agree.
+    static let dataDependentPrefixes = ["nonzero(", "selected(", "compress(", "trips("]
+
+    static func matches(_ got: [Dim]?, _ want: [Dim]) -> Bool {
+        guard let got, got.count == want.count else { return false }
+        return zip(got, want).allSatisfy { g, w in
+            g == w || (!g.isConstant && dataDependentPrefixes.contains { g.description.hasPrefix($0) })
+        }
+    }
+
     static func run() -> Outcome {
         var outcome = Outcome()
         let cases = ((try? FileManager.default.contentsOfDirectory(atPath: TestPaths.nodeTests)) ?? []).filter { $0.hasPrefix("test_") }.sorted()
@@ -52,9 +64,19 @@ struct NodeSuiteShapeTests {
             var options = InferenceOptions()
             let set = folder + "/test_data_set_0"
             for (i, input) in model.graph.runtimeInputs.enumerated() {
+                guard case .tensor? = input.type else { continue }
                 if let data = FileManager.default.contents(atPath: "\(set)/input_\(i).pb"),
                    let t = try? Onnx_TensorProto(serializedBytes: data), t.hasDataType {
                     options.inputShapes[input.name] = t.dims.map { Int($0) }
+                    // Small integer inputs (axes, shapes, K) are given by value too, as
+                    // the test data fixes them.
+                    if t.dims.reduce(1, *) <= 64, let data = try? ModelLoader.tensorData(from: t) {
+                        if data.elementType.isInteger || data.elementType == .bool {
+                            options.inputValues[input.name] = data.integerValues().map { .ints($0.map(Dim.value)) }
+                        } else if data.elementType.isFloatingPoint {
+                            options.inputValues[input.name] = data.doubleValues().map(ConstantValue.floats)
+                        }
+                    }
                 }
             }
             var a = analyzer
@@ -63,13 +85,16 @@ struct NodeSuiteShapeTests {
                 let inferred = try ShapeInference(options: options).infer(model)
                 outcome.checked += 1
                 for (index, output) in model.graph.outputs.enumerated() where index < expected.count {
+                    guard case .tensor? = output.type else { continue }
                     let want = expected[index].dims.map(Dim.value)
                     let got = inferred.type(of: output.name)
-                    if got?.shape != want {
+                    if !Self.matches(got?.shape, want) {
                         // The first issue is the root cause; later ones follow from it.
-                        let why = inferred.issues.first.map(\.description) ?? 
+                        let why = inferred.issues.first.map(\.description) ?? ""
                         outcome.failures.append("\(name): output \(output.name) expected \(want.shapeDescription), got \(got.map(\.description) ?? "unknown") \(why)")
-                    } else if let g = got, g.elementType.rawValue != expected[index].elementType {
+                    } else if let g = got, g.elementType.rawValue != expected[index].elementType,
+                              !(g.elementType == .bfloat16 && expected[index].elementType == ElementType.uint16.rawValue) {
+                        // (The suite stores bfloat16 outputs as uint16 bit patterns.)
                         outcome.failures.append("\(name): output \(output.name) expected element type \(expected[index].elementType), got \(g.elementType)")
                     }
                 }
@@ -86,6 +111,9 @@ struct NodeSuiteShapeTests {
         let outcome = Self.run()
         print("node suite: \(outcome.checked) cases checked, \(outcome.failures.count) failed, \(outcome.skipped.count) skipped")
         for f in outcome.failures { print("  FAIL \(f)") }
+        var reasons: [String: Int] = [:]
+        for reason in outcome.skipped.values { reasons[reason, default: 0] += 1 }
+        for (reason, count) in reasons.sorted(by: { $0.value > $1.value }) { print("  skipped \(count): \(reason)") }
         #expect(outcome.checked > 500)
         #expect(outcome.failures.isEmpty)
     }

@@ -70,6 +70,12 @@ public struct ModelLoader: Sendable {
         )
     }
 
+    /// Converts a standalone TensorProto (e.g. a test-data `.pb` file) held in memory.
+    public static func tensorData(from proto: Onnx_TensorProto) throws -> TensorData {
+        var context = ConversionContext(modelFile: nil, folder: ".")
+        return try context.tensor(proto)
+    }
+
     /// The stripped ModelProto bytes of `path` (weights cut out), as handed to libonnx
     /// for its checker and shape inference.
     public func strippedBytes(path: String) throws -> [UInt8] {
@@ -85,7 +91,8 @@ public struct ModelLoader: Sendable {
 
 /// Protobuf-to-IR conversion state: the mapped model file and external-data files.
 private struct ConversionContext {
-    let modelFile: MappedFile
+    /// nil when converting a standalone tensor, which has no stripped payloads.
+    let modelFile: MappedFile?
     let folder: String
     var externalFiles: [String: MappedFile] = [:]
 
@@ -216,7 +223,7 @@ private struct ConversionContext {
         let storage: TensorStorage
         if t.dataLocation == .external {
             storage = try externalStorage(t, name: name)
-        } else if let marker = RawDataStripper.decodeMarker(Array(t.unknownFields.data)) {
+        } else if let modelFile, let marker = RawDataStripper.decodeMarker(Array(t.unknownFields.data)) {
             guard marker.offset <= modelFile.size, marker.length <= modelFile.size - marker.offset else {
                 throw LoadError.malformedProtobuf(path: modelFile.path, detail: "tensor '\(name)' payload out of range")
             }

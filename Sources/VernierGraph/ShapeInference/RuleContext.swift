@@ -48,10 +48,11 @@ public struct RuleContext {
         return c
     }
 
-    /// Normalizes a possibly negative axis against `rank`, or throws.
+    /// Normalizes a possibly negative axis (counted from the end, -1 the last) against
+    /// `rank`, or throws. `allowEnd` also accepts `rank` itself (Flatten's axis).
     public func axis(_ axis: Int, rank: Int, allowEnd: Bool = false) throws -> Int {
         let limit = allowEnd ? rank + 1 : rank
-        let a = axis < 0 ? axis + limit : axis
+        let a = axis < 0 ? axis + rank : axis
         guard a >= 0, a < limit else {
             throw ShapeError("axis \(axis) is out of range for rank \(rank)")
         }

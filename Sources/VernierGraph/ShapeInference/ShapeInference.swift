@@ -4,6 +4,9 @@ public struct InferenceOptions: Sendable {
     public var inputShapes: [String: [Int]] = [:]
     /// `--dim SYMBOL=N`: binds a symbolic dim everywhere.
     public var dimBindings: [String: Int] = [:]
+    /// Known contents of runtime inputs (e.g. from an input-data file), which let
+    /// value-dependent rules (Reshape's shape, Reduce axes) resolve.
+    public var inputValues: [String: ConstantValue] = [:]
     /// Largest element count a value may have (default 2^34).
     public var maxElements: Int = 1 << 34
     /// Constants with at most this many elements are propagated (shape chains, scales).
@@ -103,7 +106,7 @@ public struct ShapeInference {
             if let dims = options.inputShapes[input.name] {
                 type = TensorType(type?.elementType ?? .float, known: dims)
             }
-            initial[input.name] = ValueFacts(type: type.map(bind))
+            initial[input.name] = ValueFacts(type: type.map(bind), constant: options.inputValues[input.name])
         }
         return try inferGraph(graph, scope: initial, opsets: model.opsets, depth: 0)
     }

@@ -35,7 +35,10 @@ enum ControlFlowRules {
         } else {
             trips = .symbol("trips(\(ctx.node.displayName))")
         }
-        let bodyInputs = [ValueFacts.tensor(.int64, []), ValueFacts.tensor(.bool, [])] + carried.map { ValueFacts(type: $0.type) }
+        // The iteration number is a symbol, so that bounds computed from it
+        // (Slice from i to i + 1) keep their exact length.
+        let iteration = ValueFacts.tensor(.int64, [], constant: .ints([.symbol("iter(\(ctx.node.displayName))")]))
+        let bodyInputs = [iteration, ValueFacts.tensor(.bool, [])] + carried.map { ValueFacts(type: $0.type) }
         let bodyOut = try ctx.runSubgraph("body", inputs: bodyInputs)
         guard bodyOut.count >= 1 + carried.count else {
             throw ShapeError("the body returns \(bodyOut.count) values for condition plus \(carried.count) carried")
@@ -49,6 +52,7 @@ enum ControlFlowRules {
     }
 
     static func scan(_ ctx: RuleContext) throws -> [ValueFacts] {
+        if ctx.opset < 9 { return try scanVersion8(ctx) }
         let scanCount = try ctx.node.int("num_scan_inputs")
         let stateCount = ctx.inputCount - scanCount
         guard scanCount > 0, stateCount >= 0 else { throw ShapeError("num_scan_inputs \(scanCount) does not fit \(ctx.inputCount) inputs") }
@@ -76,6 +80,39 @@ enum ControlFlowRules {
             let axis = try ctx.axis(j < outputAxes.count ? outputAxes[j] : 0, rank: s.count + 1)
             s.insert(n, at: axis)
             result.append(.tensor(t.elementType, s))
+        }
+        return result
+    }
+
+    /// Opset 8's Scan: input 0 is the optional sequence_lens, every tensor has a leading
+    /// batch axis, and the scan axis is 1.
+    static func scanVersion8(_ ctx: RuleContext) throws -> [ValueFacts] {
+        let scanCount = try ctx.node.int("num_scan_inputs")
+        let stateCount = ctx.inputCount - 1 - scanCount
+        guard scanCount > 0, stateCount >= 0 else { throw ShapeError("num_scan_inputs \(scanCount) does not fit \(ctx.inputCount) inputs") }
+        var batch: Dim?
+        var length: Dim?
+        var slices: [ValueFacts] = []
+        for j in 0..<scanCount {
+            let s = try ctx.shape(1 + stateCount + j)
+            guard s.count >= 2 else { throw ShapeError("scan input \(j) needs batch and sequence axes") }
+            batch = batch ?? s[0]
+            length = length ?? s[1]
+            slices.append(.tensor(try ctx.elementType(1 + stateCount + j), Array(s[2...])))
+        }
+        let states = Array(ctx.inputs[1..<(1 + stateCount)])
+        let stateSlices = states.map { f -> ValueFacts in
+            guard let t = f.type, let s = t.shape, !s.isEmpty else { return .unknown }
+            return .tensor(t.elementType, Array(s.dropFirst()))
+        }
+        let bodyOut = try ctx.runSubgraph("body", inputs: stateSlices + slices)
+        guard bodyOut.count >= stateCount else { throw ShapeError("the body returns fewer values than the \(stateCount) states") }
+        let b = batch ?? .symbol("batch(\(ctx.node.displayName))")
+        let n = length ?? .symbol("scan(\(ctx.node.displayName))")
+        var result = zip(states, bodyOut).map { s, o in ValueFacts(type: s.type ?? o.type.map { TensorType($0.elementType, $0.shape.map { [b] + $0 }) }) }
+        for f in bodyOut[stateCount...] {
+            guard let t = f.type, let s = t.shape else { result.append(.unknown); continue }
+            result.append(.tensor(t.elementType, [b, n] + s))
         }
         return result
     }

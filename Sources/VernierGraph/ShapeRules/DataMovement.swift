@@ -200,10 +200,20 @@ enum DataMovementRules {
             throw ShapeError("split sizes \(sizes.shapeDescription) do not add up to \(d), the size of axis \(axis)")
         }
         let element = try ctx.elementType(0)
-        return sizes.map { s in
+        // A 1-D shape vector split into pieces keeps its contents.
+        var pieces: [ConstantValue?] = Array(repeating: nil, count: sizes.count)
+        if x.count == 1, case .ints(let values)? = ctx.constant(0), let lengths = sizes.map(\.intValue) as? [Int],
+           lengths.reduce(0, +) == values.count {
+            var start = 0
+            for (i, n) in lengths.enumerated() {
+                pieces[i] = .ints(Array(values[start..<(start + n)]))
+                start += n
+            }
+        }
+        return zip(sizes, pieces).map { s, piece in
             var out = x
             out[axis] = s
-            return .tensor(element, out)
+            return .tensor(element, out, constant: piece)
         }
     }
 
@@ -241,9 +251,18 @@ enum DataMovementRules {
         let x = try ctx.shape(0)
         var starts: [Dim], ends: [Dim], axes: [Int]?, steps: [Int]?
         if ctx.opset >= 10 {
-            starts = try ctx.requireDims(1)
-            ends = try ctx.requireDims(2)
             axes = ctx.hasInput(3) ? try ctx.requireInts(3) : nil
+            guard let s = ctx.constant(1)?.dims, let e = ctx.constant(2)?.dims else {
+                // Bounds known only at run time: the sliced axes get fresh symbols.
+                guard let n = try ctx.shape(1).first?.intValue else { throw Incomplete(input: 1, needsValue: true) }
+                var out = x
+                for a in try (axes ?? Array(0..<n)).map({ try ctx.axis($0, rank: x.count) }) {
+                    out[a] = .symbol("slice(\(ctx.node.displayName))[\(a)]")
+                }
+                return [.tensor(try ctx.elementType(0), out)]
+            }
+            starts = s
+            ends = e
             steps = ctx.hasInput(4) ? try ctx.requireInts(4) : nil
         } else {
             starts = (try ctx.node.ints("starts") ?? []).map(Dim.value)

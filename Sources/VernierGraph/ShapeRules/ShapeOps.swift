@@ -31,7 +31,7 @@ enum ShapeOpRules {
                 let indices = try ctx.shape(0)
                 let depth = try ctx.requireDims(1)
                 guard depth.count == 1 else { throw ShapeError("depth must hold one value") }
-                let axis = try ctx.axis(try ctx.node.int("axis", default: -1), rank: indices.count, allowEnd: true)
+                let axis = try ctx.axis(try ctx.node.int("axis", default: -1), rank: indices.count + 1)
                 var out = indices
                 out.insert(depth[0], at: axis)
                 return [.tensor(try ctx.elementType(2), out)]
