@@ -12,8 +12,27 @@ public struct NodeCost: Sendable {
     public var outputTypes: [TensorType?]
     /// Elements of the weights this node reads (see `CostModel.isParameter`).
     public var params: Int
+    /// Arithmetic work; nil when the op has no formula or its shapes are unknown.
+    public var work: OpCost?
+    /// Bytes of every input (weights included) and of every output; nil when unknown.
+    public var bytesRead: Cost?
+    public var bytesWritten: Cost?
+    /// Bytes of the node's outputs (its activations).
+    public var activationBytes: Cost?
     /// Subgraphs by attribute name (If branches, Loop/Scan bodies), each as its own rows.
     public var subgraphs: [(attribute: String, nodes: [NodeCost])]
+
+    public var macs: Cost? { work?.macs }
+    public var flops: Cost? { work?.flops }
+    public var intMacs: Cost? { work?.intMacs }
+
+    /// FLOPs per byte moved, when both are known numbers.
+    public var intensity: Double? {
+        guard let f = flops?.value, let r = bytesRead?.value, let w = bytesWritten?.value, r + w > 0 else { return nil }
+        return f / (r + w)
+    }
+
+    public var qualifiedOpType: String { domain.isEmpty || domain == "ai.onnx" ? opType : "\(domain).\(opType)" }
 }
 
 /// Totals over the top-level graph.
@@ -26,13 +45,36 @@ public struct CostTotals: Sendable {
     public var params: Int
     /// Bytes of all weights (initializers), each counted once.
     public var weightBytes: Int
+    public var macs: Cost
+    public var flops: Cost
+    public var intMacs: Cost
+    public var bytesRead: Cost
+    public var bytesWritten: Cost
+    /// Nodes whose cost is unknown (no formula or unknown shapes); their work is not in the totals.
+    public var uncostedNodes: [String]
 }
 
-/// The static half of a profile: one row per node plus totals.
+/// Per-op-type aggregate.
+public struct OpTypeCost: Sendable {
+    public var opType: String
+    public var count: Int
+    public var macs: Cost
+    public var flops: Cost
+    public var intMacs: Cost
+}
+
+/// The static half of a profile: one row per node, totals, per-op aggregates and the
+/// memory plan.
 public struct CostTable: Sendable {
     public var analyzed: AnalyzedModel
     public var nodes: [NodeCost]
     public var totals: CostTotals
+    public var byOp: [OpTypeCost]
+    /// The activation memory plan; nil (with `memoryNote`) when sizes are symbolic.
+    public var memory: MemoryPlan?
+    public var memoryNote: String?
+    /// Activation bytes if every activation had its own buffer; symbolic when dims are.
+    public var naiveActivationBytes: Cost
 }
 
 /// Builds cost tables from analyzed models.
@@ -53,8 +95,37 @@ public enum CostModel {
         }
         for t in graph.initializers { weightBytes += t.byteCount }
         func countAll(_ rows: [NodeCost]) -> Int { rows.reduce(0) { $0 + 1 + $1.subgraphs.reduce(0) { $0 + countAll($1.nodes) } } }
-        let totals = CostTotals(nodes: graph.nodes.count, nodesIncludingSubgraphs: countAll(rows), params: params, weightBytes: weightBytes)
-        return CostTable(analyzed: analyzed, nodes: rows, totals: totals)
+        var totals = CostTotals(nodes: graph.nodes.count, nodesIncludingSubgraphs: countAll(rows), params: params,
+                                weightBytes: weightBytes, macs: .zero, flops: .zero, intMacs: .zero,
+                                bytesRead: .zero, bytesWritten: .zero, uncostedNodes: [])
+        var byOp: [String: OpTypeCost] = [:]
+        var order: [String] = []
+        for r in rows {
+            if byOp[r.qualifiedOpType] == nil {
+                order.append(r.qualifiedOpType)
+                byOp[r.qualifiedOpType] = OpTypeCost(opType: r.qualifiedOpType, count: 0, macs: .zero, flops: .zero, intMacs: .zero)
+            }
+            byOp[r.qualifiedOpType]?.count += 1
+            guard let work = r.work else { totals.uncostedNodes.append(r.name); continue }
+            totals.macs = totals.macs + work.macs
+            totals.flops = totals.flops + work.flops
+            totals.intMacs = totals.intMacs + work.intMacs
+            if var entry = byOp[r.qualifiedOpType] {
+                entry.macs = entry.macs + work.macs
+                entry.flops = entry.flops + work.flops
+                entry.intMacs = entry.intMacs + work.intMacs
+                byOp[r.qualifiedOpType] = entry
+            }
+            totals.bytesRead = totals.bytesRead + (r.bytesRead ?? .zero)
+            totals.bytesWritten = totals.bytesWritten + (r.bytesWritten ?? .zero)
+        }
+        var memory: MemoryPlan?
+        var note: String?
+        do { memory = try MemoryPlanner.plan(analyzed.inferred) } catch { note = "\(error)" }
+        let naive = naiveActivationBytes(analyzed.inferred)
+        let ops = order.compactMap { byOp[$0] }
+        return CostTable(analyzed: analyzed, nodes: rows, totals: totals, byOp: ops, memory: memory,
+                         memoryNote: note, naiveActivationBytes: naive)
     }
 
     /// Params are the elements of learned weights: floating-point and 8-bit (quantized)
@@ -65,6 +136,25 @@ public enum CostModel {
         default: return true
         }
     }
+
+    /// Bytes of a tensor of type `t`, as a polynomial; nil when the shape is unknown.
+    public static func bytes(_ t: TensorType?) -> Cost? {
+        guard let t, let shape = t.shape, let bits = t.elementType.bitWidth else { return nil }
+        return Cost(shape.product) * Cost(Double(bits) / 8)
+    }
+
+    /// Sum of the sizes of every activation (graph inputs and node outputs whose
+    /// contents are not folded constants).
+    static func naiveActivationBytes(_ inferred: InferredGraph) -> Cost {
+        let weights = Set(inferred.graph.initializers.map(\.name))
+        var names = inferred.graph.runtimeInputs.map(\.name)
+        for node in inferred.graph.nodes { names += node.outputs }
+        return names.filter { !$0.isEmpty && !weights.contains($0) && inferred.facts[$0]?.constant == nil }
+            .reduce(Cost.zero) { $0 + (bytes(inferred.type(of: $1)) ?? .zero) }
+    }
+
+    /// Ops that read only their inputs' shapes, not their bytes.
+    static let metadataOnly: Set<String> = ["Shape", "Size", "Constant"]
 
     static func rowsFor(_ inferred: InferredGraph, outerWeights: [String: TensorData]) -> [NodeCost] {
         var weights = outerWeights
@@ -81,9 +171,25 @@ public enum CostModel {
             let subs = attributeOrder.flatMap { attribute in
                 (inferredSubs[attribute] ?? []).map { (attribute: attribute, nodes: rowsFor($0, outerWeights: weights)) }
             }
+            var subCosts: [String: [OpCost]] = [:]
+            for sub in subs {
+                let total = sub.nodes.reduce(OpCost.free) { $0 + ($1.work ?? .free) }
+                subCosts[sub.attribute, default: []].append(total)
+            }
+            let inputTypes = inferred.inputTypes(of: node)
+            let outputTypes = inferred.outputTypes(of: node)
+            let formula = node.isDefaultDomain ? CostFormulas.formula(for: node.opType)
+                : CostFormulas.customFormula(domain: node.domain, op: node.opType)
+            let context = CostContext(node: node, inputs: inputTypes, outputs: outputTypes, subgraphCosts: subCosts)
+            let present = zip(node.inputs, inputTypes).filter { !$0.0.isEmpty }.map(\.1)
+            let read: Cost? = metadataOnly.contains(node.opType) ? .zero
+                : present.reduce(Cost?.some(.zero)) { acc, t in acc.flatMap { a in bytes(t).map { a + $0 } } }
+            let outputs = zip(node.outputs, outputTypes).filter { !$0.0.isEmpty }.map(\.1)
+            let written = outputs.reduce(Cost?.some(.zero)) { acc, t in acc.flatMap { a in bytes(t).map { a + $0 } } }
             return NodeCost(name: node.displayName, opType: node.opType, domain: node.domain,
-                            inputTypes: inferred.inputTypes(of: node), inputIsWeight: isWeight,
-                            outputTypes: inferred.outputTypes(of: node), params: params, subgraphs: subs)
+                            inputTypes: inputTypes, inputIsWeight: isWeight, outputTypes: outputTypes, params: params,
+                            work: formula?(context), bytesRead: read, bytesWritten: written, activationBytes: written,
+                            subgraphs: subs)
         }
     }
 }

@@ -5,6 +5,12 @@ public struct AnalyzedModel: Sendable {
     /// Why libonnx could not serve as the fallback, when it was needed and failed.
     public var libONNXNote: String?
 
+    public init(model: Model, inferred: InferredGraph, libONNXNote: String? = nil) {
+        self.model = model
+        self.inferred = inferred
+        self.libONNXNote = libONNXNote
+    }
+
     /// Op types (qualified with their domain) that have no shape rule and that libonnx
     /// could not infer either, sorted.
     public var unknownOps: [String] {

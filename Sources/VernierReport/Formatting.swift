@@ -1,4 +1,5 @@
 import Foundation
+import VernierCost
 import VernierGraph
 
 /// The output formats every table of Vernier can be written in.
@@ -37,6 +38,52 @@ public enum Format {
         guard let t else { return "?" }
         let dims = t.shape.map(\.shapeDescription) ?? "[?]"
         return t.elementType == .float ? dims : "\(t.elementType)\(dims)"
+    }
+
+    /// A cost: `1.82G` when known, else its polynomial with compact coefficients
+    /// (`21.70M*seq + 819.2k*seq^2`); `?` when unknown.
+    public static func cost(_ c: Cost?) -> String {
+        guard let c else { return "?" }
+        if let v = c.value { return count(v) }
+        return c.render { count($0) }
+    }
+
+    /// `count` for Double values.
+    public static func count(_ v: Double) -> String {
+        if v == v.rounded(), abs(v) < 1e15 { return count(Int(v)) }
+        switch abs(v) {
+        case ..<10_000: return String(format: "%.2f", v)
+        default: return count(Int(v.rounded()))
+        }
+    }
+
+    /// Bytes as a cost: exact sizes in binary units, symbolic ones as a polynomial.
+    public static func bytes(_ c: Cost?) -> String {
+        guard let c else { return "?" }
+        if let v = c.value { return bytes(Int(v)) }
+        return c.render { count($0) } + " B"
+    }
+
+    /// A cost as JSON: a number when known, else a string (`"2.1e+07*seq + 4096"`); see
+    /// `jsonCostTerms` for the structured form.
+    public static func jsonCost(_ c: Cost?) -> JSON {
+        guard let c else { return .null }
+        if let v = c.value { return .double(v) }
+        return .string(c.render { String(format: "%g", $0) })
+    }
+
+    /// The structured form of a symbolic cost: `[{"coefficient": c, "powers": {"seq": 2}}]`.
+    public static func jsonCostTerms(_ c: Cost) -> JSON {
+        .array(c.sortedTerms.map { term in
+            .object([("coefficient", .double(term.coefficient)),
+                     ("powers", .object(term.monomial.factors.map { ($0.symbol, .int($0.power)) }))])
+        })
+    }
+
+    /// Adds `name` (and `name_terms` when symbolic) to a JSON object's fields.
+    public static func appendCost(_ name: String, _ c: Cost?, to fields: inout [(String, JSON)]) {
+        fields.append((name, jsonCost(c)))
+        if let c, c.value == nil { fields.append((name + "_terms", jsonCostTerms(c))) }
     }
 
     /// A dim as JSON: a number when known, else its symbolic expression.

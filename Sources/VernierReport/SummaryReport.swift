@@ -77,32 +77,86 @@ public struct SummaryReport {
             for (k, v) in header { out += k.padding(toLength: 11, withPad: " ", startingAt: 0) + v + "\n" }
             out += "\n"
         }
-        let columns = ["#", "Node", "Op", "Inputs", "Outputs", "Params"]
+        let columns = ["#", "Node", "Op", "Inputs", "Outputs", "Params", "MACs", "FLOPs", "Bytes", "FLOP/B", "Act", "%FLOPs", "Cum%"]
+        let shares = flopShares
         var index = 0
         let body: [[String]] = rows.map { r in
             let n = r.cost
             let number: String
             if r.depth == 0 { index += 1; number = String(index) } else { number = "" }
             let indent = markdown ? String(repeating: "↳ ", count: r.depth) : String(repeating: "  ", count: r.depth)
-            let op = n.domain.isEmpty || n.domain == "ai.onnx" ? n.opType : "\(n.domain).\(n.opType)"
-            return [number, indent + (r.depth > 0 ? r.path : "") + n.name, op,
+            let moved: Cost? = n.bytesRead.flatMap { rd in n.bytesWritten.map { rd + $0 } }
+            let share = r.depth == 0 ? shares[index - 1] : nil
+            return [number, indent + (r.depth > 0 ? r.path : "") + n.name, n.qualifiedOpType,
                     activationShapes(n.inputTypes, weights: n.inputIsWeight),
                     n.outputTypes.map(Format.shape).joined(separator: " "),
-                    n.params == 0 ? "" : Format.count(n.params)]
+                    n.params == 0 ? "" : Format.count(n.params),
+                    zeroBlank(n.macs.map { $0 + (n.intMacs ?? .zero) }), zeroBlank(n.flops), Format.bytes(moved),
+                    n.intensity.map { String(format: "%.1f", $0) } ?? "",
+                    Format.bytes(n.activationBytes),
+                    share.map { String(format: "%.1f", $0.share * 100) } ?? "",
+                    share.map { String(format: "%.1f", $0.cumulative * 100) } ?? ""]
         }
-        out += markdown ? Format.markdownTable(columns, body, rightAligned: [0, 5])
-                        : Format.columns(columns, body, rightAligned: [0, 5])
-        let t = table.totals
+        let numeric: Set<Int> = [0, 5, 6, 7, 8, 9, 10, 11, 12]
+        out += markdown ? Format.markdownTable(columns, body, rightAligned: numeric)
+                        : Format.columns(columns, body, rightAligned: numeric)
         out += "\n"
-        let totals = "Totals: \(t.nodes) nodes\(t.nodesIncludingSubgraphs != t.nodes ? " (\(t.nodesIncludingSubgraphs) with subgraphs)" : ""), "
-            + "\(Format.count(t.params)) params, \(Format.bytes(t.weightBytes)) of weights"
-        out += (markdown ? "**\(totals)**" : totals) + "\n"
+        out += markdown ? "## By op type\n\n" : "By op type:\n"
+        let opColumns = ["Op", "Count", "MACs", "FLOPs", "%FLOPs"]
+        let totalFlops = table.totals.flops.value ?? 0
+        let opRows: [[String]] = table.byOp.sorted { ($0.flops.value ?? 0) > ($1.flops.value ?? 0) }.map { o in
+            [o.opType, String(o.count), zeroBlank(o.macs + o.intMacs), zeroBlank(o.flops),
+             totalFlops > 0 ? o.flops.value.map { String(format: "%.1f", $0 / totalFlops * 100) } ?? "" : ""]
+        }
+        out += markdown ? Format.markdownTable(opColumns, opRows, rightAligned: [1, 2, 3, 4])
+                        : Format.columns(opColumns, opRows, rightAligned: [1, 2, 3, 4])
+        out += "\n"
+        let totalLines = self.totalLines
+        if markdown {
+            out += "## Totals\n\n" + totalLines.map { "- **\($0.0)**: \($0.1)" }.joined(separator: "\n") + "\n"
+        } else {
+            out += "Totals:\n" + totalLines.map { "  " + $0.0.padding(toLength: 24, withPad: " ", startingAt: 0) + $0.1 }.joined(separator: "\n") + "\n"
+        }
         let notes = self.notes
         if !notes.isEmpty {
             out += markdown ? "\n## Notes\n\n" : "\nNotes:\n"
             for n in notes { out += (markdown ? "- " : "  - ") + n + "\n" }
         }
         return out
+    }
+
+    private func zeroBlank(_ c: Cost?) -> String {
+        guard let c else { return "?" }
+        return c.value == 0 ? "" : Format.cost(c)
+    }
+
+    /// Each top-level node's share of the model's FLOPs and the running total, when
+    /// FLOPs are known numbers.
+    var flopShares: [(share: Double, cumulative: Double)?] {
+        guard let total = table.totals.flops.value, total > 0 else { return table.nodes.map { _ in nil } }
+        var running = 0.0
+        return table.nodes.map { n in
+            guard let f = n.flops?.value else { return nil }
+            running += f
+            return (f / total, running / total)
+        }
+    }
+
+    var totalLines: [(String, String)] {
+        let t = table.totals
+        var lines: [(String, String)] = [
+            ("Nodes", "\(t.nodes)" + (t.nodesIncludingSubgraphs != t.nodes ? " (\(t.nodesIncludingSubgraphs) with subgraphs)" : "")),
+            ("Params", Format.count(t.params)),
+            ("MACs", Format.cost(t.macs)),
+            ("FLOPs", Format.cost(t.flops)),
+        ]
+        if t.intMacs != .zero { lines.append(("Integer MACs", Format.cost(t.intMacs))) }
+        lines += [
+            ("Weight bytes", Format.bytes(t.weightBytes)),
+            ("Activations (no reuse)", Format.bytes(table.naiveActivationBytes)),
+            ("Peak activations", table.memory.map { Format.bytes($0.arenaBytes) + " (planned arena)" } ?? "not planned: \(table.memoryNote ?? "")"),
+        ]
+        return lines
     }
 
     /// Unknown ops, unbound symbols and inference issues, in a form a user can act on.
@@ -120,6 +174,13 @@ public struct SummaryReport {
         for issue in analyzed.allIssues where issue.kind != .unknownOp {
             notes.append(issue.description)
         }
+        let uncosted = table.nodes.filter { $0.work == nil }.map(\.qualifiedOpType)
+        if !uncosted.isEmpty {
+            notes.append("no cost for \(uncosted.count) node(s) (no formula or unknown shapes): \(Array(Set(uncosted)).sorted().joined(separator: ", ")); totals leave them out")
+        }
+        if table.nodes.contains(where: { $0.opType == "If" }) {
+            notes.append("If nodes count their larger branch in the totals")
+        }
         if let note = analyzed.libONNXNote { notes.append("libonnx fallback unavailable: \(note)") }
         return notes
     }
@@ -127,16 +188,24 @@ public struct SummaryReport {
     // MARK: CSV
 
     func csv() -> String {
-        var out = "graph,name,op,domain,input_shapes,output_shapes,params\n"
+        var out = "graph,name,op,domain,input_shapes,output_shapes,params,macs,int_macs,flops,bytes_read,bytes_written,activation_bytes,intensity\n"
         for r in rows {
             let n = r.cost
             let fields = [r.path, n.name, n.opType, n.domain,
                           n.inputTypes.map(Format.shape).joined(separator: " "),
                           n.outputTypes.map(Format.shape).joined(separator: " "),
-                          String(n.params)]
+                          String(n.params), csvCost(n.macs), csvCost(n.intMacs), csvCost(n.flops),
+                          csvCost(n.bytesRead), csvCost(n.bytesWritten), csvCost(n.activationBytes),
+                          n.intensity.map { String(format: "%.4g", $0) } ?? ""]
             out += fields.map(Format.csvField).joined(separator: ",") + "\n"
         }
         return out
+    }
+
+    private func csvCost(_ c: Cost?) -> String {
+        guard let c else { return "" }
+        if let v = c.value { return v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v) }
+        return c.render { String(format: "%g", $0) }
     }
 
     // MARK: JSON
@@ -152,6 +221,13 @@ public struct SummaryReport {
             ("output_dtypes", .array(n.outputTypes.map { $0.map { .string($0.elementType.description) } ?? .null })),
             ("params", .int(n.params)),
         ]
+        Format.appendCost("macs", n.macs, to: &fields)
+        Format.appendCost("flops", n.flops, to: &fields)
+        Format.appendCost("int_macs", n.intMacs, to: &fields)
+        Format.appendCost("bytes_read", n.bytesRead, to: &fields)
+        Format.appendCost("bytes_written", n.bytesWritten, to: &fields)
+        Format.appendCost("activation_bytes", n.activationBytes, to: &fields)
+        fields.append(("intensity", n.intensity.map(JSON.double) ?? .null))
         if !n.subgraphs.isEmpty {
             fields.append(("subgraphs", .array(n.subgraphs.map { sub in
                 .object([("attribute", .string(sub.attribute)), ("nodes", .array(sub.nodes.map(jsonNode)))])
@@ -169,6 +245,25 @@ public struct SummaryReport {
         })
     }
 
+    var totalsFields: [(String, JSON)] {
+        let t = table.totals
+        var f: [(String, JSON)] = [
+            ("nodes", .int(t.nodes)),
+            ("nodes_including_subgraphs", .int(t.nodesIncludingSubgraphs)),
+            ("params", .int(t.params)),
+        ]
+        Format.appendCost("macs", t.macs, to: &f)
+        Format.appendCost("flops", t.flops, to: &f)
+        Format.appendCost("int_macs", t.intMacs, to: &f)
+        f.append(("weight_bytes", .int(t.weightBytes)))
+        Format.appendCost("naive_activation_bytes", table.naiveActivationBytes, to: &f)
+        f.append(("peak_activation_bytes", table.memory.map { .int($0.arenaBytes) } ?? .null))
+        Format.appendCost("bytes_read", t.bytesRead, to: &f)
+        Format.appendCost("bytes_written", t.bytesWritten, to: &f)
+        f.append(("uncosted_nodes", .array(t.uncostedNodes.map(JSON.string))))
+        return f
+    }
+
     public func json() -> JSON {
         let analyzed = table.analyzed
         let t = table.totals
@@ -181,13 +276,21 @@ public struct SummaryReport {
             ("file_bytes", .int(model.fileBytes)),
             ("inputs", jsonValues(model.graph.runtimeInputs)),
             ("outputs", jsonValues(model.graph.outputs)),
-            ("totals", .object([
-                ("nodes", .int(t.nodes)),
-                ("nodes_including_subgraphs", .int(t.nodesIncludingSubgraphs)),
-                ("params", .int(t.params)),
-                ("weight_bytes", .int(t.weightBytes)),
-            ])),
+            ("totals", .object(totalsFields)),
             ("nodes", .array(table.nodes.map(jsonNode))),
+            ("by_op", .array(table.byOp.map { o in
+                var f: [(String, JSON)] = [("op", .string(o.opType)), ("count", .int(o.count))]
+                Format.appendCost("macs", o.macs, to: &f)
+                Format.appendCost("flops", o.flops, to: &f)
+                Format.appendCost("int_macs", o.intMacs, to: &f)
+                return .object(f)
+            })),
+            ("memory", .object([
+                ("planned", .bool(table.memory != nil)),
+                ("note", table.memoryNote.map(JSON.string) ?? .null),
+                ("arena_bytes", table.memory.map { .int($0.arenaBytes) } ?? .null),
+                ("live_bytes", table.memory.map { .array($0.liveBytes.map(JSON.int)) } ?? .null),
+            ])),
             ("unknown_ops", .array(analyzed.unknownOps.map(JSON.string))),
             ("unbound_symbols", .array(analyzed.inferred.unboundSymbols.map(JSON.string))),
             ("issues", .array(analyzed.allIssues.map { i in

@@ -85,7 +85,7 @@ public enum GraphValidator {
     }
 
     /// Names a subgraph reads from enclosing scopes.
-    static func outerReads(of graph: Graph) -> Set<String> {
+    public static func outerReads(of graph: Graph) -> Set<String> {
         var defined = Set(graph.inputs.map(\.name)).union(graph.initializers.map(\.name))
         var reads = Set<String>()
         for node in graph.nodes {

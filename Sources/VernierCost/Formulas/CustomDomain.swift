@@ -1,0 +1,17 @@
+import VernierGraph
+
+/// Cost formulas of the `com.microsoft` ops that have shape rules.
+enum CustomDomainCosts {
+    static var all: [String: CostFormula] {
+        [
+            "FusedConv": ConvCosts.all["Conv"]!,
+            "FusedMatMul": MatMulCosts.all["MatMul"]!,
+            "Gelu": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(5)) } },
+            "FastGelu": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(8)) } },
+            "BiasGelu": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(6)) } },
+            "QuickGelu": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(4)) } },
+            "SkipLayerNormalization": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(8)) } },
+            "SimplifiedLayerNormalization": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(5)) } },
+        ]
+    }
+}

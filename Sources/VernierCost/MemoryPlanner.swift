@@ -1,0 +1,159 @@
+import VernierGraph
+
+/// One arena buffer: a span of bytes shared by values whose lifetimes chain (in-place
+/// ops and aliases).
+public struct PlannedBuffer: Sendable, Equatable {
+    public var size: Int
+    public var offset: Int
+    /// First and last execution step at which the buffer holds live data.
+    public var firstStep: Int
+    public var lastStep: Int
+    /// Values stored in it, in order of definition.
+    public var values: [String]
+}
+
+/// Where every activation lives in one arena, and how much memory that takes.
+public struct MemoryPlan: Sendable {
+    public var buffers: [PlannedBuffer]
+    /// Buffer index of each planned value.
+    public var bufferOf: [String: Int]
+    /// The arena size: planned peak activation bytes.
+    public var arenaBytes: Int
+    /// Bytes if every activation had a buffer of its own.
+    public var naiveBytes: Int
+    /// Live activation bytes after each execution step (one entry per node).
+    public var liveBytes: [Int]
+    /// The largest live set: a lower bound on any arena.
+    public var maxLiveBytes: Int { liveBytes.max() ?? 0 }
+}
+
+/// Why a graph could not be planned.
+public enum MemoryPlanError: Error, CustomStringConvertible, Sendable {
+    case symbolicSize(value: String, size: String)
+    case unknownSize(value: String)
+
+    public var description: String {
+        switch self {
+        case .symbolicSize(let v, let s): return "value '\(v)' has symbolic size \(s); bind the dims (--dim, --input) to plan memory"
+        case .unknownSize(let v): return "the size of value '\(v)' is unknown"
+        }
+    }
+}
+
+/// Plans activation memory: lifetimes over the execution order, in-place reuse where
+/// the op allows, aliases for ops that only reinterpret, and offsets in one arena
+/// assigned greedily by size with best fit.
+public enum MemoryPlanner {
+    /// Ops whose output is the input's bytes reinterpreted (no copy).
+    public static let aliasOps: Set<String> = ["Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"]
+    /// Element-wise ops that may write their output over a dead input of the same size.
+    public static let inPlaceOps: Set<String> = Set(ElementwiseCosts.flopsPerElement.keys).union(["Max", "Min", "Sum", "Mean"])
+
+    /// Buffers are aligned to this many bytes (a cache line).
+    public static let alignment = 64
+
+    public static func plan(_ inferred: InferredGraph) throws -> MemoryPlan {
+        let graph = inferred.graph
+        let weights = Set(graph.initializers.map(\.name))
+        // Values whose contents inference knows are folded at plan time and live with weights.
+        func isActivation(_ name: String) -> Bool {
+            !name.isEmpty && !weights.contains(name) && inferred.facts[name]?.constant == nil
+        }
+        func bytes(_ name: String) throws -> Int {
+            guard let t = inferred.type(of: name), let shape = t.shape else { throw MemoryPlanError.unknownSize(value: name) }
+            guard let count = shape.knownElementCount else {
+                throw MemoryPlanError.symbolicSize(value: name, size: shape.shapeDescription)
+            }
+            guard let b = t.elementType.byteCount(elements: count) else { return 0 }
+            return (b + alignment - 1) / alignment * alignment
+        }
+
+        let steps = graph.nodes.count
+        let graphOutputs = Set(graph.outputs.map(\.name))
+        var lastUse: [String: Int] = [:]
+        for (step, node) in graph.nodes.enumerated() {
+            for i in node.inputs where isActivation(i) { lastUse[i] = step }
+            for (_, sub) in node.subgraphs {
+                for name in GraphValidator.outerReads(of: sub) where isActivation(name) { lastUse[name] = max(lastUse[name] ?? step, step) }
+            }
+        }
+        for o in graphOutputs where isActivation(o) { lastUse[o] = steps }
+
+        var buffers: [PlannedBuffer] = []
+        var bufferOf: [String: Int] = [:]
+        var naive = 0
+        func newBuffer(_ name: String, step: Int) throws {
+            let size = try bytes(name)
+            naive += size
+            bufferOf[name] = buffers.count
+            buffers.append(PlannedBuffer(size: size, offset: 0, firstStep: step, lastStep: max(step, lastUse[name] ?? step), values: [name]))
+        }
+        for input in graph.runtimeInputs where isActivation(input.name) { try newBuffer(input.name, step: 0) }
+        for (step, node) in graph.nodes.enumerated() {
+            for (index, output) in node.outputs.enumerated() where isActivation(output) {
+                // Reuse the input's buffer when this op allows it and the input dies here.
+                if index == 0, let source = reusableInput(of: node, step: step, output: output, bufferOf: bufferOf, buffers: buffers,
+                                                          lastUse: lastUse, graphOutputs: graphOutputs, bytes: bytes, inferred: inferred) {
+                    let b = bufferOf[source]!
+                    naive += try bytes(output)
+                    bufferOf[output] = b
+                    buffers[b].values.append(output)
+                    buffers[b].lastStep = max(buffers[b].lastStep, lastUse[output] ?? step)
+                } else {
+                    try newBuffer(output, step: step)
+                }
+            }
+        }
+        assignOffsets(&buffers)
+        let arena = buffers.map { $0.offset + $0.size }.max() ?? 0
+        var live = [Int](repeating: 0, count: max(steps, 1))
+        for b in buffers {
+            for s in b.firstStep...min(b.lastStep, live.count - 1) { live[s] += b.size }
+        }
+        return MemoryPlan(buffers: buffers, bufferOf: bufferOf, arenaBytes: arena, naiveBytes: naive, liveBytes: live)
+    }
+
+    /// The input whose buffer `output` may take over, if any.
+    static func reusableInput(of node: Node, step: Int, output: String, bufferOf: [String: Int], buffers: [PlannedBuffer],
+                              lastUse: [String: Int],
+                              graphOutputs: Set<String>, bytes: (String) throws -> Int, inferred: InferredGraph) -> String? {
+        guard node.isDefaultDomain else { return nil }
+        let alias = aliasOps.contains(node.opType)
+        guard alias || inPlaceOps.contains(node.opType) else { return nil }
+        let candidates = alias ? Array(node.inputs.prefix(1)) : node.inputs
+        for input in candidates where !input.isEmpty {
+            guard let b = bufferOf[input] else { continue }
+            // An alias keeps the buffer alive as long as either name is used; an in-place
+            // write needs the input dead after this step and the same element type and size.
+            if alias { return input }
+            guard lastUse[input] == step, !graphOutputs.contains(input),
+                  inferred.type(of: input)?.elementType == inferred.type(of: output)?.elementType,
+                  let inBytes = try? bytes(input), let outBytes = try? bytes(output), inBytes == outBytes else { continue }
+            // Every other value in that buffer (aliases) must be dead too.
+            if buffers[b].lastStep <= step { return input }
+        }
+        return nil
+    }
+
+    /// Greedy by size, best fit: largest buffers first, each at the lowest offset that
+    /// does not overlap a placed buffer whose lifetime intersects its own.
+    static func assignOffsets(_ buffers: inout [PlannedBuffer]) {
+        let order = buffers.indices.sorted { buffers[$0].size != buffers[$1].size ? buffers[$0].size > buffers[$1].size : $0 < $1 }
+        var placed: [Int] = []
+        for i in order {
+            let b = buffers[i]
+            let conflicts = placed.map { buffers[$0] }
+                .filter { $0.firstStep <= b.lastStep && b.firstStep <= $0.lastStep }
+                .sorted { $0.offset < $1.offset }
+            var best: (offset: Int, gap: Int)?
+            var cursor = 0
+            for c in conflicts {
+                let gap = c.offset - cursor
+                if gap >= b.size, best.map({ gap < $0.gap }) ?? true { best = (cursor, gap) }
+                cursor = max(cursor, c.offset + c.size)
+            }
+            buffers[i].offset = best?.offset ?? cursor
+            placed.append(i)
+        }
+    }
+}

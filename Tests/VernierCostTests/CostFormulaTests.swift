@@ -1,0 +1,154 @@
+import Foundation
+import Testing
+import VernierGraph
+@testable import VernierCost
+
+/// Cost formulas against arithmetic written out by hand.
+struct CostFormulaTests {
+    func table(_ b: GraphBuilder, _ options: InferenceOptions = InferenceOptions()) throws -> CostTable {
+        let model = try GraphValidator.validate(b.model)
+        let inferred = try ShapeInference(options: options).infer(model)
+        return CostModel.table(for: AnalyzedModel(model: model, inferred: inferred, libONNXNote: nil))
+    }
+
+    func row(_ t: CostTable, _ name: String) throws -> NodeCost {
+        try #require(t.nodes.first { $0.name == name })
+    }
+
+    @Test func resnetStemConv() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [.value(1), .value(3), .value(224), .value(224)])
+        b.weight("w", [64, 3, 7, 7])
+        b.weight("bias", [64])
+        b.node("Conv", ["x", "w", "bias"], ["y"], ["strides": .ints([2, 2]), "pads": .ints([3, 3, 3, 3])])
+        b.output("y")
+        let r = try row(try table(b), "y")
+        // 64 output channels x 112 x 112 outputs x (3 x 7 x 7) taps = 118,013,952
+        #expect(r.macs?.value == 118_013_952)
+        // 2 x MACs + one bias add per output (64 x 112 x 112 = 802,816)
+        #expect(r.flops?.value == Double(2 * 118_013_952 + 802_816))
+        #expect(r.params == 64 * 3 * 7 * 7 + 64)
+        // Reads x (3x224x224 floats) + weights + bias; writes 64x112x112 floats.
+        #expect(r.bytesRead?.value == Double((3 * 224 * 224 + 9408 + 64) * 4))
+        #expect(r.bytesWritten?.value == Double(802_816 * 4))
+    }
+
+    @Test func depthwiseConvCountsOneInputChannelPerOutput() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [.value(1), .value(32), .value(112), .value(112)])
+        b.weight("w", [32, 1, 3, 3])
+        b.node("Conv", ["x", "w"], ["y"], ["group": .int(32), "pads": .ints([1, 1, 1, 1])])
+        b.output("y")
+        // 32 x 112 x 112 outputs x 9 taps = 3,612,672
+        #expect(try row(try table(b), "y").macs?.value == 3_612_672)
+    }
+
+    @Test func convTransposeScattersEachInput() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [.value(1), .value(16), .value(32), .value(32)])
+        b.weight("w", [16, 8, 2, 2])
+        b.node("ConvTranspose", ["x", "w"], ["y"], ["strides": .ints([2, 2])])
+        b.output("y")
+        // 16 x 32 x 32 inputs x (8 x 2 x 2) = 524,288
+        #expect(try row(try table(b), "y").macs?.value == 524_288)
+    }
+
+    @Test func gemmWithBias() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [.value(4), .value(512)])
+        b.weight("w", [10, 512])
+        b.weight("c", [10])
+        b.node("Gemm", ["x", "w", "c"], ["y"], ["transB": .int(1)])
+        b.output("y")
+        let r = try row(try table(b), "y")
+        // M x N x K = 4 x 10 x 512 = 20,480; FLOPs 2 x 20,480 + 40 bias adds
+        #expect(r.macs?.value == 20_480)
+        #expect(r.flops?.value == Double(40_960 + 40))
+    }
+
+    @Test func attentionMatMulIsAPolynomialInSeq() throws {
+        var b = GraphBuilder()
+        b.input("q", .float, [.symbol("batch"), .value(12), .symbol("seq"), .value(64)])
+        b.input("k", .float, [.symbol("batch"), .value(12), .value(64), .symbol("seq")])
+        b.node("MatMul", ["q", "k"], ["s"])
+        b.output("s")
+        let t = try table(b)
+        let macs = try #require(try row(t, "s").macs)
+        // 12 heads x seq x seq x 64 = 768 x batch x seq^2
+        #expect(macs == Cost(768) * Cost(symbol: "batch") * Cost(symbol: "seq") * Cost(symbol: "seq"))
+        #expect(macs.substituting(["batch": 1, "seq": 128]).value == Double(768 * 128 * 128))
+        #expect(t.memory == nil)
+        #expect(t.memoryNote?.contains("symbolic") == true)
+    }
+
+    @Test func bidirectionalLSTMCountsEveryStepAndDirection() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [.value(10), .value(1), .value(16)])
+        b.weight("w", [2, 128, 16])
+        b.weight("r", [2, 128, 32])
+        b.node("LSTM", ["x", "w", "r"], ["y", "h"], ["hidden_size": .int(32), "direction": .string("bidirectional")])
+        b.output("y")
+        let r = try row(try table(b), "y")
+        // 10 steps x 2 directions x 1 batch x 4 gates x 32 hidden x (16 input + 32 hidden) = 122,880
+        #expect(r.macs?.value == 122_880)
+        // + 10 x 2 x 1 x 32 hidden units x 23 gate FLOPs = 14,720
+        #expect(r.flops?.value == Double(245_760 + 14_720))
+    }
+
+    @Test func elementwiseConstantsPerElement() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [.value(10), .value(100)])
+        b.node("Sigmoid", ["x"], ["s"])
+        b.node("Relu", ["s"], ["r"])
+        b.node("Softmax", ["r"], ["m"])
+        b.node("Reshape", ["m", "shape"], ["z"])
+        b.ints("shape", [1000])
+        b.output("z")
+        let t = try table(b)
+        #expect(try row(t, "s").flops?.value == 3000)
+        #expect(try row(t, "r").flops?.value == 1000)
+        #expect(try row(t, "m").flops?.value == 5000)
+        #expect(try row(t, "z").flops?.value == 0)
+        #expect(t.totals.flops.value == 9000)
+    }
+
+    @Test func poolingCountsTheWindow() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [.value(1), .value(8), .value(32), .value(32)])
+        b.node("MaxPool", ["x"], ["m"], ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])])
+        b.node("GlobalAveragePool", ["m"], ["g"])
+        b.output("g")
+        let t = try table(b)
+        // MaxPool out 8 x 16 x 16 = 2048 elements x 9 compares = 18,432
+        #expect(try row(t, "m").flops?.value == 18_432)
+        // GAP: 2048 adds + 8 divides
+        #expect(try row(t, "g").flops?.value == 2056)
+    }
+
+    @Test func ifCostsItsLargerBranch() throws {
+        var then = GraphBuilder()
+        then.node("Relu", ["x"], ["t"])
+        then.output("t")
+        var otherwise = GraphBuilder()
+        otherwise.node("Sigmoid", ["x"], ["e"])
+        otherwise.output("e")
+        var b = GraphBuilder()
+        b.input("c", .bool, [])
+        b.input("x", .float, [.value(100)])
+        b.node("If", ["c"], ["y"], ["then_branch": .graph(then.graph), "else_branch": .graph(otherwise.graph)])
+        b.output("y")
+        let t = try table(b)
+        // Relu 100 FLOPs, Sigmoid 300: the larger counts.
+        #expect(try row(t, "y").flops?.value == 300)
+        #expect(try row(t, "y").subgraphs.count == 2)
+    }
+
+    /// An op that has a shape rule must have a cost formula, and the other way round:
+    /// the op's entries are found together by name.
+    @Test func everyShapeRuleHasACostFormulaAndBack() {
+        let rules = Set(ShapeRules.supportedOps)
+        let formulas = Set(CostFormulas.supportedOps)
+        #expect(rules.subtracting(formulas).sorted() == [], "shape rules without a cost formula")
+        #expect(formulas.subtracting(rules).sorted() == [], "cost formulas without a shape rule")
+    }
+}

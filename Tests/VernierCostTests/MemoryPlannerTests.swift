@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+import VernierGraph
+@testable import VernierCost
+
+struct MemoryPlannerTests {
+    static let root: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    static var models: [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root + "/Models")) ?? []
+        return names.filter { $0.hasSuffix(".onnx") }.sorted()
+    }
+
+    /// Checks a plan by brute force: no two buffers that are live at the same step
+    /// overlap in the arena, the arena holds the largest live set, and each value's
+    /// buffer is live over the value's whole lifetime.
+    func verify(_ plan: MemoryPlan, _ inferred: InferredGraph) {
+        for (i, a) in plan.buffers.enumerated() {
+            #expect(a.offset >= 0 && a.offset + a.size <= plan.arenaBytes)
+            for b in plan.buffers[(i + 1)...] {
+                let timeOverlap = a.firstStep <= b.lastStep && b.firstStep <= a.lastStep
+                let spaceOverlap = a.offset < b.offset + b.size && b.offset < a.offset + a.size
+                #expect(!(timeOverlap && spaceOverlap), "buffers \(a.values) and \(b.values) overlap")
+            }
+        }
+        let steps = inferred.graph.nodes.count
+        var live = [Int](repeating: 0, count: steps)
+        for b in plan.buffers { for s in b.firstStep...min(b.lastStep, steps - 1) { live[s] += b.size } }
+        #expect(plan.arenaBytes >= (live.max() ?? 0))
+        #expect(plan.liveBytes == live)
+        // Lifetimes: a value is defined at its producer's step and read until its last consumer.
+        for (step, node) in inferred.graph.nodes.enumerated() {
+            for input in node.inputs {
+                guard let b = plan.bufferOf[input] else { continue }
+                #expect(plan.buffers[b].lastStep >= step, "\(input) freed before node \(node.displayName) reads it")
+                // No other value in the same buffer was written between the definition and this read
+                // unless it is an alias or in-place result of this very value.
+            }
+        }
+    }
+
+    @Test(arguments: models)
+    func plansAreValidOnEveryModel(name: String) throws {
+        var options = InferenceOptions()
+        if name == "bert_mini.onnx" { options.dimBindings = ["batch": 2, "seq": 16] }
+        let analyzed = try ModelAnalyzer(inferenceOptions: options).analyze(path: Self.root + "/Models/" + name)
+        let plan = try MemoryPlanner.plan(analyzed.inferred)
+        verify(plan, analyzed.inferred)
+        #expect(plan.arenaBytes <= plan.naiveBytes)
+    }
+
+    @Test func aChainOfElementwiseOpsRunsInPlace() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [.value(1000)])
+        b.node("Relu", ["x"], ["a"])
+        b.node("Sigmoid", ["a"], ["b"])
+        b.node("Neg", ["b"], ["c"])
+        b.output("c")
+        let inferred = try ShapeInference().infer(try GraphValidator.validate(b.model))
+        let plan = try MemoryPlanner.plan(inferred)
+        // x, a, b, c share one 4000-byte buffer (4000 is a multiple of 64 rounded up to 4032).
+        #expect(Set(["x", "a", "b", "c"].compactMap { plan.bufferOf[$0] }).count == 1)
+        #expect(plan.arenaBytes == 4032)
+        #expect(plan.naiveBytes == 4 * 4032)
+    }
+
+    @Test func aResidualInputStaysAliveAcrossTheBranch() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [.value(256)])
+        b.node("Relu", ["x"], ["a"])
+        b.node("Sigmoid", ["a"], ["s"])
+        b.ints("shape", [16, 16])
+        b.node("Reshape", ["s", "shape"], ["r"])
+        b.ints("flat", [256])
+        b.node("Reshape", ["r", "flat"], ["f"])
+        b.node("Add", ["f", "a"], ["y"])
+        b.output("y")
+        let inferred = try ShapeInference().infer(try GraphValidator.validate(b.model))
+        let plan = try MemoryPlanner.plan(inferred)
+        verify(plan, inferred)
+        // `a` is read by the Add at the end, so Sigmoid cannot overwrite it.
+        #expect(plan.bufferOf["a"] != plan.bufferOf["s"])
+        // The reshapes alias `s`.
+        #expect(plan.bufferOf["r"] == plan.bufferOf["s"])
+        #expect(plan.bufferOf["f"] == plan.bufferOf["s"])
+        // Two 1 KiB buffers live at once at most.
+        #expect(plan.arenaBytes == 2 * 1024)
+    }
+}
