@@ -5,14 +5,18 @@ import VernierReport
 
 struct Summary: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Static summary of a model: header, one row per node, totals. Runs nothing.",
+        abstract: "Static cost of a model: one row per node with shapes, params, MACs, FLOPs, bytes, memory. Runs nothing.",
         discussion: """
         Shapes are inferred with Vernier's own rules (libonnx fills in ops without one). \
         Dynamic dims stay symbolic unless bound with --input or --dim, and the output says \
         which are left. Ops without a shape rule are listed; they never stop the summary.
 
-        Params count the elements of weight initializers (floating-point and 8-bit), \
-        each shared weight once in the totals; int64/int32 shape and index tensors are not params.
+        Costs that depend on unbound dims are printed as polynomials in them \
+        (e.g. 768*batch*seq^2 + 21.7M*batch*seq); binding the dims evaluates them. \
+        Peak activation memory comes from the memory planner (lifetimes, in-place reuse, \
+        aliases, one arena) and needs every dim bound.
+
+        \(CountingConventions.text)
 
         Examples:
           vernier summary Models/resnet_mini.onnx

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VernierCost
 
 /// The command line. Each subcommand parses flags, calls the libraries, and prints.
 @main
@@ -10,9 +11,7 @@ struct Vernier: ParsableCommand {
         discussion: """
         Exit codes: 0 success, 1 a budget failed (check), 2 an error (bad file, bad flag, unsupported op).
 
-        Counting conventions: one MAC is one multiply-add; FLOPs = 2 x MACs for multiply-add \
-        work plus bias adds; element-wise ops count FLOPs per output element; data movement \
-        costs 0 FLOPs and its bytes. Params count weight elements, each shared weight once.
+        \(CountingConventions.text)
         """,
         version: "0.1.0",
         subcommands: [Summary.self]
