@@ -155,6 +155,12 @@ public enum CostModel {
 
     /// Ops that read only their inputs' shapes, not their bytes.
     static let metadataOnly: Set<String> = ["Shape", "Size", "Constant"]
+    /// Ops that read from their data input only the elements they write out.
+    static let selectsFromInput: Set<String> = ["Gather", "GatherElements", "GatherND", "Slice"]
+
+    static func sumOfBytes(_ types: [TensorType?]) -> Cost? {
+        types.reduce(Cost?.some(.zero)) { acc, t in acc.flatMap { a in bytes(t).map { a + $0 } } }
+    }
 
     static func rowsFor(_ inferred: InferredGraph, outerWeights: [String: TensorData]) -> [NodeCost] {
         var weights = outerWeights
@@ -181,11 +187,19 @@ public enum CostModel {
             let formula = node.isDefaultDomain ? CostFormulas.formula(for: node.opType)
                 : CostFormulas.customFormula(domain: node.domain, op: node.opType)
             let context = CostContext(node: node, inputs: inputTypes, outputs: outputTypes, subgraphCosts: subCosts)
-            let present = zip(node.inputs, inputTypes).filter { !$0.0.isEmpty }.map(\.1)
-            let read: Cost? = metadataOnly.contains(node.opType) ? .zero
-                : present.reduce(Cost?.some(.zero)) { acc, t in acc.flatMap { a in bytes(t).map { a + $0 } } }
             let outputs = zip(node.outputs, outputTypes).filter { !$0.0.isEmpty }.map(\.1)
-            let written = outputs.reduce(Cost?.some(.zero)) { acc, t in acc.flatMap { a in bytes(t).map { a + $0 } } }
+            let written = sumOfBytes(outputs)
+            var present = zip(node.inputs, inputTypes).filter { !$0.0.isEmpty }.map(\.1)
+            let read: Cost?
+            if metadataOnly.contains(node.opType) {
+                read = .zero
+            } else if selectsFromInput.contains(node.opType), !present.isEmpty {
+                // Only the selected elements of the data input are read: as many as are written.
+                present.removeFirst()
+                read = sumOfBytes(present).flatMap { a in written.map { a + $0 } }
+            } else {
+                read = sumOfBytes(present)
+            }
             return NodeCost(name: node.displayName, opType: node.opType, domain: node.domain,
                             inputTypes: inputTypes, inputIsWeight: isWeight, outputTypes: outputTypes, params: params,
                             work: formula?(context), bytesRead: read, bytesWritten: written, activationBytes: written,
