@@ -85,15 +85,25 @@ public enum CostModel {
         var counted = Set<String>()
         var params = 0
         var weightBytes = 0
-        let weights = graph.initializerIndex
-        for node in graph.nodes {
-            for input in node.inputs where !input.isEmpty && !counted.contains(input) {
-                guard let w = weights[input], isParameter(w) else { continue }
-                counted.insert(input)
-                params += w.elementCount
+        // Weights read anywhere count, those read only inside If branches or loop bodies too.
+        func countParams(_ g: Graph, weights outer: [String: TensorData]) {
+            var weights = outer
+            for t in g.initializers { weights[t.name] = t }
+            for node in g.nodes {
+                for input in node.inputs where !input.isEmpty && !counted.contains(input) {
+                    guard let w = weights[input], isParameter(w) else { continue }
+                    counted.insert(input)
+                    params += w.elementCount
+                }
+                for (_, sub) in node.subgraphs { countParams(sub, weights: weights) }
             }
         }
-        for t in graph.initializers { weightBytes += t.byteCount }
+        countParams(graph, weights: [:])
+        func countWeightBytes(_ g: Graph) {
+            weightBytes += g.initializers.reduce(0) { $0 + $1.byteCount }
+            for node in g.nodes { for (_, sub) in node.subgraphs { countWeightBytes(sub) } }
+        }
+        countWeightBytes(graph)
         func countAll(_ rows: [NodeCost]) -> Int { rows.reduce(0) { $0 + 1 + $1.subgraphs.reduce(0) { $0 + countAll($1.nodes) } } }
         var totals = CostTotals(nodes: graph.nodes.count, nodesIncludingSubgraphs: countAll(rows), params: params,
                                 weightBytes: weightBytes, macs: .zero, flops: .zero, intMacs: .zero,

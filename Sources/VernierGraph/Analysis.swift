@@ -1,9 +1,13 @@
+import Dispatch
+
 /// A model loaded, validated and shape-inferred: the value every later stage starts from.
 public struct AnalyzedModel: Sendable {
     public var model: Model
     public var inferred: InferredGraph
     /// Why libonnx could not serve as the fallback, when it was needed and failed.
     public var libONNXNote: String?
+    /// Wall time of each stage (load, validate, libonnx fallback, infer), in seconds.
+    public var stageSeconds: [(stage: String, seconds: Double)] = []
 
     public init(model: Model, inferred: InferredGraph, libONNXNote: String? = nil) {
         self.model = model
@@ -42,8 +46,12 @@ public struct ModelAnalyzer: Sendable {
 
     /// Throws `LoadError`, `ValidationError` or `InferenceError`.
     public func analyze(path: String) throws -> AnalyzedModel {
+        var clock = StageClock()
         let loader = ModelLoader(options: loadOptions)
-        let model = try GraphValidator.validate(try loader.load(path: path))
+        let loaded = try loader.load(path: path)
+        clock.lap("load")
+        let model = try GraphValidator.validate(loaded)
+        clock.lap("validate")
         var fallback: [String: TensorType] = [:]
         var note: String?
         if useLibONNXFallback && needsFallback(model.graph) {
@@ -52,9 +60,13 @@ public struct ModelAnalyzer: Sendable {
                                             dimBindings: inferenceOptions.dimBindings)
             fallback = result.types
             note = result.note
+            clock.lap("libonnx fallback")
         }
         let inferred = try ShapeInference(options: inferenceOptions, fallbackTypes: fallback).infer(model)
-        return AnalyzedModel(model: model, inferred: inferred, libONNXNote: note)
+        clock.lap("infer shapes")
+        var analyzed = AnalyzedModel(model: model, inferred: inferred, libONNXNote: note)
+        analyzed.stageSeconds = clock.laps
+        return analyzed
     }
 
     private func needsFallback(_ graph: Graph) -> Bool {
@@ -63,5 +75,20 @@ public struct ModelAnalyzer: Sendable {
                 : ShapeRules.customRule(domain: node.domain, op: node.opType) != nil
             return !hasRule || node.subgraphs.contains { needsFallback($0.graph) }
         }
+    }
+}
+
+/// Wall-clock laps on a monotonic clock.
+public struct StageClock: Sendable {
+    private var last = DispatchTime.now().uptimeNanoseconds
+    public private(set) var laps: [(stage: String, seconds: Double)] = []
+
+    public init() {}
+
+    /// Records the time since the previous lap under `stage`.
+    public mutating func lap(_ stage: String) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        laps.append((stage, Double(now - last) / 1e9))
+        last = now
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import VernierCost
 import VernierGraph
 import VernierReport
@@ -28,9 +29,25 @@ struct Summary: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var output: OutputOptions
 
+    @Flag(help: "Print the time each stage took (load, validate, infer, cost, render) to stderr.")
+    var timings = false
+
     func run() throws {
         let analyzed = try model.analyze()
+        var clock = StageClock()
         let table = CostModel.table(for: analyzed)
-        try output.emit(SummaryReport(table).render(output.format))
+        clock.lap("cost and memory plan")
+        let text = SummaryReport(table).render(output.format)
+        clock.lap("render")
+        try output.emit(text)
+        if timings {
+            let laps = analyzed.stageSeconds + clock.laps
+            let lines = laps.map { String(format: "  %-22@ %8.2f ms", $0.stage as NSString, $0.seconds * 1000) }
+            let total = laps.reduce(0) { $0 + $1.seconds }
+            let afterLoad = laps.filter { $0.stage != "load" }.reduce(0) { $0 + $1.seconds }
+            FileHandle.standardError.write(Data(("timings:\n" + lines.joined(separator: "\n")
+                + String(format: "\n  %-22@ %8.2f ms\n  %-22@ %8.2f ms\n", "total" as NSString, total * 1000,
+                         "after load" as NSString, afterLoad * 1000)).utf8))
+        }
     }
 }

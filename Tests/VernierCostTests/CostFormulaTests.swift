@@ -152,3 +152,23 @@ struct CostFormulaTests {
         #expect(formulas.subtracting(rules).sorted() == [], "cost formulas without a shape rule")
     }
 }
+
+extension CostFormulaTests {
+    @Test func paramsTotalCountsWeightsReadOnlyInsideBranches() throws {
+        var then = GraphBuilder()
+        then.weight("wt", [4, 8])
+        then.node("MatMul", ["x", "wt"], ["t"])
+        then.output("t")
+        var otherwise = GraphBuilder()
+        otherwise.node("MatMul", ["x", "we"], ["e"])
+        otherwise.output("e")
+        var b = GraphBuilder()
+        b.weight("we", [4, 8])
+        b.input("c", .bool, [])
+        b.input("x", .float, [.value(2), .value(4)])
+        b.node("If", ["c"], ["y"], ["then_branch": .graph(then.graph), "else_branch": .graph(otherwise.graph)])
+        b.output("y")
+        // 32 elements in the then branch's own initializer + 32 in the outer one the else branch reads.
+        #expect(try table(b).totals.params == 64)
+    }
+}
