@@ -9,6 +9,8 @@ public struct NodeCost: Sendable {
     public var inputTypes: [TensorType?]
     /// Which inputs are weights (initializers), aligned with `inputTypes`.
     public var inputIsWeight: [Bool]
+    /// Input value names ("" for an omitted optional input).
+    public var inputNames: [String]
     public var outputTypes: [TensorType?]
     /// Elements of the weights this node reads (see `CostModel.isParameter`).
     public var params: Int
@@ -211,7 +213,7 @@ public enum CostModel {
                 read = sumOfBytes(present)
             }
             return NodeCost(name: node.displayName, opType: node.opType, domain: node.domain,
-                            inputTypes: inputTypes, inputIsWeight: isWeight, outputTypes: outputTypes, params: params,
+                            inputTypes: inputTypes, inputIsWeight: isWeight, inputNames: node.inputs, outputTypes: outputTypes, params: params,
                             work: formula?(context), bytesRead: read, bytesWritten: written, activationBytes: written,
                             subgraphs: subs)
         }

@@ -40,8 +40,10 @@ public struct SummaryReport {
 
     private var model: Model { table.analyzed.model }
 
-    private func activationShapes(_ types: [TensorType?], weights: [Bool]) -> String {
-        zip(types, weights).filter { !$0.1 }.map { Format.shape($0.0) }.joined(separator: " ")
+    /// Shapes of the inputs that are not weights; `-` marks an omitted optional input.
+    private func activationShapes(_ n: NodeCost, names: [String]) -> String {
+        zip(zip(n.inputTypes, n.inputIsWeight), names).filter { !$0.0.1 }
+            .map { $0.1.isEmpty ? "-" : Format.shape($0.0.0) }.joined(separator: " ")
     }
 
     private var opsetText: String {
@@ -62,7 +64,7 @@ public struct SummaryReport {
         let path = model.path ?? "(memory)"
         let producer = [model.producerName, model.producerVersion].filter { !$0.isEmpty }.joined(separator: " ")
         let header: [(String, String)] = [
-            ("Model", "\(path) (\(Format.bytes(model.fileBytes)))"),
+            ("Model", "\(path) (\(Format.bytes(model.fileBytes))\(model.externalDataFiles > 0 ? " with external data" : ""))"),
             ("Producer", producer.isEmpty ? "(not given)" : producer),
             ("IR version", "\(model.irVersion)"),
             ("Opsets", opsetText),
@@ -88,7 +90,7 @@ public struct SummaryReport {
             let moved: Cost? = n.bytesRead.flatMap { rd in n.bytesWritten.map { rd + $0 } }
             let share = r.depth == 0 ? shares[index - 1] : nil
             return [number, indent + (r.depth > 0 ? r.path : "") + n.name, n.qualifiedOpType,
-                    activationShapes(n.inputTypes, weights: n.inputIsWeight),
+                    activationShapes(n, names: n.inputNames),
                     n.outputTypes.map(Format.shape).joined(separator: " "),
                     n.params == 0 ? "" : Format.count(n.params),
                     zeroBlank(n.macs.map { $0 + (n.intMacs ?? .zero) }), zeroBlank(n.flops), Format.bytes(moved),
@@ -153,7 +155,7 @@ public struct SummaryReport {
         if t.intMacs != .zero { lines.append(("Integer MACs", Format.cost(t.intMacs))) }
         lines += [
             ("Weight bytes", Format.bytes(t.weightBytes)),
-            ("Activations (no reuse)", Format.bytes(table.naiveActivationBytes)),
+            ("Activations (no reuse)", table.memory.map { Format.bytes($0.naiveBytes) } ?? Format.bytes(table.naiveActivationBytes)),
             ("Peak activations", table.memory.map { Format.bytes($0.arenaBytes) + " (planned arena)" } ?? "not planned: \(table.memoryNote ?? "")"),
         ]
         return lines
@@ -192,7 +194,7 @@ public struct SummaryReport {
         for r in rows {
             let n = r.cost
             let fields = [r.path, n.name, n.opType, n.domain,
-                          n.inputTypes.map(Format.shape).joined(separator: " "),
+                          zip(n.inputTypes, n.inputNames).map { $0.1.isEmpty ? "-" : Format.shape($0.0) }.joined(separator: " "),
                           n.outputTypes.map(Format.shape).joined(separator: " "),
                           String(n.params), csvCost(n.macs), csvCost(n.intMacs), csvCost(n.flops),
                           csvCost(n.bytesRead), csvCost(n.bytesWritten), csvCost(n.activationBytes),

@@ -49,16 +49,27 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("max-elements"), help: "Refuse values with more elements than this.")
     var maxElements: Int = 1 << 34
 
-    var inferenceOptions: InferenceOptions {
+    /// The bindings; the same name given twice with different values is an error.
+    func inferenceOptions() throws -> InferenceOptions {
         var o = InferenceOptions()
-        for i in inputs { o.inputShapes[i.name] = i.dims }
-        for d in dims { o.dimBindings[d.symbol] = d.value }
+        for i in inputs {
+            if let old = o.inputShapes[i.name], old != i.dims {
+                throw CommandError("--input \(i.name) is given twice with different shapes")
+            }
+            o.inputShapes[i.name] = i.dims
+        }
+        for d in dims {
+            if let old = o.dimBindings[d.symbol], old != d.value {
+                throw CommandError("--dim \(d.symbol) is given twice (\(old) and \(d.value))")
+            }
+            o.dimBindings[d.symbol] = d.value
+        }
         o.maxElements = maxElements
         return o
     }
 
     func analyze() throws -> AnalyzedModel {
-        try ModelAnalyzer(inferenceOptions: inferenceOptions).analyze(path: model)
+        try ModelAnalyzer(inferenceOptions: try inferenceOptions()).analyze(path: model)
     }
 }
 

@@ -31,13 +31,17 @@ struct Vernier: ParsableCommand {
                 print(fullMessage(for: error))
                 Foundation.exit(0)
             }
+            // One line on stderr, whatever the error: scripts read it.
+            let text: String
             if isArgumentError(error) {
-                // ArgumentParser's usage errors: its message plus usage, still exit 2.
-                let message = fullMessage(for: error)
-                FileHandle.standardError.write(Data(("vernier: " + message + "\n").utf8))
+                let message = self.message(for: error)
+                    .split(separator: "\n").first.map(String.init) ?? "invalid command line"
+                let trimmed = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
+                text = "\(trimmed) (see vernier --help)"
             } else {
-                FileHandle.standardError.write(Data(("vernier: error: \(error)\n").utf8))
+                text = "\(error)".replacingOccurrences(of: "\n", with: " ")
             }
+            FileHandle.standardError.write(Data(("vernier: error: " + text + "\n").utf8))
             Foundation.exit(2)
         }
     }

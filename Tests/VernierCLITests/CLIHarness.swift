@@ -11,7 +11,11 @@ enum CLI {
         return url.path
     }()
 
-    static var binary: String { root + "/.build/debug/vernier" }
+    /// `<root>/.build/debug/vernier`, or $VERNIER_CLI_BINARY when set (e.g. to test a release build).
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["VERNIER_CLI_BINARY"], !path.isEmpty { return path }
+        return root + "/.build/debug/vernier"
+    }
 
     /// The path of the binary, or a recorded failure that says how to build it.
     /// Tests call this first and stop when it throws: a missing binary is a failure, not a skip.
@@ -115,7 +119,8 @@ enum CLI {
 
     /// A fresh empty folder under the system temporary folder; the caller removes it.
     static func makeTempFolder(_ tag: String) throws -> String {
-        let path = NSTemporaryDirectory() + "/vernier-\(tag)-\(getpid())-\(UUID().uuidString.prefix(8))"
+        let path = (NSTemporaryDirectory() as NSString)
+            .appendingPathComponent("vernier-\(tag)-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
@@ -153,4 +158,36 @@ enum J {
     static func ints(_ values: [Int]) -> [String] { values.map(String.init) }
 
     static func int(_ any: Any?) -> Int? { (any as? NSNumber)?.intValue }
+}
+
+/// RFC 4180 CSV: fields separated by commas, quoted with `"` when needed, `""` inside quotes.
+enum CSV {
+    /// The records of `text` (which must end in a newline), or nil when a quote is unbalanced.
+    static func parse(_ text: String) -> [[String]]? {
+        var records: [[String]] = []
+        var record: [String] = []
+        var field = ""
+        var quoted = false
+        var chars = Array(text)[...]
+        while let c = chars.popFirst() {
+            if quoted {
+                if c == "\"" {
+                    if chars.first == "\"" { field.append("\""); chars.removeFirst() } else { quoted = false }
+                } else {
+                    field.append(c)
+                }
+            } else if c == "\"" && field.isEmpty {
+                quoted = true
+            } else if c == "," {
+                record.append(field); field = ""
+            } else if c == "\n" {
+                record.append(field); field = ""
+                records.append(record); record = []
+            } else {
+                field.append(c)
+            }
+        }
+        guard !quoted, field.isEmpty, record.isEmpty else { return nil }
+        return records
+    }
 }

@@ -100,29 +100,52 @@ import Testing
         #expect(!r.stdout.isEmpty)
         #expect(r.out.hasSuffix("\n"))
         let text = r.out
+        // Rows are cross-checked against the JSON of the same run, which jsonSchema checks.
+        let doc = try Self.json(model)
+        let rows = Self.flattenedNodes(doc)
+        // One row per node, subgraph nodes included (tiny_if: 3 top-level + 1 per If branch).
+        let expectedRows = (Self.expectedNodeCounts[model] ?? -1) + (model.hasSuffix("tiny_if.onnx") ? 2 : 0)
+        #expect(rows.count == expectedRows)
         switch format {
         case "json":
-            let doc = try J.parse(r.stdout)
-            #expect(doc["model"] as? String == model)
+            let printed = try J.parse(r.stdout)
+            #expect(printed["model"] as? String == model)
         case "csv":
-            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
-            #expect(lines.first == "graph,name,op,domain,input_shapes,output_shapes,params")
-            // One row per node, subgraph nodes included (tiny_if: 3 top-level + 1 per If branch).
-            let expected = (Self.expectedNodeCounts[model] ?? -1) + (model.hasSuffix("tiny_if.onnx") ? 2 : 0)
-            #expect(lines.count - 1 == expected)
-            for line in lines.dropFirst() {
-                // A node row ends with its integer params.
-                let last = line.split(separator: ",", omittingEmptySubsequences: false).last.map(String.init) ?? ""
-                #expect(Int(last) != nil, "CSV row does not end in params: \(line)")
-            }
+            let table = try #require(CSV.parse(text), "stdout is not well-formed CSV")
+            let header = try #require(table.first)
+            // The documented columns come first, in this order (columns are only ever added).
+            let documented = ["graph", "name", "op", "domain", "input_shapes", "output_shapes", "params"]
+            #expect(Array(header.prefix(documented.count)) == documented, "\(header)")
+            let body = table.dropFirst()
+            #expect(body.count == expectedRows)
+            for row in body { #expect(row.count == header.count, "ragged CSV row: \(row)") }
+            let nameColumn = header.firstIndex(of: "name") ?? 1
+            let paramsColumn = header.firstIndex(of: "params") ?? 6
+            let csvRows = body.map { ($0.indices.contains(nameColumn) ? $0[nameColumn] : "?",
+                                      $0.indices.contains(paramsColumn) ? Int($0[paramsColumn]) : nil) }
+            #expect(csvRows.map(\.0) == rows.map(\.name), "CSV rows are not the JSON nodes in order")
+            #expect(csvRows.map(\.1) == rows.map { Optional($0.params) }, "CSV params differ from the JSON")
         case "md":
             #expect(text.hasPrefix("# Summary of `\(model)`\n"), "\(text.prefix(200))")
             #expect(text.contains("| # | Node | Op | Inputs | Outputs | Params |"))
-            #expect(text.contains("**Totals: \(Self.expectedNodeCounts[model] ?? -1) nodes"))
+            for row in rows { #expect(text.contains(row.name), "Markdown lacks node \(row.name)") }
         default:
             #expect(text.hasPrefix("Model      \(model) ("), "\(text.prefix(200))")
-            #expect(text.contains("\nTotals: \(Self.expectedNodeCounts[model] ?? -1) nodes"))
+            for row in rows { #expect(text.contains(row.name), "table lacks node \(row.name)") }
         }
+    }
+
+    /// Every node of the JSON, subgraph nodes right after their owner, as the CSV lists them.
+    static func flattenedNodes(_ doc: [String: Any]) -> [(name: String, params: Int)] {
+        var out: [(name: String, params: Int)] = []
+        func walk(_ nodes: [[String: Any]]) {
+            for n in nodes {
+                out.append((n["name"] as? String ?? "?", J.int(n["params"]) ?? -1))
+                for sub in (n["subgraphs"] as? [[String: Any]]) ?? [] { walk((sub["nodes"] as? [[String: Any]]) ?? []) }
+            }
+        }
+        walk((doc["nodes"] as? [[String: Any]]) ?? [])
+        return out
     }
 
     // MARK: JSON schema
@@ -379,7 +402,8 @@ import Testing
         let r = try CLI.run(c.args)
         #expect(r.exitedNormally && r.status == 2, "\(r)")
         #expect(r.stdout.isEmpty, "nothing on stdout for an error: \(r.out)")
-        #expect(r.stderrIsOneVernierLine, "want exactly one line starting with 'vernier: ', got:\n\(r.err)")
+        let oneLine = r.stderrIsOneVernierLine
+        #expect(oneLine, "want exactly one line starting with 'vernier: ', got:\n\(r.err)")
         let first = (r.errLines.first ?? "").lowercased()
         for m in c.mentions {
             #expect(first.contains(m.lowercased()), "message does not mention \(m): \(r.errLines.first ?? "")")
@@ -427,7 +451,8 @@ import Testing
             let r = try CLI.summary(model, ["--format", format])
             #expect(r.exitedNormally && r.status == 2, "\(r)")
             #expect(r.stdout.isEmpty, "\(r.out.prefix(300))")
-            #expect(r.stderrIsOneVernierLine, "want one 'vernier: ' line, got:\n\(r.err)")
+            let oneLine = r.stderrIsOneVernierLine
+            #expect(oneLine, "want one 'vernier: ' line, got:\n\(r.err)")
             let line = (r.errLines.first ?? "").lowercased()
             for m in mentions { #expect(line.contains(m.lowercased()), "\(model): message lacks \(m): \(r.err)") }
         }

@@ -103,6 +103,8 @@ public struct Model: Sendable {
     public var path: String?
     /// Size of the model file plus external-data files, in bytes.
     public var fileBytes: Int
+    /// Number of external-data files the weights come from.
+    public var externalDataFiles: Int = 0
 
     public init(irVersion: Int, opsets: [OpsetImport], producerName: String = "", producerVersion: String = "",
                 domain: String = "", modelVersion: Int = 0, docString: String = "", metadata: [String: String] = [:],

@@ -54,7 +54,7 @@ public struct ModelLoader: Sendable {
         let graph = try context.graph(proto.graph)
         var metadata: [String: String] = [:]
         for entry in proto.metadataProps { metadata[entry.key] = entry.value }
-        return Model(
+        var model = Model(
             irVersion: Int(proto.irVersion),
             opsets: proto.opsetImport.map { OpsetImport(domain: $0.domain, version: Int($0.version)) },
             producerName: proto.producerName,
@@ -68,6 +68,8 @@ public struct ModelLoader: Sendable {
             path: path,
             fileBytes: file.size + context.externalFiles.values.reduce(0) { $0 + $1.size }
         )
+        model.externalDataFiles = context.externalFiles.count
+        return model
     }
 
     /// Converts a standalone TensorProto (e.g. a test-data `.pb` file) held in memory.

@@ -24,6 +24,7 @@ public enum InferenceError: Error, CustomStringConvertible, Sendable, Equatable 
     case unknownSymbol(name: String, available: [String])
     case tooManyElements(node: String, value: String, shape: String, limit: Int)
     case subgraphsTooDeep(limit: Int)
+    case conflictingBinding(symbol: String, first: Int, second: Int)
 
     public var description: String {
         switch self {
@@ -37,6 +38,8 @@ public enum InferenceError: Error, CustomStringConvertible, Sendable, Equatable 
             return "node '\(node)': value '\(v)' would have shape \(s), more than the limit of \(l) elements"
         case .subgraphsTooDeep(let l):
             return "subgraphs nest more than \(l) levels deep"
+        case .conflictingBinding(let s, let a, let b):
+            return "dim '\(s)' is bound to both \(a) and \(b) (by --dim and --input); give it one value"
         }
     }
 }
@@ -100,15 +103,28 @@ public struct ShapeInference {
         for symbol in options.dimBindings.keys where !inputSymbols.contains(symbol) {
             throw InferenceError.unknownSymbol(name: symbol, available: inputSymbols.sorted())
         }
+        // `--input x=1x16` on an input declared [batch, seq] also binds batch and seq
+        // everywhere else, as a user expects; a clash with another binding is an error.
+        var resolved = self
+        for input in graph.runtimeInputs {
+            guard let dims = options.inputShapes[input.name], let declared = input.type?.tensorType?.shape else { continue }
+            for (d, v) in zip(declared, dims) where d.terms.count == 1 && d.terms.values.first == 1 {
+                guard let symbol = d.symbols.first, d == .symbol(symbol) else { continue }
+                if let bound = resolved.options.dimBindings[symbol], bound != v {
+                    throw InferenceError.conflictingBinding(symbol: symbol, first: bound, second: v)
+                }
+                resolved.options.dimBindings[symbol] = v
+            }
+        }
         var initial: [String: ValueFacts] = [:]
         for input in graph.runtimeInputs {
             var type = input.type?.tensorType
             if let dims = options.inputShapes[input.name] {
                 type = TensorType(type?.elementType ?? .float, known: dims)
             }
-            initial[input.name] = ValueFacts(type: type.map(bind), constant: options.inputValues[input.name])
+            initial[input.name] = ValueFacts(type: type.map(resolved.bind), constant: options.inputValues[input.name])
         }
-        return try inferGraph(graph, scope: initial, opsets: model.opsets, depth: 0)
+        return try resolved.inferGraph(graph, scope: initial, opsets: model.opsets, depth: 0)
     }
 
     private func bind(_ type: TensorType) -> TensorType {

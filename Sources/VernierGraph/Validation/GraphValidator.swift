@@ -6,6 +6,9 @@ public enum ValidationError: Error, CustomStringConvertible, Sendable, Equatable
     case duplicateValue(name: String, producers: [String])
     case outputNeverProduced(graph: String, output: String)
     case emptyOpType(node: String)
+    case noIRVersion
+    case noOpsetImport
+    case negativeDim(value: String, shape: String)
 
     public var description: String {
         switch self {
@@ -20,6 +23,12 @@ public enum ValidationError: Error, CustomStringConvertible, Sendable, Equatable
             return "graph\(g.isEmpty ? "" : " '\(g)'") output '\(o)' is never produced"
         case .emptyOpType(let n):
             return "node '\(n)' has no op type"
+        case .noIRVersion:
+            return "the model has no IR version (ir_version is missing or 0); the file is probably not an ONNX model"
+        case .noOpsetImport:
+            return "the model imports no operator set (opset_import is empty), so its ops have no defined meaning"
+        case .negativeDim(let v, let s):
+            return "value '\(v)' is declared with shape \(s), which has a negative dim"
         }
     }
 }
@@ -28,6 +37,9 @@ public enum ValidationError: Error, CustomStringConvertible, Sendable, Equatable
 /// requires that order; files that break it but have no cycle are reordered).
 public enum GraphValidator {
     public static func validate(_ model: Model) throws -> Model {
+        guard model.irVersion > 0 else { throw ValidationError.noIRVersion }
+        // IR 3 introduced opset imports; older files imply opset 1.
+        guard !model.opsets.isEmpty || model.irVersion < 3 else { throw ValidationError.noOpsetImport }
         var m = model
         m.graph = try validate(m.graph, outerScope: [])
         return m
@@ -36,8 +48,23 @@ public enum GraphValidator {
     /// Validates `graph`, whose nodes may also read the names in `outerScope` (subgraphs).
     public static func validate(_ graph: Graph, outerScope: Set<String>) throws -> Graph {
         var producer: [String: String] = [:]
-        for i in graph.inputs { producer[i.name] = "graph input" }
-        for t in graph.initializers where producer[t.name] == nil { producer[t.name] = "initializer" }
+        for i in graph.inputs {
+            if producer[i.name] != nil { throw ValidationError.duplicateValue(name: i.name, producers: ["graph input", "graph input"]) }
+            producer[i.name] = "graph input"
+        }
+        for info in graph.inputs + graph.outputs + graph.valueInfo {
+            if let shape = info.type?.tensorType?.shape, shape.contains(where: { ($0.intValue ?? 0) < 0 }) {
+                throw ValidationError.negativeDim(value: info.name, shape: shape.shapeDescription)
+            }
+        }
+        var initialized = Set<String>()
+        for t in graph.initializers {
+            if !initialized.insert(t.name).inserted {
+                throw ValidationError.duplicateValue(name: t.name, producers: ["initializer", "initializer"])
+            }
+            // An input with an initializer is an input with a default value (IR < 4 style).
+            if producer[t.name] == nil { producer[t.name] = "initializer" }
+        }
         for node in graph.nodes {
             if node.opType.isEmpty { throw ValidationError.emptyOpType(node: node.displayName) }
             for o in node.outputs where !o.isEmpty {
