@@ -138,13 +138,17 @@ public enum MemoryPlanner {
     /// Greedy by size, best fit: largest buffers first, each at the lowest offset that
     /// does not overlap a placed buffer whose lifetime intersects its own.
     static func assignOffsets(_ buffers: inout [PlannedBuffer]) {
-        let order = buffers.indices.sorted { buffers[$0].size != buffers[$1].size ? buffers[$0].size > buffers[$1].size : $0 < $1 }
+        // Plain spans, so the quadratic scan touches no reference-counted storage.
+        struct Span { var offset: Int; var size: Int; var first: Int; var last: Int }
+        var spans = buffers.map { Span(offset: 0, size: $0.size, first: $0.firstStep, last: $0.lastStep) }
+        let order = spans.indices.sorted { spans[$0].size != spans[$1].size ? spans[$0].size > spans[$1].size : $0 < $1 }
         var placed: [Int] = []
+        var conflicts: [Span] = []
         for i in order {
-            let b = buffers[i]
-            let conflicts = placed.map { buffers[$0] }
-                .filter { $0.firstStep <= b.lastStep && b.firstStep <= $0.lastStep }
-                .sorted { $0.offset < $1.offset }
+            let b = spans[i]
+            conflicts.removeAll(keepingCapacity: true)
+            for p in placed where spans[p].first <= b.last && b.first <= spans[p].last { conflicts.append(spans[p]) }
+            conflicts.sort { $0.offset < $1.offset }
             var best: (offset: Int, gap: Int)?
             var cursor = 0
             for c in conflicts {
@@ -152,8 +156,9 @@ public enum MemoryPlanner {
                 if gap >= b.size, best.map({ gap < $0.gap }) ?? true { best = (cursor, gap) }
                 cursor = max(cursor, c.offset + c.size)
             }
-            buffers[i].offset = best?.offset ?? cursor
+            spans[i].offset = best?.offset ?? cursor
             placed.append(i)
         }
+        for i in buffers.indices { buffers[i].offset = spans[i].offset }
     }
 }

@@ -67,37 +67,47 @@ extension Double: PolynomialCoefficient {
 }
 
 /// A polynomial in named symbols (dynamic dims such as `batch` or `seq`).
-/// Dims use integer coefficients; costs use `Double` coefficients.
+/// Dims use integer coefficients; costs use `Double` coefficients. The constant term is
+/// stored apart from the symbolic ones, so arithmetic on known numbers (the common case
+/// once dims are bound) allocates nothing.
 public struct Polynomial<Coefficient: PolynomialCoefficient>: Hashable, Sendable {
-    /// Non-zero terms.
-    public private(set) var terms: [Monomial: Coefficient]
+    /// The constant term.
+    public private(set) var constant: Coefficient
+    /// Non-zero terms with at least one symbol.
+    public private(set) var symbolic: [Monomial: Coefficient]
+
+    /// Every non-zero term, the constant under `Monomial.one`.
+    public var terms: [Monomial: Coefficient] {
+        var t = symbolic
+        if constant != .zero { t[.one] = constant }
+        return t
+    }
 
     public init(terms: [Monomial: Coefficient]) {
-        self.terms = terms.filter { $0.value != .zero }
+        constant = terms[.one] ?? .zero
+        symbolic = terms.filter { !$0.key.isConstant && $0.value != .zero }
     }
 
     public init(_ constant: Coefficient) {
-        self.init(terms: [.one: constant])
+        self.constant = constant
+        symbolic = [:]
     }
 
     public init(symbol: String) {
-        self.init(terms: [Monomial(symbol: symbol): Coefficient.one])
+        constant = .zero
+        symbolic = [Monomial(symbol: symbol): Coefficient.one]
     }
 
-    public static var zero: Polynomial { Polynomial(terms: [:]) }
+    public static var zero: Polynomial { Polynomial(Coefficient.zero) }
 
     /// The value when the polynomial has no symbols.
-    public var constantValue: Coefficient? {
-        if terms.isEmpty { return .zero }
-        if terms.count == 1, let c = terms[.one] { return c }
-        return nil
-    }
+    public var constantValue: Coefficient? { symbolic.isEmpty ? constant : nil }
 
-    public var isConstant: Bool { constantValue != nil }
+    public var isConstant: Bool { symbolic.isEmpty }
 
     /// Every symbol that appears, sorted.
     public var symbols: [String] {
-        Array(Set(terms.keys.flatMap { $0.factors.map(\.symbol) })).sorted()
+        Array(Set(symbolic.keys.flatMap { $0.factors.map(\.symbol) })).sorted()
     }
 
     /// Terms ordered for printing: highest degree first.
@@ -106,18 +116,29 @@ public struct Polynomial<Coefficient: PolynomialCoefficient>: Hashable, Sendable
     }
 
     public static func + (lhs: Polynomial, rhs: Polynomial) -> Polynomial {
-        var t = lhs.terms
-        for (m, c) in rhs.terms { t[m] = Coefficient.adding(t[m] ?? .zero, c) }
-        return Polynomial(terms: t)
+        var result = lhs
+        result.constant = Coefficient.adding(lhs.constant, rhs.constant)
+        if rhs.symbolic.isEmpty { return result }
+        for (m, c) in rhs.symbolic {
+            let sum = Coefficient.adding(result.symbolic[m] ?? .zero, c)
+            result.symbolic[m] = sum == .zero ? nil : sum
+        }
+        return result
     }
 
     public static prefix func - (value: Polynomial) -> Polynomial {
-        Polynomial(terms: value.terms.mapValues { Coefficient.negating($0) })
+        var result = value
+        result.constant = Coefficient.negating(value.constant)
+        if !value.symbolic.isEmpty { result.symbolic = value.symbolic.mapValues { Coefficient.negating($0) } }
+        return result
     }
 
     public static func - (lhs: Polynomial, rhs: Polynomial) -> Polynomial { lhs + (-rhs) }
 
     public static func * (lhs: Polynomial, rhs: Polynomial) -> Polynomial {
+        if lhs.symbolic.isEmpty && rhs.symbolic.isEmpty {
+            return Polynomial(Coefficient.multiplying(lhs.constant, rhs.constant))
+        }
         var t: [Monomial: Coefficient] = [:]
         for (m1, c1) in lhs.terms {
             for (m2, c2) in rhs.terms {
@@ -130,8 +151,9 @@ public struct Polynomial<Coefficient: PolynomialCoefficient>: Hashable, Sendable
 
     /// Substitutes the bound symbols; symbols left unbound stay.
     public func substituting(_ values: [String: Coefficient]) -> Polynomial {
-        var result = Polynomial.zero
-        for (m, c) in terms {
+        if symbolic.isEmpty { return self }
+        var result = Polynomial(constant)
+        for (m, c) in symbolic {
             var term = Polynomial(c)
             for f in m.factors {
                 if let v = values[f.symbol] {
@@ -147,7 +169,9 @@ public struct Polynomial<Coefficient: PolynomialCoefficient>: Hashable, Sendable
 
     /// Maps coefficients into another coefficient type (e.g. Int dims into Double costs).
     public func mapCoefficients<T: PolynomialCoefficient>(_ transform: (Coefficient) -> T) -> Polynomial<T> {
-        Polynomial<T>(terms: terms.mapValues(transform))
+        var result = Polynomial<T>(transform(constant))
+        if !symbolic.isEmpty { result.symbolic = symbolic.mapValues(transform).filter { $0.value != .zero } }
+        return result
     }
 }
 
@@ -156,7 +180,7 @@ extension Polynomial: CustomStringConvertible {
 
     /// Renders as `c1*m1 + c2*m2 + c0`, formatting each coefficient with `format`.
     public func render(_ format: (Coefficient) -> String) -> String {
-        if terms.isEmpty { return format(.zero) }
+        if symbolic.isEmpty { return format(constant) }
         var out = ""
         for (i, term) in sortedTerms.enumerated() {
             var coefficient = format(term.coefficient)

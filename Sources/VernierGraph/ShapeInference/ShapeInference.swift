@@ -161,7 +161,9 @@ public struct ShapeInference {
             let inputs = node.inputs.map { $0.isEmpty ? ValueFacts.unknown : (facts[$0] ?? .unknown) }
             let domainKey = node.isDefaultDomain ? "" : node.domain
             let opset = opsetByDomain[domainKey] ?? (node.isDefaultDomain ? 1 : 1)
-            let currentFacts = facts
+            // Only nodes with subgraphs need the scope; capturing it for every node would
+            // copy the whole dictionary on the next write.
+            let currentFacts = node.attributes.contains(where: { if case .graph = $0.value { return true }; if case .graphs = $0.value { return true }; return false }) ? facts : [:]
             let context = RuleContext(node: node, inputs: inputs, opset: opset) { attribute, subgraph, subInputs in
                 var subScope = currentFacts
                 for (info, f) in zip(subgraph.inputs, subInputs) { subScope[info.name] = f }

@@ -82,8 +82,8 @@ public enum GraphValidator {
         }
         var nodes = graph.nodes
         var dependencies = [[Int]](repeating: [], count: nodes.count)
+        let innerScope = outerScope.isEmpty ? available : outerScope.union(available)
         for (index, node) in nodes.enumerated() {
-            let innerScope = outerScope.union(available)
             for i in node.inputs where !i.isEmpty {
                 if let p = producingNode[i] {
                     dependencies[index].append(p)
