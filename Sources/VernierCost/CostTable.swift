@@ -158,10 +158,10 @@ public enum CostModel {
     /// Sum of the sizes of every activation (graph inputs and node outputs whose
     /// contents are not folded constants).
     static func naiveActivationBytes(_ inferred: InferredGraph) -> Cost {
-        let weights = Set(inferred.graph.initializers.map(\.name))
+        let folded = MemoryPlanner.foldedValues(inferred)
         var names = inferred.graph.runtimeInputs.map(\.name)
         for node in inferred.graph.nodes { names += node.outputs }
-        return names.filter { !$0.isEmpty && !weights.contains($0) && inferred.facts[$0]?.constant == nil }
+        return names.filter { MemoryPlanner.isActivation($0, folded: folded, inferred: inferred) }
             .reduce(Cost.zero) { $0 + (bytes(inferred.type(of: $1)) ?? .zero) }
     }
 
@@ -170,13 +170,29 @@ public enum CostModel {
     /// Ops that read from their data input only the elements they write out.
     static let selectsFromInput: Set<String> = ["Gather", "GatherElements", "GatherND", "Slice"]
 
+    /// A QDQ Conv/MatMul/Gemm (both operands dequantized right before it) counts its
+    /// MACs as integer MACs; its FLOPs keep only the bias adds.
+    static func qdqAdjusted(_ work: OpCost?, node: Node, producerOp: [String: String]) -> OpCost? {
+        guard var work, node.isDefaultDomain, quantizableOps.contains(node.opType), node.inputs.count >= 2,
+              producerOp[node.inputs[0]] == "DequantizeLinear", producerOp[node.inputs[1]] == "DequantizeLinear" else { return work }
+        work.intMacs = work.intMacs + work.macs
+        work.flops = work.flops - work.macs * Cost(2)
+        work.macs = .zero
+        return work
+    }
+
     static func sumOfBytes(_ types: [TensorType?]) -> Cost? {
         types.reduce(Cost?.some(.zero)) { acc, t in acc.flatMap { a in bytes(t).map { a + $0 } } }
     }
 
+    /// Ops whose QDQ form (both operands from DequantizeLinear) runtimes execute in int8.
+    static let quantizableOps: Set<String> = ["Conv", "ConvTranspose", "MatMul", "Gemm"]
+
     static func rowsFor(_ inferred: InferredGraph, outerWeights: [String: TensorData]) -> [NodeCost] {
         var weights = outerWeights
         for t in inferred.graph.initializers { weights[t.name] = t }
+        var producerOp: [String: String] = [:]
+        for node in inferred.graph.nodes { for o in node.outputs { producerOp[o] = node.opType } }
         return inferred.graph.nodes.map { node in
             let isWeight = node.inputs.map { !$0.isEmpty && weights[$0] != nil }
             var seen = Set<String>()
@@ -214,7 +230,7 @@ public enum CostModel {
             }
             return NodeCost(name: node.displayName, opType: node.opType, domain: node.domain,
                             inputTypes: inputTypes, inputIsWeight: isWeight, inputNames: node.inputs, outputTypes: outputTypes, params: params,
-                            work: formula?(context), bytesRead: read, bytesWritten: written, activationBytes: written,
+                            work: qdqAdjusted(formula?(context), node: node, producerOp: producerOp), bytesRead: read, bytesWritten: written, activationBytes: written,
                             subgraphs: subs)
         }
     }

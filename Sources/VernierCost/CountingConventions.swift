@@ -7,7 +7,9 @@ public enum CountingConventions {
     (exp, log, erf, tanh, sqrt) counting 1: Add/Mul/Relu 1, Clip 2, Sigmoid 3, HardSwish 4, \
     GELU 5, Softmax 5, BatchNormalization 2 (scale and shift), LayerNormalization 7. Data movement \
     (Reshape, Transpose, Concat, Gather, Slice, Pad, nearest Resize) costs 0 FLOPs and its bytes. \
-    Quantized ops count integer MACs separately (int_macs). If counts its larger branch; Loop \
+    Quantized ops count integer MACs separately (int_macs), and so do QDQ-form Conv, MatMul \
+    and Gemm (both operands straight from DequantizeLinear), which runtimes execute in int8. \
+    Values computed from weights alone (dequantized weights) are folded, not activations. If counts its larger branch; Loop \
     and Scan one body run per iteration. Params count weight elements (floating-point and 8-bit), \
     each shared weight once; bytes count every input read (weights included) and every output \
     written; intensity is FLOPs per byte moved.

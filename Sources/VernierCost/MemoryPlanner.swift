@@ -52,13 +52,28 @@ public enum MemoryPlanner {
     /// Buffers are aligned to this many bytes (a cache line).
     public static let alignment = 64
 
+    /// Values computed from weights and constants alone (a QDQ model's dequantized
+    /// weights, a transposed weight): folded at plan time, they live with the weights.
+    public static func foldedValues(_ inferred: InferredGraph) -> Set<String> {
+        var folded = Set(inferred.graph.initializers.map(\.name))
+        for node in inferred.graph.nodes where node.subgraphs.isEmpty && !node.opType.hasPrefix("Random") {
+            let inputs = node.inputs.filter { !$0.isEmpty }
+            if inputs.allSatisfy({ folded.contains($0) || inferred.facts[$0]?.constant != nil }) {
+                for o in node.outputs where !o.isEmpty { folded.insert(o) }
+            }
+        }
+        return folded
+    }
+
+    /// True for values the arena holds: not weights, not folded, not known constants.
+    static func isActivation(_ name: String, folded: Set<String>, inferred: InferredGraph) -> Bool {
+        !name.isEmpty && !folded.contains(name) && inferred.facts[name]?.constant == nil
+    }
+
     public static func plan(_ inferred: InferredGraph) throws -> MemoryPlan {
         let graph = inferred.graph
-        let weights = Set(graph.initializers.map(\.name))
-        // Values whose contents inference knows are folded at plan time and live with weights.
-        func isActivation(_ name: String) -> Bool {
-            !name.isEmpty && !weights.contains(name) && inferred.facts[name]?.constant == nil
-        }
+        let folded = foldedValues(inferred)
+        func isActivation(_ name: String) -> Bool { Self.isActivation(name, folded: folded, inferred: inferred) }
         func bytes(_ name: String) throws -> Int {
             guard let t = inferred.type(of: name), let shape = t.shape else { throw MemoryPlanError.unknownSize(value: name) }
             guard let count = shape.knownElementCount else {

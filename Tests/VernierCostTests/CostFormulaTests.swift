@@ -172,3 +172,28 @@ extension CostFormulaTests {
         #expect(try table(b).totals.params == 64)
     }
 }
+
+extension CostFormulaTests {
+    /// QDQ form: x and w each pass QuantizeLinear/DequantizeLinear before the Conv.
+    @Test func qdqConvCountsIntegerMacsAndFoldsTheDequantizedWeight() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [.value(1), .value(8), .value(16), .value(16)])
+        b.weight("wq", [16, 8, 3, 3], element: .int8)
+        b.floats("scale", [0.1])
+        b.weight("zp8", [1], element: .int8)
+        b.weight("zpu8", [1], element: .uint8)
+        b.node("QuantizeLinear", ["x", "scale", "zpu8"], ["xq"])
+        b.node("DequantizeLinear", ["xq", "scale", "zpu8"], ["xd"])
+        b.node("DequantizeLinear", ["wq", "scale", "zp8"], ["wd"])
+        b.node("Conv", ["xd", "wd"], ["y"], ["pads": .ints([1, 1, 1, 1])])
+        b.output("y")
+        let t = try table(b)
+        let conv = try row(t, "y")
+        // 16 x 16 x 16 outputs x (8 x 3 x 3) taps = 294,912 integer MACs, no float MACs.
+        #expect(conv.intMacs?.value == 294_912)
+        #expect(conv.macs?.value == 0)
+        let plan = try #require(t.memory)
+        #expect(plan.bufferOf["wd"] == nil, "the dequantized weight is folded, not an activation")
+        #expect(plan.bufferOf["xd"] != nil)
+    }
+}

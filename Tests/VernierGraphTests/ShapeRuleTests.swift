@@ -219,3 +219,23 @@ struct ShapeRuleTests {
         #expect(throws: InferenceError.self) { try b.infer(options) }
     }
 }
+
+extension ShapeRuleTests {
+    /// The legacy PyTorch exporter's dynamic `expand`: Where(Equal(shape, -1 * ones), ones, shape).
+    @Test func exporterExpandPatternKeepsSymbols() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [.symbol("batch"), .value(1), .value(768)])
+        b.node("Shape", ["x"], ["s"])
+        b.node("Shape", ["s"], ["n"])
+        b.node("ConstantOfShape", ["n"], ["ones"], ["value": .tensor(TensorData(name: "v", elementType: .int64, dims: [1], storage: .bytes([1, 0, 0, 0, 0, 0, 0, 0])))])
+        b.ints("minus_one", [-1])
+        b.node("Mul", ["ones", "minus_one"], ["neg"])
+        b.node("Equal", ["s", "neg"], ["eq"])
+        b.node("Where", ["eq", "ones", "s"], ["target"])
+        b.node("Expand", ["x", "target"], ["y"])
+        b.output("y")
+        let g = try b.infer()
+        #expect(g.facts["eq"]?.constant == .ints([.value(0), .value(0), .value(0)]))
+        #expect(g.type(of: "y")?.shape == [.symbol("batch"), .value(1), .value(768)])
+    }
+}

@@ -92,6 +92,11 @@ enum ElementwiseRules {
         if case .ints(let x)? = ctx.constant(0), case .ints(let y)? = ctx.constant(1) {
             let f: ([Dim]) -> Dim? = { args in
                 if op == "Equal" && args[0] == args[1] { return .value(1) }
+                // A dim taken from a shape is never negative, so it differs from -1
+                // (the exporters' "keep this dim" marker in Expand and Reshape chains).
+                if op == "Equal", args.contains(where: { ($0.intValue ?? 0) < 0 }), args.contains(where: { !$0.isConstant }) {
+                    return .value(0)
+                }
                 guard let p = args[0].intValue, let q = args[1].intValue else { return nil }
                 let r: Bool = switch op {
                 case "Equal": p == q
