@@ -52,13 +52,19 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Helpers shared by the test targets (in-memory graph building).
+        .target(
+            name: "VernierTestSupport",
+            dependencies: ["VernierGraph"],
+            path: "Tests/Support"
+        ),
         .testTarget(
             name: "VernierGraphTests",
-            dependencies: ["VernierGraph", "ONNXProto"]
+            dependencies: ["VernierGraph", "ONNXProto", "VernierTestSupport"]
         ),
         .testTarget(
             name: "VernierCostTests",
-            dependencies: ["VernierGraph", "VernierCost"]
+            dependencies: ["VernierGraph", "VernierCost", "VernierTestSupport"]
         ),
         .testTarget(
             name: "VernierCLITests",

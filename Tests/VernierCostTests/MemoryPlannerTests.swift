@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VernierTestSupport
 import VernierGraph
 @testable import VernierCost
 

@@ -1,6 +1,7 @@
 import Foundation
 import ONNXProto
 import Testing
+import VernierTestSupport
 @testable import VernierGraph
 
 struct LoaderTests {

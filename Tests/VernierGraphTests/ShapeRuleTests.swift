@@ -1,4 +1,5 @@
 import Testing
+import VernierTestSupport
 @testable import VernierGraph
 
 /// Hand-computed expectations for the shape rules; the arithmetic is written out here,

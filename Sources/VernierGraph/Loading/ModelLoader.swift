@@ -126,21 +126,21 @@ private struct ConversionContext {
     }
 
     func valueInfo(_ v: Onnx_ValueInfoProto) -> ValueInfo {
-        ValueInfo(name: v.name, type: v.hasType ? valueType(v.type) : nil)
+        ValueInfo(name: v.name, type: v.hasType ? valueType(v.type, value: v.name) : nil)
     }
 
-    func valueType(_ t: Onnx_TypeProto) -> ValueType? {
+    func valueType(_ t: Onnx_TypeProto, value: String = "") -> ValueType? {
         switch t.value {
         case .tensorType(let tt)?:
-            return .tensor(tensorType(elemType: tt.elemType, shape: tt.hasShape ? tt.shape : nil))
+            return .tensor(tensorType(elemType: tt.elemType, shape: tt.hasShape ? tt.shape : nil, value: value))
         case .sparseTensorType(let st)?:
-            return .sparseTensor(tensorType(elemType: st.elemType, shape: st.hasShape ? st.shape : nil))
+            return .sparseTensor(tensorType(elemType: st.elemType, shape: st.hasShape ? st.shape : nil, value: value))
         case .sequenceType(let s)?:
-            return .sequence(s.hasElemType ? valueType(s.elemType) : nil)
+            return .sequence(s.hasElemType ? valueType(s.elemType, value: value) : nil)
         case .mapType(let m)?:
-            return .map(key: ElementType(rawValue: Int(m.keyType)) ?? .undefined, value: m.hasValueType ? valueType(m.valueType) : nil)
+            return .map(key: ElementType(rawValue: Int(m.keyType)) ?? .undefined, value: m.hasValueType ? valueType(m.valueType, value: value) : nil)
         case .optionalType(let o)?:
-            return .optional(o.hasElemType ? valueType(o.elemType) : nil)
+            return .optional(o.hasElemType ? valueType(o.elemType, value: value) : nil)
         case .opaqueType(let o)?:
             return .opaque(domain: o.domain, name: o.name)
         case nil:
@@ -148,21 +148,8 @@ private struct ConversionContext {
         }
     }
 
-    func tensorType(elemType: Int32, shape: Onnx_TensorShapeProto?) -> TensorType {
-        let element = ElementType(rawValue: Int(elemType)) ?? .undefined
-        guard let shape else { return TensorType(element, nil) }
-        var unnamed = 0
-        let dims: [Dim] = shape.dim.map { d in
-            switch d.value {
-            case .dimValue(let v)?: return .value(Int(v))
-            case .dimParam(let p)? where !p.isEmpty: return .symbol(p)
-            default:
-                // An unnamed unknown dim: a fresh symbol so that it is never silently equal to another.
-                unnamed += 1
-                return .symbol("?\(unnamed)")
-            }
-        }
-        return TensorType(element, dims)
+    func tensorType(elemType: Int32, shape: Onnx_TensorShapeProto?, value: String) -> TensorType {
+        TensorType(elementCode: elemType, shape: shape, value: value)
     }
 
     mutating func attribute(_ a: Onnx_AttributeProto, node: String) throws -> Attribute {
@@ -191,7 +178,7 @@ private struct ConversionContext {
         case .tensors: value = .tensors(try a.tensors.map { try tensor($0) })
         case .graphs: value = .graphs(try a.graphs.map { try graph($0) })
         case .sparseTensors: value = .sparseTensors(a.sparseTensors.map(sparseType))
-        case .typeProtos: value = .types(a.typeProtos.map(valueType))
+        case .typeProtos: value = .types(a.typeProtos.map { valueType($0) })
         case .undefined: value = .ints([])
         }
         return Attribute(name: a.name, value: value)
@@ -352,5 +339,26 @@ enum ExternalDataPath {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)
+    }
+}
+
+extension TensorType {
+    /// A tensor type from its protobuf form. A dim with neither value nor name becomes a
+    /// fresh symbol named after the value and axis (`?logits[0]`), so two unknown dims
+    /// are never taken to be equal.
+    init(elementCode: Int32, shape: Onnx_TensorShapeProto?, value: String) {
+        let element = ElementType(rawValue: Int(elementCode)) ?? .undefined
+        guard let shape else {
+            self.init(element, nil)
+            return
+        }
+        let dims: [Dim] = shape.dim.enumerated().map { axis, d in
+            switch d.value {
+            case .dimValue(let v)?: return .value(Int(v))
+            case .dimParam(let p)? where !p.isEmpty: return .symbol(p)
+            default: return .symbol("?\(value)[\(axis)]")
+            }
+        }
+        self.init(element, dims)
     }
 }

@@ -72,19 +72,7 @@ public enum LibONNX {
         var types: [String: TensorType] = [:]
         for v in inferred.graph.valueInfo + inferred.graph.output where { if case .tensorType? = v.type.value { return true } else { return false } }() {
             let t = v.type.tensorType
-            let element = ElementType(rawValue: Int(t.elemType)) ?? .undefined
-            guard t.hasShape else { types[v.name] = TensorType(element, nil); continue }
-            var unnamed = 0
-            let dims: [Dim] = t.shape.dim.map { d in
-                switch d.value {
-                case .dimValue(let v)?: return .value(Int(v))
-                case .dimParam(let p)? where !p.isEmpty: return .symbol(p)
-                default:
-                    unnamed += 1
-                    return .symbol("?\(v.name)#\(unnamed)")
-                }
-            }
-            types[v.name] = TensorType(element, dims)
+            types[v.name] = TensorType(elementCode: t.elemType, shape: t.hasShape ? t.shape : nil, value: v.name)
         }
         return (types, nil)
     }
