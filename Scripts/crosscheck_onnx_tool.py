@@ -678,16 +678,15 @@ def write_reports(results: list[ModelResult], md_path: Path, csv_path: Path, ver
                        for w, e in ws.items() if w not in kept}
             sub = res.facts.subgraph_only_weights
             inlined = {w for n in o.nodes for w in n.weights if w in sub}
-            explained = vp - sum(removed.values()) + sum(sub[w] for w in inlined)
+            not_inlined = {w: e for w, e in sub.items() if w not in inlined}
+            explained = vp - sum(removed.values()) - sum(not_inlined.values())
             msg = (f"- **{res.label}**: Vernier totals.params {fmt_int(vp)} vs onnx-tool (Vernier rule) "
                    f"{fmt_int(o.params_vernier_rule)}.")
-            if sub:
-                msg += (f" **Suspected Vernier bug:** {len(sub)} initializer(s), {fmt_int(sum(sub.values()))} elements, are read only "
-                        f"inside If/Loop bodies ({', '.join('`' + k + '`' for k in sub)}): Vernier's "
-                        "totals.params leaves all of them out (its per-node rows for those branch nodes do "
-                        "count them, and its weight_bytes "
-                        f"{fmt_int(vt.get('weight_bytes'))} covers them), while onnx-tool counts the ones "
-                        f"in the then-branches it inlined ({fmt_int(sum(sub[w] for w in inlined))}).")
+            if not_inlined:
+                msg += (f" Vernier counts the weights read only inside If/Loop bodies, every branch "
+                        f"({fmt_int(sum(sub.values()))} elements: {', '.join('`' + k + '`' for k in sub)}); "
+                        f"onnx-tool keeps only the then-branches it inlined, leaving out "
+                        f"{', '.join('`' + k + '`' for k in not_inlined)} ({fmt_int(sum(not_inlined.values()))}).")
             if removed:
                 msg += (f" onnx-tool dropped the If condition chain, and with it "
                         f"{', '.join('`' + k + '`' for k in removed)} ({fmt_int(sum(removed.values()))}).")
