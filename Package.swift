@@ -41,6 +41,11 @@ let package = Package(
             name: "VernierCost",
             dependencies: ["VernierGraph"]
         ),
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .target(
+            name: "VernierRuntime",
+            dependencies: ["VernierGraph", "VernierCost", "CDNNL"]
+        ),
         .target(
             name: "VernierReport",
             dependencies: ["VernierGraph", "VernierCost"]
@@ -65,6 +70,10 @@ let package = Package(
         .testTarget(
             name: "VernierCostTests",
             dependencies: ["VernierGraph", "VernierCost", "VernierTestSupport"]
+        ),
+        .testTarget(
+            name: "VernierRuntimeTests",
+            dependencies: ["VernierGraph", "VernierRuntime"]
         ),
         .testTarget(
             name: "VernierCLITests",

@@ -107,9 +107,8 @@ public enum MemoryPlanner {
         for (step, node) in graph.nodes.enumerated() {
             for (index, output) in node.outputs.enumerated() where isActivation(output) {
                 // Reuse the input's buffer when this op allows it and the input dies here.
-                if index == 0, let source = reusableInput(of: node, step: step, output: output, bufferOf: bufferOf, buffers: buffers,
+                if index == 0, let b = reusableBuffer(of: node, step: step, output: output, bufferOf: bufferOf, buffers: buffers,
                                                           lastUse: lastUse, graphOutputs: graphOutputs, bytes: bytes, inferred: inferred) {
-                    let b = bufferOf[source]!
                     naive += try bytes(output)
                     bufferOf[output] = b
                     buffers[b].values.append(output)
@@ -128,10 +127,10 @@ public enum MemoryPlanner {
         return MemoryPlan(buffers: buffers, bufferOf: bufferOf, arenaBytes: arena, naiveBytes: naive, liveBytes: live)
     }
 
-    /// The input whose buffer `output` may take over, if any.
-    static func reusableInput(of node: Node, step: Int, output: String, bufferOf: [String: Int], buffers: [PlannedBuffer],
+    /// The buffer of an input that `output` may take over, if any.
+    static func reusableBuffer(of node: Node, step: Int, output: String, bufferOf: [String: Int], buffers: [PlannedBuffer],
                               lastUse: [String: Int],
-                              graphOutputs: Set<String>, bytes: (String) throws -> Int, inferred: InferredGraph) -> String? {
+                              graphOutputs: Set<String>, bytes: (String) throws -> Int, inferred: InferredGraph) -> Int? {
         guard node.isDefaultDomain else { return nil }
         let alias = aliasOps.contains(node.opType)
         guard alias || inPlaceOps.contains(node.opType) else { return nil }
@@ -140,12 +139,12 @@ public enum MemoryPlanner {
             guard let b = bufferOf[input] else { continue }
             // An alias keeps the buffer alive as long as either name is used; an in-place
             // write needs the input dead after this step and the same element type and size.
-            if alias { return input }
+            if alias { return b }
             guard lastUse[input] == step, !graphOutputs.contains(input),
                   inferred.type(of: input)?.elementType == inferred.type(of: output)?.elementType,
                   let inBytes = try? bytes(input), let outBytes = try? bytes(output), inBytes == outBytes else { continue }
             // Every other value in that buffer (aliases) must be dead too.
-            if buffers[b].lastStep <= step { return input }
+            if buffers[b].lastStep <= step { return b }
         }
         return nil
     }

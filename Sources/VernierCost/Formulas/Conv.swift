@@ -7,8 +7,8 @@ import VernierGraph
 enum ConvCosts {
     static var all: [String: CostFormula] {
         [
-            "Conv": { ctx in conv(ctx, weights: 1, bias: 2).map { OpCost.multiplyAdd($0.macs, extraFlops: $0.bias) } },
-            "DeformConv": { ctx in conv(ctx, weights: 1, bias: 2).map { OpCost.multiplyAdd($0.macs, extraFlops: $0.bias) } },
+            "Conv": floatConv,
+            "DeformConv": floatConv,
             "ConvInteger": { ctx in conv(ctx, weights: 1, bias: nil).map { OpCost(intMacs: $0.macs) } },
             // Requantizing each output: scale, round, add zero point, clamp.
             "QLinearConv": { ctx in
@@ -17,6 +17,10 @@ enum ConvCosts {
             },
             "ConvTranspose": convTranspose,
         ]
+    }
+
+    static func floatConv(_ ctx: CostContext) -> OpCost? {
+        conv(ctx, weights: 1, bias: 2).map { OpCost.multiplyAdd($0.macs, extraFlops: $0.bias) }
     }
 
     /// MACs of a forward convolution and the FLOPs of its bias adds.

@@ -4,8 +4,8 @@ import VernierGraph
 enum CustomDomainCosts {
     static var all: [String: CostFormula] {
         [
-            "FusedConv": ConvCosts.all["Conv"]!,
-            "FusedMatMul": MatMulCosts.all["MatMul"]!,
+            "FusedConv": ConvCosts.floatConv,
+            "FusedMatMul": MatMulCosts.floatMatMul,
             "Gelu": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(5)) } },
             "FastGelu": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(8)) } },
             "BiasGelu": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(6)) } },

@@ -5,7 +5,7 @@ import VernierGraph
 enum MatMulCosts {
     static var all: [String: CostFormula] {
         [
-            "MatMul": { ctx in matmulMacs(ctx, a: 0).map { .multiplyAdd($0) } },
+            "MatMul": floatMatMul,
             "MatMulInteger": { ctx in matmulMacs(ctx, a: 0).map { OpCost(intMacs: $0) } },
             "QLinearMatMul": { ctx in
                 guard let macs = matmulMacs(ctx, a: 0), let out = ctx.elements() else { return nil }
@@ -15,6 +15,8 @@ enum MatMulCosts {
             "Einsum": einsum,
         ]
     }
+
+    static func floatMatMul(_ ctx: CostContext) -> OpCost? { matmulMacs(ctx, a: 0).map { .multiplyAdd($0) } }
 
     static func matmulMacs(_ ctx: CostContext, a: Int) -> Cost? {
         guard let s = ctx.shape(input: a), let k = s.last, let outputs = ctx.elements() else { return nil }

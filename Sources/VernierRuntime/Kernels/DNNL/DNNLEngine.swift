@@ -1,0 +1,248 @@
+import CDNNL
+
+/// Why a oneDNN call or a plan failed.
+public enum DNNLError: Error, Equatable, CustomStringConvertible {
+    /// A oneDNN C call returned a status other than `dnnl_success`; `status` is the
+    /// `dnnl_status_t` name, e.g. `dnnl_unimplemented`.
+    case call(function: String, status: String)
+    /// The operands do not fit the op (or the plan); nothing was run.
+    case shapeMismatch(String)
+    /// A oneDNN query returned nothing where a value was required.
+    case missing(String)
+
+    public var description: String {
+        switch self {
+        case let .call(function, status): return "oneDNN: \(function) failed with \(status)"
+        case let .shapeMismatch(message): return "oneDNN: shape mismatch: \(message)"
+        case let .missing(message): return "oneDNN: \(message)"
+        }
+    }
+}
+
+/// Throws `DNNLError.call` unless `status` is `dnnl_success`.
+@inline(__always)
+func dnnlCheck(_ status: dnnl_status_t, _ function: @autoclosure () -> String) throws {
+    guard status != dnnl_success else { return }
+    throw DNNLError.call(function: function(), status: dnnlStatusName(status))
+}
+
+/// `dnnl_status_t` as its C enumerator name (`dnnl_` + `dnnl_status2str`).
+func dnnlStatusName(_ status: dnnl_status_t) -> String {
+    guard let text = dnnl_status2str(status) else { return "dnnl_status_t(\(status.rawValue))" }
+    return "dnnl_" + String(cString: text)
+}
+
+/// The oneDNN CPU engine and one in-order stream on it. One engine per process is
+/// enough (`shared`); a stream must not be used from two threads at once, so an executor
+/// running nodes concurrently would make one `DNNLEngine` per thread.
+public final class DNNLEngine: @unchecked Sendable {
+    let engine: dnnl_engine_t
+    let stream: dnnl_stream_t
+
+    public init() throws {
+        var engine: dnnl_engine_t?
+        try dnnlCheck(dnnl_engine_create(&engine, dnnl_cpu, 0), "dnnl_engine_create")
+        guard let engine else { throw DNNLError.missing("dnnl_engine_create returned no engine") }
+        var stream: dnnl_stream_t?
+        let status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue)
+        guard status == dnnl_success, let stream else {
+            dnnl_engine_destroy(engine)
+            throw DNNLError.call(function: "dnnl_stream_create", status: dnnlStatusName(status))
+        }
+        self.engine = engine
+        self.stream = stream
+    }
+
+    deinit {
+        dnnl_stream_destroy(stream)
+        dnnl_engine_destroy(engine)
+    }
+
+    private static let sharedResult = Result { try DNNLEngine() }
+
+    /// The process-wide engine, created on first use.
+    public static func shared() throws -> DNNLEngine { try sharedResult.get() }
+
+    /// oneDNN's version as `major.minor.patch`.
+    public static var version: String {
+        guard let v = dnnl_version() else { return "unknown" }
+        return "\(v.pointee.major).\(v.pointee.minor).\(v.pointee.patch)"
+    }
+
+    /// Blocks until everything submitted to the stream has finished.
+    func wait() throws { try dnnlCheck(dnnl_stream_wait(stream), "dnnl_stream_wait") }
+}
+
+// MARK: - Small owners of oneDNN handles, used by the plans
+
+/// A plain (row-major) fp32 memory descriptor of `dims`.
+func plainDescriptor(_ dims: [Int], tag: dnnl_format_tag_t? = nil) throws -> dnnl_memory_desc_t {
+    try descriptor(dims, tag: tag ?? plainTag(rank: dims.count))
+}
+
+/// An fp32 memory descriptor of `dims` in layout `tag` (may be `dnnl_format_tag_any`).
+func descriptor(_ dims: [Int], tag: dnnl_format_tag_t) throws -> dnnl_memory_desc_t {
+    guard dims.count >= 1, dims.count <= Int(DNNL_MAX_NDIMS) else {
+        throw DNNLError.shapeMismatch("rank \(dims.count) is outside 1...\(DNNL_MAX_NDIMS)")
+    }
+    var md = dnnl_memory_desc_t()
+    let dims64 = dims.map { dnnl_dim_t($0) } + Array(repeating: 0, count: Int(DNNL_MAX_NDIMS) - dims.count)
+    try dnnlCheck(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), dims64, dnnl_f32, tag),
+                  "dnnl_memory_desc_init_by_tag(\(dims))")
+    return md
+}
+
+/// `dnnl_a`, `dnnl_ab`, ... for a rank: the row-major layout.
+func plainTag(rank: Int) -> dnnl_format_tag_t {
+    switch rank {
+    case 1: return dnnl_a
+    case 2: return dnnl_ab
+    case 3: return dnnl_abc
+    case 4: return dnnl_abcd
+    case 5: return dnnl_abcde
+    default: return dnnl_abcdef
+    }
+}
+
+/// Owns a `dnnl_memory_t` and, when the memory is internal to a plan, the buffer behind
+/// it. Edge memories have no buffer: their data handle is set to the caller's tensor on
+/// each run.
+final class DNNLMemory {
+    let handle: dnnl_memory_t
+    let desc: dnnl_memory_desc_t
+    let buffer: TensorBuffer?
+
+    /// Memory over a buffer of its own, sized by oneDNN for `desc` (any layout, padding
+    /// included), zero-filled.
+    init(owning desc: dnnl_memory_desc_t, engine: DNNLEngine) throws {
+        var desc = desc
+        let buffer = TensorBuffer(byteCount: dnnl_memory_desc_get_size(&desc))
+        var handle: dnnl_memory_t?
+        try dnnlCheck(dnnl_memory_create(&handle, &desc, engine.engine, buffer.baseAddress),
+                      "dnnl_memory_create")
+        guard let handle else { throw DNNLError.missing("dnnl_memory_create returned no memory") }
+        self.handle = handle
+        self.desc = desc
+        self.buffer = buffer
+    }
+
+    /// Memory with no buffer yet (`DNNL_MEMORY_NONE`); bind one with `bind(_:)`.
+    init(unbound desc: dnnl_memory_desc_t, engine: DNNLEngine) throws {
+        var desc = desc
+        var handle: dnnl_memory_t?
+        try dnnlCheck(dnnl_memory_create(&handle, &desc, engine.engine, nil), "dnnl_memory_create")
+        guard let handle else { throw DNNLError.missing("dnnl_memory_create returned no memory") }
+        self.handle = handle
+        self.desc = desc
+        self.buffer = nil
+    }
+
+    /// Points the memory at `pointer` (no allocation, no copy).
+    @inline(__always)
+    func bind(_ pointer: UnsafeMutableRawPointer) throws {
+        try dnnlCheck(dnnl_memory_set_data_handle(handle, pointer), "dnnl_memory_set_data_handle")
+    }
+
+    var byteCount: Int {
+        var desc = desc
+        return dnnl_memory_desc_get_size(&desc)
+    }
+
+    deinit { dnnl_memory_destroy(handle) }
+}
+
+/// Owns a `dnnl_primitive_t` and the argument list it runs with.
+final class DNNLPrimitive {
+    let handle: dnnl_primitive_t
+    private let arguments: [dnnl_exec_arg_t]
+    /// The memories the arguments point to, kept alive as long as the primitive.
+    private let memories: [DNNLMemory]
+    /// oneDNN's name for the implementation it chose, e.g. `jit:avx512_core`.
+    let implementation: String
+
+    /// Creates the primitive from a primitive descriptor (which stays owned by the caller).
+    init(descriptor pd: dnnl_primitive_desc_t, arguments: [(Int32, DNNLMemory)]) throws {
+        var handle: dnnl_primitive_t?
+        try dnnlCheck(dnnl_primitive_create(&handle, pd), "dnnl_primitive_create")
+        guard let handle else { throw DNNLError.missing("dnnl_primitive_create returned no primitive") }
+        self.handle = handle
+        self.arguments = arguments.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.handle) }
+        self.memories = arguments.map { $0.1 }
+        var info: UnsafePointer<CChar>?
+        if dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &info) == dnnl_success, let info {
+            implementation = String(cString: info)
+        } else {
+            implementation = "unknown"
+        }
+    }
+
+    /// Submits the primitive to the stream (no allocation).
+    @inline(__always)
+    func execute(on engine: DNNLEngine) throws {
+        let status = arguments.withUnsafeBufferPointer {
+            dnnl_primitive_execute(handle, engine.stream, Int32($0.count), $0.baseAddress)
+        }
+        try dnnlCheck(status, "dnnl_primitive_execute")
+    }
+
+    deinit { dnnl_primitive_destroy(handle) }
+}
+
+/// A reorder primitive from `source` to `destination` (layout conversion, or a copy
+/// when the layouts are equal).
+func makeReorder(from source: DNNLMemory, to destination: DNNLMemory,
+                 engine: DNNLEngine) throws -> DNNLPrimitive {
+    var pd: dnnl_primitive_desc_t?
+    var src = source.desc, dst = destination.desc
+    try dnnlCheck(dnnl_reorder_primitive_desc_create(&pd, &src, engine.engine, &dst, engine.engine, nil),
+                  "dnnl_reorder_primitive_desc_create")
+    guard let pd else { throw DNNLError.missing("no reorder primitive descriptor") }
+    defer { dnnl_primitive_desc_destroy(pd) }
+    return try DNNLPrimitive(descriptor: pd, arguments: [(DNNL_ARG_FROM, source), (DNNL_ARG_TO, destination)])
+}
+
+/// Primitive attributes: scratchpad owned by the plan (so runs never allocate) and an
+/// optional fused ReLU post-op. The caller destroys the result.
+func makeAttributes(relu: Bool) throws -> dnnl_primitive_attr_t {
+    var attr: dnnl_primitive_attr_t?
+    try dnnlCheck(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create")
+    guard let attr else { throw DNNLError.missing("dnnl_primitive_attr_create returned nothing") }
+    do {
+        try dnnlCheck(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user),
+                      "dnnl_primitive_attr_set_scratchpad_mode")
+        if relu {
+            var ops: dnnl_post_ops_t?
+            try dnnlCheck(dnnl_post_ops_create(&ops), "dnnl_post_ops_create")
+            guard let ops else { throw DNNLError.missing("dnnl_post_ops_create returned nothing") }
+            defer { dnnl_post_ops_destroy(ops) }
+            try dnnlCheck(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0),
+                          "dnnl_post_ops_append_eltwise(relu)")
+            try dnnlCheck(dnnl_primitive_attr_set_post_ops(attr, ops), "dnnl_primitive_attr_set_post_ops")
+        }
+    } catch {
+        dnnl_primitive_attr_destroy(attr)
+        throw error
+    }
+    return attr
+}
+
+/// The memory descriptor a primitive descriptor chose for `what` (a copy).
+func queryDescriptor(_ pd: dnnl_primitive_desc_t, _ what: dnnl_query_t) throws -> dnnl_memory_desc_t {
+    guard let md = dnnl_primitive_desc_query_md(pd, what, 0) else {
+        throw DNNLError.missing("dnnl_primitive_desc_query_md(\(what.rawValue)) returned NULL")
+    }
+    return md.pointee
+}
+
+func descriptorsEqual(_ a: dnnl_memory_desc_t, _ b: dnnl_memory_desc_t) -> Bool {
+    var a = a, b = b
+    return dnnl_memory_desc_equal(&a, &b) != 0
+}
+
+/// Plan-owned scratchpad memory for a primitive descriptor made with
+/// `dnnl_scratchpad_mode_user`, or nil when the primitive needs none.
+func scratchpadMemory(_ pd: dnnl_primitive_desc_t, engine: DNNLEngine) throws -> DNNLMemory? {
+    var desc = try queryDescriptor(pd, dnnl_query_scratchpad_md)
+    guard dnnl_memory_desc_get_size(&desc) > 0 else { return nil }
+    return try DNNLMemory(owning: desc, engine: engine)
+}

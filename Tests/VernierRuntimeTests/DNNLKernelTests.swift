@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+@testable import VernierRuntime
+
+/// One conv case: input shape, output channels, kernel, geometry, bias, ReLU.
+struct ConvCase: CustomTestStringConvertible, Sendable {
+    var input: [Int]
+    var outChannels: Int
+    var kernel: [Int]
+    var geometry: ConvGeometry
+    var bias: Bool
+    var relu: Bool
+    var testDescription: String {
+        "x\(input) M=\(outChannels) k\(kernel) s\(geometry.strides) p\(geometry.pads) "
+            + "d\(geometry.dilations) g\(geometry.group)\(bias ? " bias" : "")\(relu ? " relu" : "")"
+    }
+}
+
+let convCases: [ConvCase] = [
+    ConvCase(input: [1, 3, 17, 13], outChannels: 5, kernel: [3, 3], geometry: ConvGeometry(), bias: false, relu: false),
+    ConvCase(input: [2, 16, 15, 15], outChannels: 32, kernel: [3, 3],
+             geometry: ConvGeometry(pads: [1, 1, 1, 1]), bias: true, relu: true),
+    ConvCase(input: [1, 7, 19, 11], outChannels: 9, kernel: [5, 3],
+             geometry: ConvGeometry(strides: [2, 2], pads: [2, 1, 1, 0]), bias: true, relu: false),
+    ConvCase(input: [1, 8, 21, 21], outChannels: 12, kernel: [3, 3],
+             geometry: ConvGeometry(pads: [2, 2, 2, 2], dilations: [2, 2]), bias: false, relu: true),
+    ConvCase(input: [1, 12, 13, 9], outChannels: 6, kernel: [3, 3],
+             geometry: ConvGeometry(strides: [1, 2], pads: [1, 1, 1, 1], group: 3), bias: true, relu: false),
+    // Depthwise, stride 2 (MobileNet-style) and with a channel multiplier.
+    ConvCase(input: [2, 32, 23, 23], outChannels: 32, kernel: [3, 3],
+             geometry: ConvGeometry(strides: [2, 2], pads: [1, 1, 1, 1], group: 32), bias: true, relu: true),
+    ConvCase(input: [1, 5, 11, 14], outChannels: 10, kernel: [3, 3],
+             geometry: ConvGeometry(pads: [1, 1, 1, 1], dilations: [2, 1], group: 5), bias: false, relu: false),
+    // Pointwise 1x1 and a 7x7 stride-2 stem.
+    ConvCase(input: [1, 24, 14, 14], outChannels: 40, kernel: [1, 1], geometry: ConvGeometry(), bias: true, relu: true),
+    ConvCase(input: [1, 3, 33, 31], outChannels: 16, kernel: [7, 7],
+             geometry: ConvGeometry(strides: [2, 2], pads: [3, 3, 3, 3]), bias: true, relu: true),
+]
+
+/// The oneDNN suites share `DNNLEngine.shared()`, whose stream must not be used from two
+/// threads at once, so they run one test at a time under this parent.
+@Suite(.serialized) struct DNNLKernelTests {}
+
+extension DNNLKernelTests {
+@Suite struct Conv {
+    @Test(arguments: convCases)
+    func convMatchesReference(_ c: ConvCase) throws {
+        var rng = SeededGenerator(seed: 0xC0FFEE &+ UInt64(c.input.reduce(0, +) * 31 + c.outChannels))
+        let weights = randomTensor([c.outChannels, c.input[1] / c.geometry.group] + c.kernel, using: &rng)
+        let bias = c.bias ? randomTensor([c.outChannels], using: &rng) : nil
+        let plan = try ConvPlan(inputShape: c.input, weights: weights, bias: bias, geometry: c.geometry, relu: c.relu)
+        // Two different inputs through the same plan: created once, run many times.
+        for _ in 0..<2 {
+            let input = randomTensor(c.input, using: &rng)
+            let expected = ReferenceKernels.conv(input: input, weights: weights, bias: bias,
+                                                 geometry: c.geometry, relu: c.relu)
+            let output = Tensor(shape: plan.outputShape)
+            try plan.run(input: input, output: output)
+            #expect(plan.outputShape == expected.shape)
+            let error = relativeError(output, expected)
+            #expect(error <= tolerance, "relative error \(error) [\(plan.implementation)]")
+        }
+    }
+
+    @Test func badShapesThrowTypedErrors() throws {
+        let weights = Tensor(shape: [4, 3, 3, 3])
+        #expect(throws: DNNLError.self) {
+            _ = try ConvPlan(inputShape: [1, 5, 8, 8], weights: weights, geometry: ConvGeometry())
+        }
+        let plan = try ConvPlan(inputShape: [1, 3, 8, 8], weights: weights, geometry: ConvGeometry())
+        #expect(throws: DNNLError.shapeMismatch(
+            "ConvPlan for [1, 3, 8, 8] -> [1, 4, 6, 6] run with [1, 3, 8, 9] -> [1, 4, 6, 6]")) {
+            try plan.run(input: Tensor(shape: [1, 3, 8, 9]), output: Tensor(shape: [1, 4, 6, 6]))
+        }
+    }
+
+    @Test func statusNamesAreReadable() {
+        let error = DNNLError.call(function: "dnnl_primitive_create", status: "dnnl_unimplemented")
+        #expect(error.description == "oneDNN: dnnl_primitive_create failed with dnnl_unimplemented")
+    }
+
+    /// Not a speed test: prints the achieved GFLOP/s of a ResNet-style 3x3 conv,
+    /// 64 -> 64 channels at 56x56, batch 1, over 20 runs after warm-up.
+    @Test func convThroughputIsReported() throws {
+        var rng = SeededGenerator(seed: 56)
+        let weights = randomTensor([64, 64, 3, 3], using: &rng)
+        let bias = randomTensor([64], using: &rng)
+        let input = randomTensor([1, 64, 56, 56], using: &rng)
+        for blocked in [true, false] {
+            let plan = try ConvPlan(inputShape: [1, 64, 56, 56], weights: weights, bias: bias,
+                                    geometry: ConvGeometry(pads: [1, 1, 1, 1]), relu: false,
+                                    engine: nil, blockedLayouts: blocked)
+            let output = Tensor(shape: plan.outputShape)
+            for _ in 0..<5 { try plan.run(input: input, output: output) }
+            var seconds: [Double] = []
+            for _ in 0..<20 {
+                let start = DispatchTime.now().uptimeNanoseconds
+                try plan.run(input: input, output: output)
+                seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            }
+            seconds.sort()
+            let flops = 2.0 * Double(plan.macs)
+            let median = seconds[seconds.count / 2], best = seconds[0]
+            print(String(format: "convThroughputIsReported: 3x3 conv 64->64 @56x56, %@ layout [%@], "
+                         + "reorders in/out %@/%@: median %.3f ms = %.1f GFLOP/s, best %.3f ms = %.1f GFLOP/s "
+                         + "(oneDNN %@, 20 runs after 5 warm-up)",
+                         blocked ? "blocked (format_tag_any)" : "plain NCHW", plan.implementation,
+                         "\(plan.reordersInput)", "\(plan.reordersOutput)",
+                         median * 1e3, flops / median / 1e9, best * 1e3, flops / best / 1e9, DNNLEngine.version))
+        }
+    }
+}
+}
+
+extension DNNLKernelTests {
+
+@Suite struct MatMul {
+    static let cases: [([Int], [Int], Bool)] = [
+        ([1, 1], [1, 1], false),
+        ([7, 13], [13, 5], false),
+        ([64, 128], [128, 96], true),
+        ([33, 65], [65, 17], false),
+        ([3, 9, 11], [3, 11, 6], false),
+        ([4, 17, 31], [31, 23], true),   // 2-D right side broadcast over the batch
+        ([1, 5, 8], [6, 8, 7], false),   // batch-1 left side broadcast
+        ([12, 64], [2, 64, 10], false),  // 2-D left side broadcast
+    ]
+
+    @Test(arguments: cases)
+    func matMulMatchesReference(_ a: [Int], _ b: [Int], _ relu: Bool) throws {
+        var rng = SeededGenerator(seed: 0xBEEF &+ UInt64(a.reduce(0, +) * 17 + b.reduce(0, +)))
+        let plan = try MatMulPlan(a: a, b: b, relu: relu)
+        for _ in 0..<2 {
+            let x = randomTensor(a, using: &rng), w = randomTensor(b, using: &rng)
+            var expected = ReferenceKernels.matMul(x, w)
+            if relu {
+                expected = Tensor(shape: expected.shape, values: expected.scalars(as: Float.self).map { max($0, 0) })
+            }
+            let output = Tensor(shape: plan.outputShape)
+            try plan.run(a: x, b: w, output: output)
+            #expect(output.shape == expected.shape)
+            let error = relativeError(output, expected)
+            #expect(error <= tolerance, "relative error \(error) [\(plan.implementation)]")
+        }
+    }
+
+    @Test func mismatchedOperandsThrow() {
+        #expect(throws: DNNLError.self) { _ = try MatMulPlan(a: [3, 4], b: [5, 6]) }
+        #expect(throws: DNNLError.self) { _ = try MatMulPlan(a: [2, 3, 4], b: [3, 4, 6]) }
+        #expect(throws: DNNLError.self) { _ = try MatMulPlan(a: [2, 2, 3, 4], b: [4, 6]) }
+    }
+}
+}

@@ -1,0 +1,65 @@
+import Testing
+import VernierGraph
+@testable import VernierRuntime
+
+@Suite struct TensorTests {
+    @Test func zeroFilledAndAligned() {
+        let t = Tensor(shape: [3, 5, 7])
+        #expect(t.elementType == .float)
+        #expect(t.elementCount == 105)
+        #expect(t.byteCount == 420)
+        #expect(Int(bitPattern: t.rawPointer) % 64 == 0)
+        #expect(t.scalars(as: Float.self).allSatisfy { $0 == 0 })
+    }
+
+    @Test func valuesRoundTripAndBufferIsShared() {
+        let t = Tensor(shape: [2, 2], values: [1, 2, 3, 4])
+        #expect(t.scalars(as: Float.self) == [1, 2, 3, 4])
+        let alias = t  // same buffer: identity, not a copy
+        alias.withUnsafeMutableBufferPointer(as: Float.self) { $0[3] = 9 }
+        #expect(t.scalars(as: Float.self) == [1, 2, 3, 9])
+        #expect(alias.buffer === t.buffer)
+    }
+
+    @Test func viewIntoBuffer() {
+        let buffer = TensorBuffer(byteCount: 256)
+        let view = Tensor(elementType: .float, shape: [4], buffer: buffer, byteOffset: 64)
+        view.withUnsafeMutableBufferPointer(as: Float.self) { $0[0] = 5 }
+        #expect(buffer.baseAddress.load(fromByteOffset: 64, as: Float.self) == 5)
+    }
+
+    @Test func emptyShape() {
+        let t = Tensor(shape: [0, 4])
+        #expect(t.elementCount == 0)
+        #expect(t.scalars(as: Float.self).isEmpty)
+    }
+}
+
+@Suite struct ReferenceKernelTests {
+    @Test func convByHand() {
+        // 1x1x3x3 input, 1x1x2x2 ones kernel, bias 1: each output = window sum + 1.
+        let x = Tensor(shape: [1, 1, 3, 3], values: [1, 2, 3, 4, 5, 6, 7, 8, 9])
+        let w = Tensor(shape: [1, 1, 2, 2], values: [1, 1, 1, 1])
+        let b = Tensor(shape: [1], values: [1])
+        let y = ReferenceKernels.conv(input: x, weights: w, bias: b, geometry: ConvGeometry())
+        #expect(y.shape == [1, 1, 2, 2])
+        #expect(y.scalars(as: Float.self) == [13, 17, 25, 29])
+        // Pad 1, stride 2: corners only see one 2x2 quarter of the padded input.
+        let z = ReferenceKernels.conv(input: x, weights: w, geometry: ConvGeometry(strides: [2, 2], pads: [1, 1, 1, 1]))
+        #expect(z.shape == [1, 1, 2, 2])
+        #expect(z.scalars(as: Float.self) == [1, 5, 11, 28])
+    }
+
+    @Test func matMulByHandAndBroadcast() {
+        let a = Tensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6])
+        let b = Tensor(shape: [3, 2], values: [7, 8, 9, 10, 11, 12])
+        #expect(ReferenceKernels.matMul(a, b).scalars(as: Float.self) == [58, 64, 139, 154])
+        let batched = Tensor(shape: [2, 2, 3], values: [1, 2, 3, 4, 5, 6, 0, 0, 0, 1, 1, 1])
+        let y = ReferenceKernels.matMul(batched, b)
+        #expect(y.shape == [2, 2, 2])
+        #expect(y.scalars(as: Float.self) == [58, 64, 139, 154, 0, 0, 27, 30])
+        #expect(ReferenceKernels.matMulShape([3], [3, 2]) == [2])
+        #expect(ReferenceKernels.matMulShape([4, 1, 2, 3], [5, 3, 6]) == [4, 5, 2, 6])
+        #expect(ReferenceKernels.matMulShape([2, 3], [4, 2]) == nil)
+    }
+}
