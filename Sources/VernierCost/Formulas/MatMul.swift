@@ -40,10 +40,22 @@ enum MatMulCosts {
         for (term, index) in zip(lhs.split(separator: ",", omittingEmptySubsequences: false), ctx.node.inputs.indices) {
             guard let shape = ctx.shape(input: index) else { return nil }
             let letters = term.filter { $0 != "." }
+            let hasEllipsis = term.contains(".")
             let ellipsisRank = shape.count - letters.count
-            if term.contains("."), ellipsisRank > 0 { ellipsis = Cost(Array(shape[0..<ellipsisRank]).product) }
-            var axis = term.hasPrefix("...") ? ellipsisRank : 0
-            for c in term where c != "." {
+            // A term that does not fit its operand's rank has no cost (the shape rule reports it).
+            guard ellipsisRank >= 0, hasEllipsis || ellipsisRank == 0 else { return nil }
+            var axis = 0
+            var chars = term.makeIterator()
+            while let c = chars.next() {
+                if c == "." {
+                    // "..." spans the ellipsis dims; its two other dots are skipped.
+                    _ = chars.next()
+                    _ = chars.next()
+                    guard axis + ellipsisRank <= shape.count else { return nil }
+                    if ellipsisRank > 0 { ellipsis = Cost(Array(shape[axis..<(axis + ellipsisRank)]).product) }
+                    axis += ellipsisRank
+                    continue
+                }
                 guard axis < shape.count else { return nil }
                 if sizes[c] == nil || sizes[c] == .value(1) { sizes[c] = shape[axis] }
                 axis += 1

@@ -64,6 +64,7 @@ enum MatMulRules {
             var i = 0
             while i < chars.count {
                 if chars[i] == "." {
+                    guard axis + ellipsisRank <= shape.count else { throw ShapeError("operand \(index) has more than one ellipsis in '\(term)'") }
                     let e = Array(shape[axis..<(axis + ellipsisRank)])
                     ellipsis = try broadcast([ellipsis, e])
                     axis += ellipsisRank
@@ -71,6 +72,7 @@ enum MatMulRules {
                     continue
                 }
                 let c = chars[i]
+                guard axis < shape.count else { throw ShapeError("operand \(index) of rank \(shape.count) does not match '\(term)'") }
                 if let known = sizes[c], known != shape[axis], known != .value(1) {
                     if shape[axis] != .value(1), known.isConstant, shape[axis].isConstant {
                         throw ShapeError("label '\(c)' has sizes \(known) and \(shape[axis])")
