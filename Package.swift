@@ -57,6 +57,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Fuzz target (Scripts/fuzz.sh): a replay tool normally, libFuzzer with -DFUZZING.
+        .executableTarget(
+            name: "vernier-fuzz",
+            dependencies: ["VernierGraph", "VernierCost"],
+            path: "Sources/VernierFuzz"
+        ),
         // Helpers shared by the test targets (in-memory graph building).
         .target(
             name: "VernierTestSupport",
