@@ -79,11 +79,11 @@ let package = Package(
         ),
         .testTarget(
             name: "VernierRuntimeTests",
-            dependencies: ["VernierGraph", "VernierRuntime"]
+            dependencies: ["VernierGraph", "VernierRuntime", "VernierTestSupport"]
         ),
         .testTarget(
             name: "VernierCLITests",
-            dependencies: ["VernierGraph"]
+            dependencies: ["VernierGraph", "VernierTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v5],

@@ -1,28 +1,8 @@
 import Foundation
 import Testing
+import VernierTestSupport
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny deterministic PRNG, so every run makes the
-/// same mutants on every platform.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..<n (n > 0); the modulo bias is irrelevant here.
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-
-    /// Uniform in range.
-    mutating func within(_ range: ClosedRange<Int>) -> Int { range.lowerBound + below(range.count) }
-
-    mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
-
+extension SplitMix64 {
     mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in byte() } }
 }
 

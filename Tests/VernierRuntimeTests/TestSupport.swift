@@ -1,17 +1,8 @@
 import VernierRuntime
+import VernierTestSupport
 
-/// SplitMix64: a small, fixed-seed generator so every test sees the same numbers.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The tests' fixed-seed generator.
+typealias SeededGenerator = SplitMix64
 
 /// A float tensor of `shape` with values uniform in [-1, 1).
 func randomTensor(_ shape: [Int], using rng: inout SeededGenerator) -> Tensor {
