@@ -112,12 +112,9 @@ public final class ConvPlan: @unchecked Sendable {
                 "dnnl_dilated_convolution_forward_desc_init")
         }
 
-        let attributes = try makeAttributes(relu: relu)
-        defer { dnnl_primitive_attr_destroy(attributes) }
-        var pdHandle: dnnl_primitive_desc_t?
-        try dnnlCheck(dnnl_primitive_desc_create(&pdHandle, &opDesc, attributes, engine.engine, nil),
-                      "dnnl_primitive_desc_create(convolution)")
-        guard let pd = pdHandle else { throw DNNLError.missing("no convolution primitive descriptor") }
+        let pd = try withUnsafePointer(to: &opDesc) {
+            try makePrimitiveDescriptor($0, relu: relu, engine: engine, what: "convolution")
+        }
         defer { dnnl_primitive_desc_destroy(pd) }
 
         let sourceDesc = try queryDescriptor(pd, dnnl_query_src_md)
@@ -151,24 +148,13 @@ public final class ConvPlan: @unchecked Sendable {
         // primitive chose another layout.
         userSource = try DNNLMemory(unbound: userSourceDesc, engine: engine)
         userDestination = try DNNLMemory(unbound: userDestinationDesc, engine: engine)
-        if descriptorsEqual(sourceDesc, userSourceDesc) {
-            inputReorder = nil
-            arguments.append((DNNL_ARG_SRC, userSource))
-        } else {
-            let blocked = try DNNLMemory(owning: sourceDesc, engine: engine)
-            inputReorder = try makeReorder(from: userSource, to: blocked, engine: engine)
-            arguments.append((DNNL_ARG_SRC, blocked))
-            internalBytes += blocked.byteCount
-        }
-        if descriptorsEqual(destinationDesc, userDestinationDesc) {
-            outputReorder = nil
-            arguments.append((DNNL_ARG_DST, userDestination))
-        } else {
-            let blocked = try DNNLMemory(owning: destinationDesc, engine: engine)
-            outputReorder = try makeReorder(from: blocked, to: userDestination, engine: engine)
-            arguments.append((DNNL_ARG_DST, blocked))
-            internalBytes += blocked.byteCount
-        }
+        let inputEdge = try DNNLEdge(user: userSource, primitiveLayout: sourceDesc, isOutput: false, engine: engine)
+        let outputEdge = try DNNLEdge(user: userDestination, primitiveLayout: destinationDesc, isOutput: true, engine: engine)
+        inputReorder = inputEdge.reorder
+        outputReorder = outputEdge.reorder
+        arguments.append((DNNL_ARG_SRC, inputEdge.primitiveSide))
+        arguments.append((DNNL_ARG_DST, outputEdge.primitiveSide))
+        internalBytes += inputEdge.ownedBytes + outputEdge.ownedBytes
         conv = try DNNLPrimitive(descriptor: pd, arguments: arguments)
         implementation = conv.implementation
         reordersInput = inputReorder != nil

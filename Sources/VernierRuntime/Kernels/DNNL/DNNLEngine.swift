@@ -246,3 +246,41 @@ func scratchpadMemory(_ pd: dnnl_primitive_desc_t, engine: DNNLEngine) throws ->
     guard dnnl_memory_desc_get_size(&desc) > 0 else { return nil }
     return try DNNLMemory(owning: desc, engine: engine)
 }
+
+/// Creates the primitive descriptor for an initialised op descriptor, with ReLU fused
+/// as a post-op when asked. The caller destroys it.
+func makePrimitiveDescriptor(_ opDesc: UnsafeRawPointer, relu: Bool, engine: DNNLEngine,
+                             what: String) throws -> dnnl_primitive_desc_t {
+    let attributes = try makeAttributes(relu: relu)
+    defer { dnnl_primitive_attr_destroy(attributes) }
+    var pdHandle: dnnl_primitive_desc_t?
+    try dnnlCheck(dnnl_primitive_desc_create(&pdHandle, opDesc, attributes, engine.engine, nil),
+                  "dnnl_primitive_desc_create(\(what))")
+    guard let pd = pdHandle else { throw DNNLError.missing("no \(what) primitive descriptor") }
+    return pd
+}
+
+/// One edge between a caller's plain tensor and a primitive: when the primitive chose
+/// another layout, a buffer in that layout and the reorder that fills it (or empties it,
+/// for outputs); otherwise the caller's memory is used directly.
+struct DNNLEdge {
+    /// The memory the primitive reads or writes.
+    let primitiveSide: DNNLMemory
+    let reorder: DNNLPrimitive?
+    /// Bytes the edge owns (the blocked copy).
+    let ownedBytes: Int
+
+    init(user: DNNLMemory, primitiveLayout: dnnl_memory_desc_t, isOutput: Bool, engine: DNNLEngine) throws {
+        if descriptorsEqual(primitiveLayout, user.desc) {
+            primitiveSide = user
+            reorder = nil
+            ownedBytes = 0
+            return
+        }
+        let blocked = try DNNLMemory(owning: primitiveLayout, engine: engine)
+        reorder = isOutput ? try makeReorder(from: blocked, to: user, engine: engine)
+                           : try makeReorder(from: user, to: blocked, engine: engine)
+        primitiveSide = blocked
+        ownedBytes = blocked.byteCount
+    }
+}

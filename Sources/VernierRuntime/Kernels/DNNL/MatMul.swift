@@ -52,12 +52,9 @@ public final class MatMulPlan: @unchecked Sendable {
         var aCopy = aDesc, bCopy = bDesc, cCopy = cDesc
         try dnnlCheck(dnnl_matmul_desc_init(&opDesc, &aCopy, &bCopy, nil, &cCopy), "dnnl_matmul_desc_init")
 
-        let attributes = try makeAttributes(relu: relu)
-        defer { dnnl_primitive_attr_destroy(attributes) }
-        var pdHandle: dnnl_primitive_desc_t?
-        try dnnlCheck(dnnl_primitive_desc_create(&pdHandle, &opDesc, attributes, engine.engine, nil),
-                      "dnnl_primitive_desc_create(matmul)")
-        guard let pd = pdHandle else { throw DNNLError.missing("no matmul primitive descriptor") }
+        let pd = try withUnsafePointer(to: &opDesc) {
+            try makePrimitiveDescriptor($0, relu: relu, engine: engine, what: "matmul")
+        }
         defer { dnnl_primitive_desc_destroy(pd) }
 
         a = try DNNLMemory(unbound: aDesc, engine: engine)
