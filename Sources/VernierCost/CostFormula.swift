@@ -67,19 +67,11 @@ public typealias CostFormula = (CostContext) -> OpCost?
 /// the op family exactly as the shape rules are (`Formulas/Conv.swift` ...).
 public enum CostFormulas {
     static let table: [String: CostFormula] = {
-        var table: [String: CostFormula] = [:]
-        let families: [[String: CostFormula]] = [
+        opRegistry([
             ElementwiseCosts.all, ConvCosts.all, MatMulCosts.all, PoolCosts.all, NormalizationCosts.all,
             ReduceCosts.all, ShapeOpCosts.all, DataMovementCosts.all, RecurrentCosts.all,
             QuantizationCosts.all, ControlFlowCosts.all,
-        ]
-        for family in families {
-            for (op, formula) in family {
-                precondition(table[op] == nil, "two cost formulas for \(op)")
-                table[op] = formula
-            }
-        }
-        return table
+        ], kind: "cost formula")
     }()
 
     /// The formula for a default-domain op.

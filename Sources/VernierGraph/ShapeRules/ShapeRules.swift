@@ -3,19 +3,11 @@
 /// `Pool.swift`, ...), the same file name its cost formulas and kernels use.
 public enum ShapeRules {
     static let table: [String: ShapeRule] = {
-        var table: [String: ShapeRule] = [:]
-        let families: [[String: ShapeRule]] = [
+        opRegistry([
             ElementwiseRules.all, ConvRules.all, MatMulRules.all, PoolRules.all, NormalizationRules.all,
             ReduceRules.all, ShapeOpRules.all, DataMovementRules.all, RecurrentRules.all,
             QuantizationRules.all, ControlFlowRules.all,
-        ]
-        for family in families {
-            for (op, rule) in family {
-                precondition(table[op] == nil, "two shape rules for \(op)")
-                table[op] = rule
-            }
-        }
-        return table
+        ], kind: "shape rule")
     }()
 
     /// The rule for a default-domain op.
@@ -29,6 +21,20 @@ public enum ShapeRules {
 
     /// Every default-domain op type with a rule, sorted.
     public static var supportedOps: [String] { table.keys.sorted() }
+}
+
+/// One table from per-family tables keyed by op type; an op in two families is a
+/// programming error (each op's entry lives in one file). Used by the shape rules and
+/// the cost formulas alike.
+public func opRegistry<Entry>(_ families: [[String: Entry]], kind: String) -> [String: Entry] {
+    var table: [String: Entry] = [:]
+    for family in families {
+        for (op, entry) in family {
+            precondition(table[op] == nil, "two \(kind)s for \(op)")
+            table[op] = entry
+        }
+    }
+    return table
 }
 
 // MARK: - Helpers shared by the rule families
