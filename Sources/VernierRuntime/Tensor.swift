@@ -96,3 +96,71 @@ public struct Tensor: @unchecked Sendable {
         withUnsafeBufferPointer(as: type) { Array($0) }
     }
 }
+
+extension Tensor {
+    /// The same elements seen with another shape of equal element count (no copy).
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        Tensor(elementType: elementType, shape: newShape, buffer: buffer, byteOffset: byteOffset)
+    }
+
+    /// A copy of an ONNX tensor's elements (initializers, constants, test data).
+    /// Strings are not tensors here: `nil` for them, and for element types without a
+    /// fixed size.
+    public init?(_ data: TensorData) {
+        guard data.elementType.bitWidth != nil else { return nil }
+        if case .strings = data.storage { return nil }
+        self.init(elementType: data.elementType, shape: data.dims)
+        let count = byteCount
+        let destination = rawPointer
+        let copied: Bool = data.withUnsafeBytes { source in
+            guard source.count >= count else { return false }
+            if count > 0, let base = source.baseAddress { destination.copyMemory(from: base, byteCount: count) }
+            return true
+        }
+        guard copied else { return nil }
+    }
+
+    /// A tensor holding `values` of a scalar type matching `elementType`'s size.
+    public init<T>(_ elementType: ElementType, shape: [Int], values: [T]) {
+        self.init(elementType: elementType, shape: shape)
+        precondition(values.count == elementCount && MemoryLayout<T>.stride * 8 == (elementType.bitWidth ?? 0),
+                     "\(values.count) \(T.self) values for a \(elementType) tensor of shape \(shape)")
+        values.withUnsafeBytes { source in
+            guard let base = source.baseAddress else { return }
+            rawPointer.copyMemory(from: base, byteCount: source.count)
+        }
+    }
+
+    /// A new tensor with a copy of this one's elements (in a buffer of its own).
+    public func copy() -> Tensor {
+        let result = Tensor(elementType: elementType, shape: shape)
+        if byteCount > 0 { result.rawPointer.copyMemory(from: rawPointer, byteCount: byteCount) }
+        return result
+    }
+
+    /// Integer elements (any integer type or bool) widened to Int, e.g. shape and axes
+    /// inputs; nil for floating-point tensors.
+    public func integers() -> [Int]? {
+        switch elementType {
+        case .int64: return scalars(as: Int64.self).map { Int($0) }
+        case .int32: return scalars(as: Int32.self).map { Int($0) }
+        case .int16: return scalars(as: Int16.self).map { Int($0) }
+        case .int8: return scalars(as: Int8.self).map { Int($0) }
+        case .uint64: return scalars(as: UInt64.self).map { Int(truncatingIfNeeded: $0) }
+        case .uint32: return scalars(as: UInt32.self).map { Int($0) }
+        case .uint16: return scalars(as: UInt16.self).map { Int($0) }
+        case .uint8, .bool: return scalars(as: UInt8.self).map { Int($0) }
+        default: return nil
+        }
+    }
+
+    /// Elements as Double (any numeric type), for tests and scalar attributes-as-inputs.
+    public func doubles() -> [Double]? {
+        switch elementType {
+        case .float: return scalars(as: Float.self).map { Double($0) }
+        case .double: return scalars(as: Double.self)
+        case .float16: return scalars(as: Float16.self).map { Double($0) }
+        default: return integers()?.map { Double($0) }
+        }
+    }
+}

@@ -54,6 +54,14 @@ public struct InferredGraph: Sendable {
     /// (several for attributes holding graph lists, in order).
     public var subgraphs: [String: [String: [InferredGraph]]]
 
+    public init(graph: Graph, facts: [String: ValueFacts], issues: [ShapeIssue] = [],
+                subgraphs: [String: [String: [InferredGraph]]] = [:]) {
+        self.graph = graph
+        self.facts = facts
+        self.issues = issues
+        self.subgraphs = subgraphs
+    }
+
     /// The type of `name`, if inferred.
     public func type(of name: String) -> TensorType? { facts[name]?.type }
 

@@ -1,0 +1,190 @@
+import Glibc
+import VernierCost
+import VernierGraph
+
+/// How a graph is compiled into an `ExecutionPlan`.
+public struct ExecutionOptions: Sendable {
+    /// Place activations in one arena laid out by the memory planner (the default; the
+    /// peak Vernier reports is then the memory the run uses). Off: every value gets a
+    /// buffer of its own, freed after its last use.
+    public var useArena = true
+    /// Evaluate nodes whose inputs are all constants once, at plan time.
+    public var foldConstants = true
+    /// Largest tensor a kernel may allocate, in bytes: absurd shapes become an error
+    /// instead of an out-of-memory kill.
+    public var maxTensorBytes = 1 << 33
+
+    public init() {}
+}
+
+/// Why a graph could not be compiled or run.
+public enum ExecutionError: Error, CustomStringConvertible {
+    /// Ops without a kernel: op type -> the nodes that use it.
+    case unsupportedOps([String: [String]])
+    /// A kernel failed; `node` is its display name.
+    case kernel(node: String, opType: String, message: String)
+    case missingInput(String)
+    case unexpectedInput(name: String, expected: [String])
+    case inputMismatch(name: String, message: String)
+    case outputNotProduced(node: String, opType: String, output: String)
+
+    public var description: String {
+        switch self {
+        case .unsupportedOps(let ops):
+            let list = ops.keys.sorted().map { op in
+                let nodes = ops[op] ?? []
+                let shown = nodes.prefix(3).map { "'\($0)'" }.joined(separator: ", ")
+                return "\(op) (\(nodes.count) node\(nodes.count == 1 ? "" : "s"): \(shown)\(nodes.count > 3 ? ", ..." : ""))"
+            }
+            return "no kernel for \(ops.count == 1 ? "op" : "ops") \(list.joined(separator: "; ")); "
+                + "`vernier summary` still gives the static costs"
+        case let .kernel(node, op, message): return "node '\(node)' (\(op)): \(message)"
+        case .missingInput(let name): return "no value given for graph input '\(name)'"
+        case let .unexpectedInput(name, expected):
+            return "'\(name)' is not an input of the graph (inputs: \(expected.joined(separator: ", ")))"
+        case let .inputMismatch(name, message): return "input '\(name)': \(message)"
+        case let .outputNotProduced(node, op, output): return "node '\(node)' (\(op)) did not produce output '\(output)'"
+        }
+    }
+}
+
+/// A graph compiled for execution: one kernel per node (or fused group), value slots
+/// numbered at plan time, constants folded, activations placed in one arena by the
+/// memory planner. `run` executes it; nothing is allocated on the way when every shape
+/// was known at plan time.
+public final class ExecutionPlan {
+    /// One kernel invocation.
+    public struct Step {
+        /// The node's display name, and the original ONNX nodes it stands for (more than
+        /// one after fusion), so a profile can name them.
+        public let name: String
+        public let opType: String
+        public let sourceNodes: [String]
+        let kernel: Kernel
+        let inputIDs: [Int]
+        let outputIDs: [Int]
+        let slots: OutputSlots
+        /// Values whose last reader is this step; released when no arena holds them.
+        let releases: [Int]
+    }
+
+    public let steps: [Step]
+    /// The memory plan the arena follows (nil when the plan could not be made, e.g. a
+    /// shape known only at run time, or when the arena is off).
+    public let memoryPlan: MemoryPlan?
+    /// Bytes of the arena (activations), and of the constant tensors (weights, folded).
+    public var arenaBytes: Int { arena?.byteCount ?? 0 }
+    public let constantBytes: Int
+    /// Nodes folded away at plan time.
+    public let foldedNodeCount: Int
+
+    let arena: TensorBuffer?
+    let valueNames: [String]
+    let constants: [(id: Int, tensor: Tensor)]
+    let inputs: [(name: String, id: Int, type: TensorType?)]
+    let outputs: [(name: String, id: Int)]
+    let outerReads: [(name: String, id: Int)]
+    let inputSlots: [Int: OutputSlots.Slot]
+    let keepAll: Bool
+
+    init(steps: [Step], memoryPlan: MemoryPlan?, arena: TensorBuffer?, constantBytes: Int, foldedNodeCount: Int,
+         valueNames: [String], constants: [(id: Int, tensor: Tensor)], inputs: [(name: String, id: Int, type: TensorType?)],
+         outputs: [(name: String, id: Int)], outerReads: [(name: String, id: Int)], inputSlots: [Int: OutputSlots.Slot],
+         keepAll: Bool) {
+        self.steps = steps
+        self.memoryPlan = memoryPlan
+        self.arena = arena
+        self.constantBytes = constantBytes
+        self.foldedNodeCount = foldedNodeCount
+        self.valueNames = valueNames
+        self.constants = constants
+        self.inputs = inputs
+        self.outputs = outputs
+        self.outerReads = outerReads
+        self.inputSlots = inputSlots
+        self.keepAll = keepAll
+    }
+
+    /// Names and declared types of the inputs the caller must give.
+    public var inputSignature: [(name: String, type: TensorType?)] { inputs.map { ($0.name, $0.type) } }
+    public var outputNames: [String] { outputs.map(\.name) }
+
+    /// Runs the graph. `inputs` by graph input name; `outer` holds values of enclosing
+    /// graphs that a subgraph reads. `stepNanoseconds`, when given, receives each step's
+    /// wall time (monotonic clock), indexed like `steps`.
+    public func run(_ inputs: [String: Tensor], outer: [String: Tensor] = [:],
+                    stepNanoseconds: UnsafeMutableBufferPointer<UInt64>? = nil) throws -> [String: Tensor] {
+        var values = [Tensor?](repeating: nil, count: valueNames.count)
+        for (id, tensor) in constants { values[id] = tensor }
+        for (name, id) in outerReads { values[id] = outer[name] }
+        let expected = self.inputs.map(\.name)
+        for name in inputs.keys where !expected.contains(name) {
+            throw ExecutionError.unexpectedInput(name: name, expected: expected)
+        }
+        for input in self.inputs {
+            guard let tensor = inputs[input.name] else { throw ExecutionError.missingInput(input.name) }
+            try checkInput(tensor, input.name, input.type)
+            // Copied into its arena slot, so the run uses the planned memory only.
+            if let slot = inputSlots[input.id], let buffer = slot.buffer, tensor.byteCount <= slot.capacity {
+                let placed = Tensor(elementType: tensor.elementType, shape: tensor.shape, buffer: buffer, byteOffset: slot.offset)
+                if tensor.byteCount > 0 { placed.rawPointer.copyMemory(from: tensor.rawPointer, byteCount: tensor.byteCount) }
+                values[input.id] = placed
+            } else {
+                values[input.id] = tensor
+            }
+        }
+        var inputTensors: [Tensor?] = []
+        for (index, step) in steps.enumerated() {
+            inputTensors.removeAll(keepingCapacity: true)
+            for id in step.inputIDs { inputTensors.append(id < 0 ? nil : values[id]) }
+            step.slots.reset()
+            let start = stepNanoseconds == nil ? 0 : monotonicNanoseconds()
+            do {
+                try step.kernel.run(inputTensors, step.slots)
+            } catch let error as ExecutionError {
+                throw error
+            } catch {
+                throw ExecutionError.kernel(node: step.name, opType: step.opType, message: "\(error)")
+            }
+            if let times = stepNanoseconds, index < times.count { times[index] = monotonicNanoseconds() - start }
+            for (k, id) in step.outputIDs.enumerated() where id >= 0 {
+                guard let result = step.slots.results[k] else {
+                    throw ExecutionError.outputNotProduced(node: step.name, opType: step.opType, output: valueNames[id])
+                }
+                values[id] = result
+            }
+            if !keepAll { for id in step.releases { values[id] = nil } }
+        }
+        var result: [String: Tensor] = [:]
+        for (name, id) in outputs {
+            // Outputs leave the arena: the next run overwrites it.
+            guard let tensor = values[id] else { throw ExecutionError.missingInput(name) }
+            result[name] = tensor.buffer === arena ? tensor.copy() : tensor
+        }
+        return result
+    }
+
+    private func checkInput(_ tensor: Tensor, _ name: String, _ type: TensorType?) throws {
+        guard let type else { return }
+        guard tensor.elementType == type.elementType else {
+            throw ExecutionError.inputMismatch(name: name, message: "element type \(tensor.elementType), the graph declares \(type.elementType)")
+        }
+        guard let dims = type.shape else { return }
+        guard dims.count == tensor.rank else {
+            throw ExecutionError.inputMismatch(name: name, message: "shape \(tensor.shape) has rank \(tensor.rank), the graph declares rank \(dims.count) (\(type))")
+        }
+        for (axis, dim) in dims.enumerated() {
+            if let value = dim.constantValue, value != tensor.shape[axis] {
+                throw ExecutionError.inputMismatch(name: name, message: "shape \(tensor.shape), the graph declares \(type)")
+            }
+        }
+    }
+}
+
+/// Monotonic clock in nanoseconds.
+@inline(__always)
+func monotonicNanoseconds() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+}

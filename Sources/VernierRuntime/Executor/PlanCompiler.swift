@@ -1,0 +1,227 @@
+import VernierCost
+import VernierGraph
+
+extension ExecutionPlan {
+    /// Compiles an inferred graph: kernels for every node, constants folded, the arena
+    /// laid out by `MemoryPlanner`. Throws `ExecutionError.unsupportedOps` naming every
+    /// op without a kernel (all of them at once, not the first).
+    ///
+    /// The plan is specialised to the shapes inference saw: values it proved constant
+    /// (e.g. `Shape` of a fully known tensor) are folded, so `run` refuses inputs whose
+    /// shapes differ from the inferred ones.
+    public static func compile(_ inferred: InferredGraph, opsets: [OpsetImport],
+                               options: ExecutionOptions = ExecutionOptions()) throws -> ExecutionPlan {
+        try PlanCompiler(inferred: inferred, opsets: opsets, options: options, isSubgraph: false).compile()
+    }
+
+    /// Compiles a loaded, validated model after inferring its shapes with `inference`.
+    public static func compile(_ model: Model, inference: InferenceOptions = InferenceOptions(),
+                               options: ExecutionOptions = ExecutionOptions()) throws -> ExecutionPlan {
+        let inferred = try ShapeInference(options: inference).infer(model)
+        return try compile(inferred, opsets: model.opsets, options: options)
+    }
+}
+
+/// The steps of `ExecutionPlan.compile`, one method each.
+struct PlanCompiler {
+    let inferred: InferredGraph
+    let opsets: [OpsetImport]
+    let options: ExecutionOptions
+    let isSubgraph: Bool
+
+    /// Ops whose output must not be computed once at plan time.
+    static let nondeterministicOps: Set<String> = [
+        "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli",
+    ]
+
+    func compile() throws -> ExecutionPlan {
+        let graph = inferred.graph
+        var ids: [String: Int] = [:]
+        var names: [String] = []
+        func id(_ name: String) -> Int {
+            if let existing = ids[name] { return existing }
+            ids[name] = names.count
+            names.append(name)
+            return names.count - 1
+        }
+
+        // Constants: initializers, then values inference proved constant.
+        var constantValues: [Int: Tensor] = [:]
+        var constantBytes = 0
+        for initializer in graph.initializers {
+            guard let tensor = Tensor(initializer) else {
+                throw ExecutionError.kernel(node: initializer.name, opType: "initializer",
+                                            message: "initializer of type \(initializer.elementType) cannot be loaded")
+            }
+            constantValues[id(initializer.name)] = tensor
+            constantBytes += tensor.byteCount
+        }
+        let inputNames = Set(graph.runtimeInputs.map(\.name))
+        let outer = isSubgraph ? GraphValidator.outerReads(of: graph) : []
+        let outerReads = outer.sorted().map { (name: $0, id: id($0)) }
+        let inputs = graph.runtimeInputs.map { info in
+            (name: info.name, id: id(info.name), type: isSubgraph ? nil : (inferred.type(of: info.name) ?? info.type?.tensorType))
+        }
+
+        var steps: [ExecutionPlan.Step] = []
+        var missing: [String: [String]] = [:]
+        var folded = 0
+        for node in graph.nodes {
+            // A node with subgraphs also reads, implicitly, the enclosing values its
+            // subgraphs use; they follow its declared inputs.
+            let implicitInputs = Set(node.subgraphs.flatMap { GraphValidator.outerReads(of: $0.graph) }).sorted()
+            let inputIDs = (node.inputs + implicitInputs).map { $0.isEmpty ? -1 : id($0) }
+            let outputIDs = node.outputs.map { $0.isEmpty ? -1 : id($0) }
+            // Values inference already proved constant need no kernel at all.
+            if !isSubgraph, node.subgraphs.isEmpty, !Self.nondeterministicOps.contains(node.opType),
+               let tensors = provenConstants(node) {
+                for (k, tensor) in tensors.enumerated() where outputIDs[k] >= 0 { constantValues[outputIDs[k]] = tensor }
+                folded += 1
+                continue
+            }
+            guard let factory = KernelRegistry.factory(for: node) else {
+                missing[node.qualifiedOpType, default: []].append(node.displayName)
+                continue
+            }
+            let constantInputs = inputIDs.map { $0 < 0 ? nil : constantValues[$0] }
+            let context = KernelContext(
+                node: node, opset: opset(of: node),
+                inputTypes: inferred.inputTypes(of: node), outputTypes: inferred.outputTypes(of: node),
+                constantInputs: constantInputs, implicitInputs: implicitInputs,
+                compileSubgraph: { subgraph in try self.compileSubgraph(subgraph, of: node) })
+            let kernel: Kernel
+            do {
+                kernel = try factory(context)
+            } catch let error as ExecutionError {
+                throw error
+            } catch {
+                throw ExecutionError.kernel(node: node.displayName, opType: node.qualifiedOpType, message: "\(error)")
+            }
+            let slots = OutputSlots(count: node.outputs.count, maxBytes: options.maxTensorBytes)
+            for (k, output) in node.outputs.enumerated() { slots.requested[k] = !output.isEmpty }
+
+            let foldable = options.foldConstants && node.subgraphs.isEmpty
+                && !Self.nondeterministicOps.contains(node.opType)
+                && inputIDs.allSatisfy { $0 < 0 || constantValues[$0] != nil }
+            if foldable {
+                do {
+                    try kernel.run(constantInputs, slots)
+                } catch {
+                    throw ExecutionError.kernel(node: node.displayName, opType: node.qualifiedOpType,
+                                                message: "while folding constants: \(error)")
+                }
+                for (k, id) in outputIDs.enumerated() where id >= 0 {
+                    guard let result = slots.results[k] else {
+                        throw ExecutionError.outputNotProduced(node: node.displayName, opType: node.qualifiedOpType, output: names[id])
+                    }
+                    constantValues[id] = result
+                }
+                folded += 1
+                continue
+            }
+            steps.append(ExecutionPlan.Step(name: node.displayName, opType: node.qualifiedOpType,
+                                            sourceNodes: [node.displayName], kernel: kernel,
+                                            inputIDs: inputIDs, outputIDs: outputIDs, slots: slots, releases: []))
+        }
+        if !missing.isEmpty { throw ExecutionError.unsupportedOps(missing) }
+
+        let outputs = graph.outputs.map { (name: $0.name, id: id($0.name)) }
+        steps = withReleases(steps, keep: Set(outputs.map(\.id)).union(outerReads.map(\.id)), constants: constantValues)
+
+        // The arena: the memory planner's layout, when every size is known.
+        var memoryPlan: MemoryPlan?
+        var arena: TensorBuffer?
+        var inputSlots: [Int: OutputSlots.Slot] = [:]
+        if options.useArena && !isSubgraph, let plan = try? MemoryPlanner.plan(inferred) {
+            let buffer = TensorBuffer(byteCount: plan.arenaBytes)
+            func slot(_ name: String) -> OutputSlots.Slot? {
+                guard let b = plan.bufferOf[name] else { return nil }
+                return OutputSlots.Slot(buffer: buffer, offset: plan.buffers[b].offset, capacity: plan.buffers[b].size)
+            }
+            for step in steps {
+                for (k, id) in step.outputIDs.enumerated() where id >= 0 {
+                    if let s = slot(names[id]) { step.slots.slots[k] = s }
+                }
+            }
+            for input in inputs { inputSlots[input.id] = slot(input.name) }
+            memoryPlan = plan
+            arena = buffer
+        }
+        _ = inputNames
+        let foldedBytes = constantValues.values.reduce(0) { $0 + $1.byteCount }
+        constantBytes = max(constantBytes, foldedBytes)
+        return ExecutionPlan(
+            steps: steps, memoryPlan: memoryPlan, arena: arena, constantBytes: constantBytes, foldedNodeCount: folded,
+            valueNames: names, constants: constantValues.map { (id: $0.key, tensor: $0.value) },
+            inputs: inputs, outputs: outputs, outerReads: outerReads, inputSlots: inputSlots, keepAll: false)
+    }
+
+    /// The default-domain opset (or the node's domain's), for version-dependent forms.
+    func opset(of node: Node) -> Int {
+        let domain = node.isDefaultDomain ? "" : node.domain
+        return opsets.first { ($0.domain == "ai.onnx" ? "" : $0.domain) == domain }?.version ?? 1
+    }
+
+    /// The node's outputs as tensors when inference proved every one of them constant
+    /// with a concrete value.
+    func provenConstants(_ node: Node) -> [Tensor]? {
+        var tensors: [Tensor] = []
+        for output in node.outputs {
+            if output.isEmpty { tensors.append(Tensor(shape: [0])); continue }
+            guard let facts = inferred.facts[output], let constant = facts.constant,
+                  let type = facts.type, let dims = type.shape else { return nil }
+            let shape = dims.compactMap(\.constantValue)
+            guard shape.count == dims.count, let tensor = Self.tensor(constant, type.elementType, shape) else { return nil }
+            tensors.append(tensor)
+        }
+        return tensors
+    }
+
+    /// A constant value from inference as a tensor of `type`, if every element is known.
+    static func tensor(_ value: ConstantValue, _ type: ElementType, _ shape: [Int]) -> Tensor? {
+        guard value.count == shape.reduce(1, *) else { return nil }
+        if let ints = value.knownInts {
+            switch type {
+            case .int64: return Tensor(.int64, shape: shape, values: ints.map { Int64($0) })
+            case .int32: return Tensor(.int32, shape: shape, values: ints.map { Int32(truncatingIfNeeded: $0) })
+            case .bool: return Tensor(.bool, shape: shape, values: ints.map { UInt8($0 != 0 ? 1 : 0) })
+            case .float: return Tensor(.float, shape: shape, values: ints.map { Float($0) })
+            default: break
+            }
+        }
+        if let doubles = value.doubles {
+            switch type {
+            case .float: return Tensor(.float, shape: shape, values: doubles.map { Float($0) })
+            case .double: return Tensor(.double, shape: shape, values: doubles)
+            default: return nil
+            }
+        }
+        return nil
+    }
+
+    /// Each step learns which values it reads last, so plans without an arena free them.
+    func withReleases(_ steps: [ExecutionPlan.Step], keep: Set<Int>, constants: [Int: Tensor]) -> [ExecutionPlan.Step] {
+        var lastUse: [Int: Int] = [:]
+        for (index, step) in steps.enumerated() {
+            for id in step.inputIDs where id >= 0 { lastUse[id] = index }
+        }
+        var releases = [[Int]](repeating: [], count: steps.count)
+        for (id, step) in lastUse where !keep.contains(id) && constants[id] == nil { releases[step].append(id) }
+        return steps.enumerated().map { index, step in
+            ExecutionPlan.Step(name: step.name, opType: step.opType, sourceNodes: step.sourceNodes, kernel: step.kernel,
+                               inputIDs: step.inputIDs, outputIDs: step.outputIDs, slots: step.slots,
+                               releases: releases[index].sorted())
+        }
+    }
+
+    /// A subgraph as a plan of its own: no arena (its shapes may change between
+    /// iterations), values of enclosing graphs read by name at run time.
+    func compileSubgraph(_ subgraph: Graph, of node: Node) throws -> ExecutionPlan {
+        let candidates = inferred.subgraphs[node.displayName]?.values.flatMap { $0 } ?? []
+        let match = candidates.first { $0.graph.name == subgraph.name && $0.graph.nodes.count == subgraph.nodes.count }
+        let sub = match ?? InferredGraph(graph: subgraph, facts: [:])
+        var subOptions = options
+        subOptions.useArena = false
+        return try PlanCompiler(inferred: sub, opsets: opsets, options: subOptions, isSubgraph: true).compile()
+    }
+}
