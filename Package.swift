@@ -79,7 +79,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VernierRuntimeTests",
-            dependencies: ["VernierGraph", "VernierRuntime", "VernierTestSupport"]
+            dependencies: ["VernierGraph", "VernierRuntime", "VernierTestSupport", "ONNXProto"]
         ),
         .testTarget(
             name: "VernierCLITests",
