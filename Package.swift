@@ -42,9 +42,10 @@ let package = Package(
             dependencies: ["VernierGraph"]
         ),
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(
             name: "VernierRuntime",
-            dependencies: ["VernierGraph", "VernierCost", "CDNNL"]
+            dependencies: ["VernierGraph", "VernierCost", "CDNNL", "CZlib"]
         ),
         .target(
             name: "VernierReport",
