@@ -54,7 +54,7 @@ let package = Package(
         .executableTarget(
             name: "vernier",
             dependencies: [
-                "VernierGraph", "VernierCost", "VernierReport",
+                "VernierGraph", "VernierCost", "VernierRuntime", "VernierReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
