@@ -11,7 +11,8 @@ extension ExecutionPlan {
     /// shapes differ from the inferred ones.
     public static func compile(_ inferred: InferredGraph, opsets: [OpsetImport],
                                options: ExecutionOptions = ExecutionOptions()) throws -> ExecutionPlan {
-        try PlanCompiler(inferred: inferred, opsets: opsets, options: options, isSubgraph: false).compile()
+        let graph = options.optimizeGraph ? GraphPasses.optimize(inferred) : inferred
+        return try PlanCompiler(inferred: graph, opsets: opsets, options: options, isSubgraph: false).compile()
     }
 
     /// Compiles a loaded, validated model after inferring its shapes with `inference`.
@@ -120,7 +121,7 @@ struct PlanCompiler {
                 continue
             }
             steps.append(ExecutionPlan.Step(name: node.displayName, opType: node.qualifiedOpType,
-                                            sourceNodes: [node.displayName], kernel: kernel,
+                                            sourceNodes: node.originalNodes, kernel: kernel,
                                             inputIDs: inputIDs, outputIDs: outputIDs, slots: slots, releases: []))
         }
         if !missing.isEmpty { throw ExecutionError.unsupportedOps(missing) }
