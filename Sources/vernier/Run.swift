@@ -33,6 +33,10 @@ struct Run: ParsableCommand {
         "Write every output to FILE as a .npz (numpy.load reads it).", valueName: "FILE.npz"))
     var saveOutputs: String?
 
+    @Option(name: .customLong("save-inputs"), help: ArgumentHelp(
+        "Write the inputs fed to the model to FILE as a .npz (to replay them in another runtime).", valueName: "FILE.npz"))
+    var saveInputs: String?
+
     @Option(help: "Threads for the kernels (default: all cores).")
     var threads: Int?
 
@@ -73,6 +77,10 @@ struct Run: ParsableCommand {
         let analyzed = try options.analyze()
         let feeds = try given.map { try ModelInputs.check($0, against: analyzed.inferred) }
             ?? ModelInputs.random(for: analyzed.inferred, seed: seed)
+        if let saveInputs {
+            let arrays = analyzed.inferred.graph.runtimeInputs.compactMap { input in feeds[input.name].map { (name: input.name, tensor: $0) } }
+            try AtomicFile.write(Data(try NumPyFormat.writeArchive(arrays)), to: saveInputs)
+        }
         let plan = try ExecutionPlan.compile(analyzed.inferred, opsets: analyzed.model.opsets)
         let outputs = try plan.run(feeds)
 
