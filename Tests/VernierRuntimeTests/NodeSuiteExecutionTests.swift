@@ -9,7 +9,19 @@ import VernierGraph
 /// test's inputs and must reproduce its outputs within the suite's tolerances.
 struct NodeSuiteExecutionTests {
     /// Cases of claimed ops that are skipped on purpose, with the reason.
-    static let knownSkips: [String: String] = [:]
+    static let knownSkips: [String: String] = {
+        var skips: [String: String] = [:]
+        for name in ["test_dequantizelinear_e4m3fn", "test_dequantizelinear_e4m3fn_float16", "test_dequantizelinear_e4m3fn_zero_point",
+                     "test_dequantizelinear_e5m2", "test_quantizelinear_e4m3fn", "test_quantizelinear_e5m2"] {
+            skips[name] = "float8 element types are not supported"
+        }
+        for name in ["test_qlinearmatmul_2D_int8_float16", "test_qlinearmatmul_2D_int8_float32",
+                     "test_qlinearmatmul_3D_int8_float16", "test_qlinearmatmul_3D_int8_float32"] {
+            skips[name] = "expected output wraps out-of-range int8 values (NumPy astype) where the spec and ONNX Runtime "
+                + "saturate; onnx/onnx#7835, fixed in onnx#7868 after the 1.16 test data"
+        }
+        return skips
+    }()
 
     /// The ONNX backend runner's default tolerances.
     static let relativeTolerance = 1e-3
