@@ -208,7 +208,7 @@ private func run(_ op: String, _ inputs: [Tensor?], _ attributes: [String: Attri
         let ops: Set = ["QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv"]
         let outcome = NodeSuiteExecutionTests.run(only: ops)
         #expect(outcome.failures.isEmpty, "\(outcome.failures)")
-        let expected: Set = ["test_quantizelinear", "test_quantizelinear_axis", "test_quantizelinear_blocked_asymmetric",
+        let expected: Set = ["test_quantizelinear", "test_quantizelinear_axis", "test_quantizelinear_blocked_asymmetric", "test_quantizelinear_blocked_symmetric",
                              "test_quantizelinear_int16", "test_quantizelinear_uint16", "test_quantizelinear_int4", "test_quantizelinear_uint4",
                              "test_dequantizelinear", "test_dequantizelinear_axis", "test_dequantizelinear_blocked",
                              "test_dequantizelinear_int16", "test_dequantizelinear_uint16", "test_dequantizelinear_int4",
@@ -217,6 +217,10 @@ private func run(_ op: String, _ inputs: [Tensor?], _ attributes: [String: Attri
                              "test_convinteger_without_padding", "test_qlinearconv", "test_qlinearmatmul_2D_uint8_float32",
                              "test_qlinearmatmul_2D_uint8_float16", "test_qlinearmatmul_3D_uint8_float32", "test_qlinearmatmul_3D_uint8_float16"]
         #expect(expected.isSubset(of: Set(outcome.passed)), "missing: \(expected.subtracting(outcome.passed).sorted())")
+        // Every other case of these ops is skipped for a stated reason (float8, other ops' kernels).
+        for (name, reason) in outcome.skipped where ["quantizelinear", "integer", "qlinear"].contains(where: name.contains) {
+            #expect(NodeSuiteExecutionTests.knownSkips[name] != nil || reason.hasPrefix("no kernel for"), "\(name): \(reason)")
+        }
     }
 
     @Test(.disabled(if: ProcessInfo.processInfo.environment["VERNIER_BENCH"] == nil, "set VERNIER_BENCH=1 (release build)"))
@@ -239,7 +243,8 @@ private func run(_ op: String, _ inputs: [Tensor?], _ attributes: [String: Attri
     }
 }
 
-/// Median wall time of `runs` calls after three warm-up calls.
+/// Median wall time of `runs` calls after three warm-up calls (the machine is shared, so
+/// the median rather than the mean).
 func medianSeconds(runs: Int, _ body: () -> Void) -> Double {
     for _ in 0..<3 { body() }
     var times: [Double] = []

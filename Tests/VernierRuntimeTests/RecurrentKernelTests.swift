@@ -247,6 +247,14 @@ func largestDifference(_ a: Tensor?, _ b: Tensor) -> Float {
                 let seconds = medianSeconds(runs: 30) {
                     _ = try? runFamilyKernel(RecurrentKernels.all, cell.opName, inputs, attributes, outputCount: outputs, kernel: kernel)
                 }
+                if let recurrent = kernel as? RecurrentKernel {
+                    // The projection alone (one [40, 512] x [512, 2 * gates * 256] product).
+                    let weights = try #require(recurrent.packedWeights)
+                    let plan = try MatMulPlan(a: [40, 512], b: weights.wT.shape)
+                    let product = Tensor(elementType: .float, shape: plan.outputShape)
+                    let projection = medianSeconds(runs: 30) { try? plan.run(a: x.reshaped([40, 512]), b: weights.wT, output: product) }
+                    print(String(format: "  of which the projection on oneDNN: %.3f ms (%@)", projection * 1e3, plan.implementation))
+                }
                 let flops = 2.0 * 2 * 40 * Double(g * 256) * (512 + 256)
                 print(String(format: "%@ bidirectional S40 B1 I512 H256, %d thread(s): %.3f ms (%.1f GFLOP/s)", cell.opName, threads,
                              seconds * 1e3, flops / seconds / 1e9))

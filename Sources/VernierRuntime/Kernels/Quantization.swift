@@ -528,11 +528,16 @@ final class IntegerMatMulKernel: Kernel {
             }
             let target = out.rawPointer
             let signed = outType == .int8
+            // Per-tensor a_scale and y_scale (the usual case): one multiplier per column.
+            let columnMultipliers: [Double]? = aScale.count == 1 && yScale.count == 1
+                ? (0..<n).map { requantizationMultiplier(aScale[0], bScale[bScaleIndex(bIndex, $0)], yScale[0], half: half) }
+                : nil
             for i in 0..<m {
                 let zero = yZeros[yZeroIndex(0, i)]
                 for j in 0..<n {
-                    let multiplier = requantizationMultiplier(aScale[aScaleIndex(aIndex, i)], bScale[bScaleIndex(bIndex, j)],
-                                                              yScale[yScaleIndex(0, i)], half: half)
+                    let multiplier = columnMultipliers?[j]
+                        ?? requantizationMultiplier(aScale[aScaleIndex(aIndex, i)], bScale[bScaleIndex(bIndex, j)],
+                                                    yScale[yScaleIndex(0, i)], half: half)
                     let q = requantize(c[i * np + j], multiplier, zero, range)
                     if signed {
                         target.storeBytes(of: Int8(truncatingIfNeeded: q), toByteOffset: base + i * n + j, as: Int8.self)

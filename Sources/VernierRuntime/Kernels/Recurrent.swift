@@ -353,6 +353,8 @@ final class RecurrentKernel: Kernel {
     let attributes: RecurrentAttributes
     /// Weights packed at plan time when W, R, B and P are all initializers.
     private var constantWeights: RecurrentWeights?
+    /// The weights packed at plan time, if any (benchmarks).
+    var packedWeights: RecurrentWeights? { constantWeights }
     /// The projection's oneDNN plan, kept while the number of rows stays the same.
     private var projectionPlan: MatMulPlan?
     /// Whether to use oneDNN for the projection (tests turn it off to check the fallback).
