@@ -181,23 +181,23 @@ struct PlanCompiler {
     /// A constant value from inference as a tensor of `type`, if every element is known.
     static func tensor(_ value: ConstantValue, _ type: ElementType, _ shape: [Int]) -> Tensor? {
         guard value.count == shape.reduce(1, *) else { return nil }
-        if let ints = value.knownInts {
+        switch value {
+        case .ints:
+            guard let ints = value.knownInts else { return nil }
             switch type {
             case .int64: return Tensor(.int64, shape: shape, values: ints.map { Int64($0) })
             case .int32: return Tensor(.int32, shape: shape, values: ints.map { Int32(truncatingIfNeeded: $0) })
             case .bool: return Tensor(.bool, shape: shape, values: ints.map { UInt8($0 != 0 ? 1 : 0) })
-            case .float: return Tensor(.float, shape: shape, values: ints.map { Float($0) })
-            default: break
+            default: return nil
             }
-        }
-        if let doubles = value.doubles {
+        case .floats(let doubles):
+            // Only types whose values a Double holds exactly.
             switch type {
             case .float: return Tensor(.float, shape: shape, values: doubles.map { Float($0) })
             case .double: return Tensor(.double, shape: shape, values: doubles)
             default: return nil
             }
         }
-        return nil
     }
 
     /// Each step learns which values it reads last, so plans without an arena free them.
