@@ -225,6 +225,27 @@ extension DNNLKernelTests {
         }
     }
 
+    /// ConvTranspose takes the same epilogue (a decoder's upsampling + skip connection).
+    @Test func convTransposeEpilogueMatchesReference() throws {
+        var rng = SeededGenerator(seed: 0x7E)
+        for activation: FusedEpilogue.Activation in [.leakyRelu(alpha: 0.2), .silu] {
+            let x = randomTensor([1, 16, 6, 7], using: &rng), w = randomTensor([16, 8, 4, 4], using: &rng)
+            let b = randomTensor([8], using: &rng), addend = randomTensor([1, 8, 12, 14], using: &rng)
+            var attributes = fusedAttributes(activation, sum: true)
+            attributes["strides"] = .ints([2, 2])
+            attributes["pads"] = .ints([1, 1, 1, 1])
+            let kernel = try makeKernel("ConvTranspose", inputs: 4, attributes: attributes, constants: [1: w, 2: b],
+                                        shapes: [0: x.shape])
+            let geometry = ConvGeometry(strides: [2, 2], pads: [1, 1, 1, 1])
+            let expected = ReferenceKernels.convTranspose(input: x, weights: w, bias: b, geometry: geometry,
+                                                          epilogue: FusedEpilogue(activation: activation, addsResidual: true),
+                                                          addend: addend)
+            let y = try runKernel(kernel, [x, w, b, addend])
+            #expect(y.shape == expected.shape)
+            #expect(relativeError(y, expected) <= tolerance, "\(activation)")
+        }
+    }
+
     @Test func fusedAttributesParse() throws {
         let node = Node(name: "c", opType: "Conv", inputs: ["x", "w", "r"], outputs: ["y"], attributes: [
             Attribute(name: "fused_activation", value: .string("HardSigmoid")),

@@ -98,14 +98,15 @@ public struct FusedEpilogue: Sendable, Hashable {
     ///
     /// The residual is a `sum` post-op: the plan writes the addend into the primitive's
     /// destination before running it, and the primitive adds its result on top
-    /// (`dst = 1 * dst + result`). We use `sum` rather than a `binary_add` post-op
-    /// whose second operand is the addend because in oneDNN 2.6 `sum` is implemented by
-    /// every convolution, deconvolution and matmul implementation (JIT, GEMM-based and
-    /// reference) and needs no extra execution argument, whereas full-tensor (not
-    /// broadcast) binary post-ops are accepted by fewer implementations and would make
-    /// the primitive's choice depend on the addend's layout. When the destination is a
-    /// blocked copy, the addend's plain-to-blocked reorder writes into that copy, so
-    /// the cost is one O(output) pass either way.
+    /// (`dst = 1 * dst + result`). The alternative, a `binary_add` post-op reading the
+    /// addend as an extra argument, was probed on oneDNN 2.6.3 (AVX2): with the addend in
+    /// plain NCHW, 3x3, 1x1 and depthwise convs all fall from `jit:avx2` / `jit_1x1` /
+    /// `jit_dw` to `gemm:jit` with plain layouts (the slow path `ConvPlan`'s comment
+    /// measures); with the addend's layout left to oneDNN (`any`) the JIT kernels stay
+    /// but want the addend blocked, i.e. the same plain-to-blocked reorder that `sum`
+    /// needs. So `sum` costs the same one O(output) pass, keeps the JIT kernels, is
+    /// implemented by every conv, deconv and matmul implementation, and needs no extra
+    /// execution argument.
     ///
     /// `sumScale` scales the prior destination contents (Gemm uses it for `beta * C`).
     func appendPostOps(to ops: dnnl_post_ops_t, sum: Bool, sumScale: Float = 1) throws {
