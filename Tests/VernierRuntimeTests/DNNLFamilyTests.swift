@@ -380,12 +380,12 @@ extension DNNLKernelTests {
 
 extension DNNLKernelTests {
 /// Not speed tests: print achieved GFLOP/s of representative layers at 1 and 2 threads
-/// (plans made after setting the thread count; median of 20 runs after 5 warm-up).
+/// (plans made after setting the thread count; median and best of 30 runs after 5 warm-up).
 @Suite struct Throughput {
     static func measure(_ label: String, macs: Int, _ body: () throws -> Void) rethrows {
         for _ in 0..<5 { try body() }
         var seconds: [Double] = []
-        for _ in 0..<20 {
+        for _ in 0..<30 {
             let start = DispatchTime.now().uptimeNanoseconds
             try body()
             seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
