@@ -39,8 +39,8 @@ enum CastKernels {
 
 /// Element type conversion with NumPy's `astype` results: float to integer truncates
 /// toward zero (NaN gives 0, values past the range saturate first, then wrap like C
-/// for narrower types), integer to integer wraps, anything to bool is `!= 0`, bfloat16
-/// rounds to nearest even.
+/// for narrower types), integer to integer wraps, anything to bool is `!= 0`, float to
+/// bfloat16 truncates (as ONNX's backend tests expect).
 enum ElementConversion {
     static let supported: Set<ElementType> = [
         .float, .double, .float16, .bfloat16, .int8, .int16, .int32, .int64,
@@ -171,11 +171,10 @@ enum ElementConversion {
         return UInt64(bitPattern: Int64(d))
     }
 
-    /// bfloat16 bits of a float, rounded to nearest even (NaN stays a quiet NaN).
+    /// bfloat16 bits of a float: the top 16 bits (truncation, what ONNX's backend tests
+    /// expect), NaN a quiet NaN.
     static func bfloat16Bits(_ f: Float) -> UInt16 {
         if f.isNaN { return 0x7FC0 }
-        let bits = f.bitPattern
-        let rounded = bits &+ 0x7FFF &+ ((bits >> 16) & 1)
-        return UInt16(truncatingIfNeeded: rounded >> 16)
+        return UInt16(truncatingIfNeeded: f.bitPattern >> 16)
     }
 }

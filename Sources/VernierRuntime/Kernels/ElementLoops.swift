@@ -21,6 +21,18 @@ enum ElementLoops {
     /// than it saves.
     static let grain = 1 << 15
 
+    /// Whether two tensors share bytes.
+    static func overlaps(_ a: Tensor, _ b: Tensor) -> Bool {
+        a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteCount && b.byteOffset < a.byteOffset + a.byteCount
+    }
+
+    /// `input`, or a copy of it when it is broadcast (fewer elements than `out`) and
+    /// shares memory with `out`: writing the output would change it while it is read.
+    /// Element-wise loops are safe over a same-sized input only.
+    static func readable(_ input: Tensor, writing out: Tensor) -> Tensor {
+        input.elementCount != out.elementCount && overlaps(input, out) ? input.copy() : input
+    }
+
     @inline(__always)
     static func pointer<T>(_ tensor: Tensor, _ type: T.Type) -> UnsafeMutablePointer<T> {
         tensor.rawPointer.bindMemory(to: T.self, capacity: tensor.elementCount)

@@ -235,12 +235,13 @@ enum ElementwiseKernels {
     static func binaryKernel<Op: FloatZip>(_ name: String, _ fast: Op, _ scalar: ScalarBinary) -> Kernel {
         let plans = BroadcastPlanCache()
         return FunctionKernel { inputs, outputs in
-            let a = try requiredInput(inputs, 0), b = try requiredInput(inputs, 1)
-            guard a.elementType == b.elementType else {
-                throw KernelError.invalid("\(name) inputs are \(a.elementType) and \(b.elementType); they must be one type")
+            let left = try requiredInput(inputs, 0), right = try requiredInput(inputs, 1)
+            guard left.elementType == right.elementType else {
+                throw KernelError.invalid("\(name) inputs are \(left.elementType) and \(right.elementType); they must be one type")
             }
-            let plan = try plans.plan([a.shape, b.shape])
-            let out = try outputs.allocate(0, a.elementType, plan.outputShape)
+            let plan = try plans.plan([left.shape, right.shape])
+            let out = try outputs.allocate(0, left.elementType, plan.outputShape)
+            let a = ElementLoops.readable(left, writing: out), b = ElementLoops.readable(right, writing: out)
             if a.elementType == .float && !(fast is LaneZip) {
                 ElementLoops.zip(a, b, into: out, plan, fast)
             } else {
@@ -267,15 +268,24 @@ enum ElementwiseKernels {
     /// broadcast to the final shape), Mean divides at the end.
     static func variadicKernel<Op: FloatZip>(_ name: String, _ fast: Op, _ scalar: ScalarBinary, mean: Bool) -> Kernel {
         FunctionKernel { inputs, outputs in
-            let present = inputs.compactMap { $0 }
+            var present = inputs.compactMap { $0 }
             guard let first = present.first else { throw KernelError.invalid("\(name) needs at least one input") }
             for t in present where t.elementType != first.elementType {
                 throw KernelError.invalid("\(name) inputs are \(first.elementType) and \(t.elementType); they must be one type")
             }
             let shape = try BroadcastPlan.broadcastShape(present.map(\.shape))
             let out = try outputs.allocate(0, first.elementType, shape)
+            // The ops are commutative: an input that is the output's memory goes first,
+            // so the fold reads it before writing over it; broadcast ones are copied.
+            if let j = present.indices.first(where: { ElementLoops.overlaps(present[$0], out) }), j > 1 {
+                present.swapAt(0, j)
+            }
+            // Inputs 2... are read after the output has been written once.
+            present = present.enumerated().map { k, t in
+                k >= 2 && ElementLoops.overlaps(t, out) ? t.copy() : ElementLoops.readable(t, writing: out)
+            }
             if present.count == 1 {
-                if out.byteCount > 0 { out.rawPointer.copyMemory(from: first.rawPointer, byteCount: first.byteCount) }
+                if out.byteCount > 0 { memmove(out.rawPointer, present[0].rawPointer, present[0].byteCount) }
             } else {
                 for k in 1..<present.count {
                     let a = k == 1 ? present[0] : out
@@ -498,12 +508,13 @@ final class PowKernel: Kernel {
     struct Cube: FloatMap { func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { x * x * x } }
 
     func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
-        let a = try requiredInput(inputs, 0), b = try requiredInput(inputs, 1)
-        for t in [a, b] where !(t.elementType.isFloatingPoint || t.elementType.isInteger) || !ElementConversion.supports(t.elementType) {
+        let base = try requiredInput(inputs, 0), exponent = try requiredInput(inputs, 1)
+        for t in [base, exponent] where !(t.elementType.isFloatingPoint || t.elementType.isInteger) || !ElementConversion.supports(t.elementType) {
             throw KernelError.unsupported("Pow of \(t.elementType) tensors")
         }
-        let plan = try plans.plan([a.shape, b.shape])
-        let out = try outputs.allocate(0, a.elementType, plan.outputShape)
+        let plan = try plans.plan([base.shape, exponent.shape])
+        let out = try outputs.allocate(0, base.elementType, plan.outputShape)
+        let a = ElementLoops.readable(base, writing: out), b = ElementLoops.readable(exponent, writing: out)
         if a.elementType == .float && b.elementType == .float {
             if b.elementCount == 1 && a.elementCount == out.elementCount {
                 let e = b.scalars(as: Float.self)[0]
@@ -532,13 +543,15 @@ final class WhereKernel: Kernel {
     private let plans = BroadcastPlanCache()
 
     func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
-        let c = try requiredInput(inputs, 0), x = try requiredInput(inputs, 1), y = try requiredInput(inputs, 2)
-        guard c.elementType == .bool else { throw KernelError.invalid("Where condition is \(c.elementType), must be bool") }
-        guard x.elementType == y.elementType else {
-            throw KernelError.invalid("Where inputs are \(x.elementType) and \(y.elementType); they must be one type")
+        let condition = try requiredInput(inputs, 0), first = try requiredInput(inputs, 1), second = try requiredInput(inputs, 2)
+        guard condition.elementType == .bool else { throw KernelError.invalid("Where condition is \(condition.elementType), must be bool") }
+        guard first.elementType == second.elementType else {
+            throw KernelError.invalid("Where inputs are \(first.elementType) and \(second.elementType); they must be one type")
         }
-        let plan = try plans.plan([c.shape, x.shape, y.shape])
-        let out = try outputs.allocate(0, x.elementType, plan.outputShape)
+        let plan = try plans.plan([condition.shape, first.shape, second.shape])
+        let out = try outputs.allocate(0, first.elementType, plan.outputShape)
+        let c = ElementLoops.readable(condition, writing: out), x = ElementLoops.readable(first, writing: out)
+        let y = ElementLoops.readable(second, writing: out)
         switch x.elementType.bitWidth {
         case 8: select(UInt8.self, c, x, y, out, plan)
         case 16: select(UInt16.self, c, x, y, out, plan)
