@@ -150,7 +150,7 @@ enum DataMovementKernels {
         }
     }
 
-    /// Clamped start and length of one sliced axis (ONNX Slice rules).
+    /// Clamped start and length of one sliced axis (ONNX Slice rules, as NumPy slices).
     static func sliceRange(dim d: Int, start: Int, end: Int, step: Int) -> (start: Int, count: Int) {
         var s = start < 0 ? start &+ d : start
         var e = end < 0 ? end &+ d : end
@@ -159,7 +159,8 @@ enum DataMovementKernels {
             e = min(max(e, 0), d)
             return (s, e > s ? (e - s - 1) / step + 1 : 0)
         }
-        s = min(max(s, 0), d - 1)
+        // A start before the first element selects nothing (NumPy, and the shape rule).
+        s = min(max(s, -1), d - 1)
         e = min(max(e, -1), d - 1)
         return (s, s > e ? (s - e - 1) / Int(clamping: step.magnitude) + 1 : 0)
     }
