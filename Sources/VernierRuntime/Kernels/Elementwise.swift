@@ -119,7 +119,8 @@ enum ElementwiseKernels {
             let lambd = Double(try ctx.node.float("lambd", default: 0.5)), bias = Double(try ctx.node.float("bias", default: 0))
             let f: (Double) -> Double = { $0 < -lambd ? $0 + bias : ($0 > lambd ? $0 - bias : 0) }
             return unary("Shrink", ShrinkOp(lambd: Float(lambd), bias: Float(bias)), ScalarUnary(
-                real: f, signed: { Int64(f(Double($0))) }, unsigned: { UInt64(Swift.max(0, f(Double($0)))) }))
+                real: f, signed: { Int64(bitPattern: ElementConversion.integerBits(f(Double($0)))) },
+                unsigned: { ElementConversion.integerBits(Swift.max(0, f(Double($0)))) }))
         },
         "Clip": makeClip,
     ]

@@ -16,7 +16,9 @@ enum VectorMath {
     /// Inputs above 88.72 give +inf, below -104 give 0 (denormals in between), NaN stays NaN.
     @inline(__always)
     static func exp(_ x: V) -> V {
-        let clamped = x.clamped(lowerBound: V(repeating: -104), upperBound: V(repeating: 88.72283))
+        // (SIMD `clamped` compiles to a slow lane loop; compare-and-select does not.)
+        var clamped = x.replacing(with: -104, where: x .< -104)
+        clamped.replace(with: 88.72283, where: clamped .> 88.72283)
         // Round x*log2(e) to the nearest integer by adding 1.5*2^23: the integer lands in
         // the low mantissa bits (exact for |n| < 2^22).
         let magic = V(repeating: 12_582_912)
