@@ -29,7 +29,10 @@ enum CastKernels {
         guard ElementConversion.supports(x.elementType) else { throw KernelError.unsupported("Cast from \(x.elementType)") }
         guard ElementConversion.supports(to) else { throw KernelError.unsupported("Cast to \(to)") }
         if x.elementType == to {
-            outputs.set(0, x)
+            // A copy, not a view: the memory planner gives Cast's output a buffer of its
+            // own and may reuse the input's buffer while the output is still read.
+            let out = try outputs.allocate(0, to, x.shape)
+            if x.byteCount > 0 { out.rawPointer.copyMemory(from: x.rawPointer, byteCount: x.byteCount) }
             return
         }
         let out = try outputs.allocate(0, to, x.shape)
