@@ -29,6 +29,7 @@ import onnxruntime as ort
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS_DIR = os.environ.get("VERNIER_REAL_MODELS_DIR", os.path.join(ROOT, ".build-models"))
 DEFAULT_MODELS = ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "squeezenet1_0", "bert_base"]
+# Dynamic dims of the exports: batch 1 everywhere, BERT at sequence 128.
 BINDINGS = {"bert_base": ["--dim", "batch=1", "--dim", "seq=128"]}
 LINE = re.compile(r"latency: median ([0-9.]+) ms.*arena ([0-9.]+) MB, weights ([0-9.]+) MB, peak RSS ([0-9.]+) MB")
 
@@ -44,7 +45,7 @@ def vernier_binary():
 
 def run_vernier(binary, model, name, threads, runs, inputs_path, save_inputs):
     cmd = [binary, "run", model, "--threads", str(threads), "--show", "0", "--repeat", str(runs), "--warmup", "3",
-           *BINDINGS.get(name, [])]
+           *BINDINGS.get(name, ["--dim", "batch=1"])]
     cmd += ["--save-inputs", inputs_path] if save_inputs else ["--input-data", inputs_path]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:

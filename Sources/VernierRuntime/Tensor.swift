@@ -24,6 +24,24 @@ public final class TensorBuffer: @unchecked Sendable {
     deinit { baseAddress.deallocate() }
 }
 
+/// The memory order of a tensor's elements.
+public enum TensorLayout: Hashable, Sendable, CustomStringConvertible {
+    /// Row-major in the logical shape (NCHW for images).
+    case plain
+    /// 4-D `[N, C, H, W]` stored as `[N, C/block, H, W, block]` (oneDNN's `nChw8c` /
+    /// `nChw16c`): one channel block fills a vector register, the layout oneDNN's
+    /// convolutions run fastest in. Only for C a multiple of `block`, so the size in
+    /// bytes equals the plain layout's.
+    case channelBlocked(Int)
+
+    public var description: String {
+        switch self {
+        case .plain: return "plain"
+        case .channelBlocked(let b): return "nChw\(b)c"
+        }
+    }
+}
+
 /// A dense, row-major tensor as the executor sees it: an element type, a shape and a
 /// window (`byteOffset`, `byteCount`) into a `TensorBuffer`.
 public struct Tensor: @unchecked Sendable {
@@ -31,6 +49,8 @@ public struct Tensor: @unchecked Sendable {
     public let shape: [Int]
     public let buffer: TensorBuffer
     public let byteOffset: Int
+    /// How the elements sit in memory; `shape` is always the logical (NCHW) shape.
+    public var layout: TensorLayout = .plain
 
     public var elementCount: Int { shape.reduce(1, *) }
     public var rank: Int { shape.count }

@@ -11,7 +11,7 @@ public enum ProcessMemory {
     static func statusField(_ key: String) -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
               let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return nil }
-        let number = line.dropFirst(key.count).split(separator: " ").first.flatMap { Int($0) }
+        let number = line.dropFirst(key.count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap { Int($0) }
         return number.map { $0 * 1024 }   // kB
     }
 }

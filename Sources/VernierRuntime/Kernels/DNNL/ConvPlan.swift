@@ -43,6 +43,9 @@ public final class ConvPlan: @unchecked Sendable {
     public let geometry: ConvGeometry
     public let epilogue: FusedEpilogue
     public let hasBias: Bool
+    /// Layouts of the caller's input and output tensors.
+    public let sourceLayout: TensorLayout
+    public let destinationLayout: TensorLayout
     /// Weights / bias bound on each run rather than baked in at plan time.
     public let takesRuntimeWeights: Bool
     public let takesRuntimeBias: Bool
@@ -96,7 +99,8 @@ public final class ConvPlan: @unchecked Sendable {
     ///     only to measure what the blocked layouts buy.
     public init(transposed: Bool, inputShape: [Int], weightsShape: [Int], weights: PlanOperand,
                 bias: PlanOperand?, geometry: ConvGeometry, epilogue: FusedEpilogue = .none,
-                engine: DNNLEngine? = nil, blockedLayouts: Bool = true) throws {
+                engine: DNNLEngine? = nil, blockedLayouts: Bool = true,
+                sourceLayout: TensorLayout = .plain, destinationLayout: TensorLayout = .plain) throws {
         let engine = try engine ?? DNNLEngine.shared()
         if case .constant(let w) = weights, w.elementType != .float || w.shape != weightsShape {
             throw DNNLError.shapeMismatch("ConvPlan takes fp32 weights of shape \(weightsShape), got \(w.elementType) \(w.shape)")
@@ -143,8 +147,13 @@ public final class ConvPlan: @unchecked Sendable {
                 ? try stridedDescriptor([o, i] + kernel, strides: [gio[1], gio[2]] + kernelStrides)
                 : try stridedDescriptor([group, o, i] + kernel, strides: gio + kernelStrides)
         }
-        let userSourceDesc = try plainDescriptor(inputShape)
-        let userDestinationDesc = try plainDescriptor(outputShape)
+        // The caller's activations: plain, or already in a channel-blocked layout when
+        // the executor keeps consecutive oneDNN ops blocked (then no edge reorder runs
+        // when the primitive wants that layout too).
+        let userSourceDesc = try layoutDescriptor(inputShape, sourceLayout)
+        let userDestinationDesc = try layoutDescriptor(outputShape, destinationLayout)
+        self.sourceLayout = sourceLayout
+        self.destinationLayout = destinationLayout
 
         // The primitive's descriptors: any layout (see the type's comment).
         var anySource = blockedLayouts ? try descriptor(inputShape, tag: dnnl_format_tag_any) : userSourceDesc
@@ -297,6 +306,7 @@ public final class ConvPlan: @unchecked Sendable {
     /// output; it may be the output's own memory). No allocation on this path.
     public func run(input: Tensor, weights: Tensor?, bias: Tensor?, addend: Tensor?, output: Tensor) throws {
         guard input.shape == inputShape, output.shape == outputShape,
+              input.layout == sourceLayout, output.layout == destinationLayout,
               input.elementType == .float, output.elementType == .float else {
             throw DNNLError.shapeMismatch("ConvPlan for \(inputShape) -> \(outputShape) run with "
                                           + "\(input.shape) -> \(output.shape)")

@@ -93,6 +93,27 @@ func descriptor(_ dims: [Int], tag: dnnl_format_tag_t) throws -> dnnl_memory_des
 }
 
 /// `dnnl_a`, `dnnl_ab`, ... for a rank: the row-major layout.
+/// An fp32 descriptor of `dims` in `layout` (channel-blocked layouts are 4-D only).
+func layoutDescriptor(_ dims: [Int], _ layout: TensorLayout) throws -> dnnl_memory_desc_t {
+    switch layout {
+    case .plain:
+        return try plainDescriptor(dims)
+    case .channelBlocked(let block):
+        guard dims.count == 4, block == 8 || block == 16, dims[1] % block == 0 else {
+            throw DNNLError.shapeMismatch("no \(layout) layout for shape \(dims)")
+        }
+        return try descriptor(dims, tag: block == 8 ? dnnl_nChw8c : dnnl_nChw16c)
+    }
+}
+
+/// The channel block oneDNN's convolutions use on this CPU: 16 with AVX-512, else 8.
+public let preferredChannelBlock: Int = {
+    let isa = dnnl_get_effective_cpu_isa()
+    let avx512: [dnnl_cpu_isa_t] = [dnnl_cpu_isa_avx512_core, dnnl_cpu_isa_avx512_core_vnni,
+                                    dnnl_cpu_isa_avx512_core_bf16, dnnl_cpu_isa_avx512_core_amx]
+    return avx512.contains(isa) ? 16 : 8
+}()
+
 func plainTag(rank: Int) -> dnnl_format_tag_t {
     switch rank {
     case 1: return dnnl_a
