@@ -123,6 +123,7 @@ struct Run: ParsableCommand {
 
     /// The first `count` values, e.g. `[0.1234, -0.5, ...]`.
     static func preview(_ tensor: Tensor, count: Int) -> String {
+        guard count > 0 else { return "" }
         let values: [String]
         if tensor.elementType.isFloatingPoint, let d = tensor.doubles() {
             values = d.prefix(count).map { String(format: "%.6g", $0) }
