@@ -151,12 +151,15 @@ struct PoolKernelTests {
         let x = PoolNormHarness.random([1, 64, 112, 112], &rng)
         let attributes: [String: AttributeValue] = ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])]
         let bytes = x.byteCount + 64 * 56 * 56 * 4
-        _ = try PoolNormHarness.throughput("MaxPool 3x3/s2 p1 [1,64,112,112]", bytes: bytes) {
-            _ = try PoolNormHarness.run("MaxPool", [x], attributes)
-        }
+        _ = try PoolNormHarness.throughput("MaxPool 3x3/s2 p1 [1,64,112,112]", bytes: bytes,
+                                           try PoolNormHarness.prepared("MaxPool", [x], attributes))
+        let twoByTwo: [String: AttributeValue] = ["kernel_shape": .ints([2, 2]), "strides": .ints([2, 2])]
+        _ = try PoolNormHarness.throughput("MaxPool 2x2/s2 [1,64,112,112]", bytes: bytes,
+                                           try PoolNormHarness.prepared("MaxPool", [x], twoByTwo))
+        _ = try PoolNormHarness.throughput("AveragePool 3x3/s2 p1 [1,64,112,112]", bytes: bytes,
+                                           try PoolNormHarness.prepared("AveragePool", [x], attributes))
         let big = PoolNormHarness.random([1, 256, 56, 56], &rng)
-        _ = try PoolNormHarness.throughput("GlobalAveragePool [1,256,56,56]", bytes: big.byteCount) {
-            _ = try PoolNormHarness.run("GlobalAveragePool", [big])
-        }
+        _ = try PoolNormHarness.throughput("GlobalAveragePool [1,256,56,56]", bytes: big.byteCount,
+                                           try PoolNormHarness.prepared("GlobalAveragePool", [big]))
     }
 }

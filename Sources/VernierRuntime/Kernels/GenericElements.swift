@@ -103,10 +103,11 @@ enum GenericElements {
 enum NormMath {
     @inline(__always)
     static func exp(_ input: SIMD8<Float>) -> SIMD8<Float> {
-        let x = input.clamped(lowerBound: SIMD8(repeating: -87.33654), upperBound: SIMD8(repeating: 88.37626))
-        // Round x·log2(e) to the nearest integer with the 1.5·2^23 trick.
+        let x = minimum(maximum(input, SIMD8(repeating: -87.33654)), SIMD8(repeating: 88.37626))
+        // n = round(x·log2(e)) with the 1.5·2^23 trick: t's low mantissa bits hold n.
         let magic = SIMD8<Float>(repeating: 12_582_912)
-        let n = (x * 1.442_695_04 + magic) - magic
+        let t = x * 1.442_695_04 + magic
+        let n = t - magic
         var r = x - n * 0.693_359_375
         r = r + n * 2.121_944_4e-4
         var p = SIMD8<Float>(repeating: 1.987_569_15e-4)
@@ -116,11 +117,49 @@ enum NormMath {
         p = p * r + 1.666_666_55e-1
         p = p * r + 5.000_000_12e-1
         p = p * (r * r) + r + 1
-        let exponent = (SIMD8<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
-        let scale = unsafeBitCast(exponent, to: SIMD8<Float>.self)
-        // exp(-inf) is exactly 0 (masked attention scores).
-        let result = p * scale
+        // 2^n: (n + 127) << 23, with n read from t's bits (0x4B40_0000 is the magic's).
+        let exponent = ((unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000) &+ 127) &<< 23
+        let result = p * unsafeBitCast(exponent, to: SIMD8<Float>.self)
+        // exp(-inf) and other underflows are exactly 0 (masked attention scores).
         return result.replacing(with: 0, where: input .< -87.33654)
+    }
+
+    /// exp of 16 lanes for softmax's shifted logits: four independent SSE chains, and no
+    /// clamping, so inputs must be <= 0 (underflows and -inf still give exactly 0).
+    @inline(__always)
+    static func exp16(_ input: SIMD16<Float>) -> SIMD16<Float> {
+        let x = input
+        // n = round(x·log2(e)) with the 1.5·2^23 trick: t's low mantissa bits hold n.
+        let magic = SIMD16<Float>(repeating: 12_582_912)
+        let t = x * 1.442_695_04 + magic
+        let n = t - magic
+        var r = x - n * 0.693_359_375
+        r = r + n * 2.121_944_4e-4
+        var p = SIMD16<Float>(repeating: 1.987_569_15e-4)
+        p = p * r + 1.398_199_95e-3
+        p = p * r + 8.333_451_9e-3
+        p = p * r + 4.166_579_59e-2
+        p = p * r + 1.666_666_55e-1
+        p = p * r + 5.000_000_12e-1
+        p = p * (r * r) + r + 1
+        // 2^n: (n + 127) << 23, with n read from t's bits (0x4B40_0000 is the magic's).
+        let exponent = ((unsafeBitCast(t, to: SIMD16<Int32>.self) &- 0x4B40_0000) &+ 127) &<< 23
+        let result = p * unsafeBitCast(exponent, to: SIMD16<Float>.self)
+        // exp(-inf) and other underflows are exactly 0 (masked attention scores).
+        return result.replacing(with: 0, where: input .< -87.33654)
+    }
+
+    /// Lane-wise max and min. `pointwiseMax`/`pointwiseMin` compile to a scalar loop with
+    /// branches; compare-and-select compiles to `maxps`/`minps`.
+    @inline(__always)
+    static func maximum(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: a .< b) }
+
+    @inline(__always)
+    static func minimum(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: b .< a) }
+
+    @inline(__always)
+    static func abs(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        unsafeBitCast(unsafeBitCast(v, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)
     }
 
     /// Loads `count` (< 8) floats, the rest set to `fill`.
@@ -166,7 +205,7 @@ enum NormMath {
         if n >= 8 {
             var a = load(p)
             i = 8
-            while i + 8 <= n { a = pointwiseMax(a, load(p + i)); i += 8 }
+            while i + 8 <= n { a = maximum(a, load(p + i)); i += 8 }
             s = a.max()
         }
         while i < n { s = Swift.max(s, p[i]); i += 1 }

@@ -592,6 +592,13 @@ enum SoftmaxFloat {
         var acc = SIMD8<Float>()
         var i = 0
         if log {
+            var acc16 = SIMD16<Float>()
+            let vm16 = SIMD16<Float>(repeating: m)
+            while i + 16 <= n {
+                acc16 += NormMath.exp16(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) - vm16)
+                i += 16
+            }
+            acc += acc16.lowHalf + acc16.highHalf
             while i + 8 <= n { acc += NormMath.exp(NormMath.load(x + i) - vm); i += 8 }
             if i < n {
                 acc += NormMath.exp(NormMath.loadPartial(x + i, n - i, fill: -.infinity) - vm)
@@ -602,6 +609,15 @@ enum SoftmaxFloat {
             while i < n { y[i] = x[i] - shift[0]; i += 1 }
             return
         }
+        var acc16 = SIMD16<Float>()
+        let vm16 = SIMD16<Float>(repeating: m)
+        while i + 16 <= n {
+            let e = NormMath.exp16(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) - vm16)
+            acc16 += e
+            UnsafeMutableRawPointer(y + i).storeBytes(of: e, as: SIMD16<Float>.self)
+            i += 16
+        }
+        acc += acc16.lowHalf + acc16.highHalf
         while i + 8 <= n {
             let e = NormMath.exp(NormMath.load(x + i) - vm)
             acc += e

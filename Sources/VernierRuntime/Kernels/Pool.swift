@@ -378,7 +378,7 @@ enum Pool2DFloat {
         var c = lo
         while c + 8 <= hi {
             let a = NormMath.load(scratch + c), b = NormMath.load(row + c)
-            NormMath.store(max ? pointwiseMax(a, b) : a + b, scratch + c)
+            NormMath.store(max ? NormMath.maximum(a, b) : a + b, scratch + c)
             c += 8
         }
         while c < hi {
@@ -393,7 +393,7 @@ enum Pool2DFloat {
     static func horizontal(_ s: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>,
                            _ ow: Int, _ kw: Int, _ sw: Int, _ dw: Int, isMax: Bool) {
         @inline(__always) func op(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
-            isMax ? pointwiseMax(a, b) : a + b
+            isMax ? NormMath.maximum(a, b) : a + b
         }
         if sw == 1 || sw == 2 {
             var ox = 0

@@ -243,7 +243,7 @@ enum SumReducer: FloatReducer {
 
 enum AbsSumReducer: FloatReducer {
     static var identity: Float { 0 }
-    @inline(__always) static func map(_ v: SIMD8<Float>) -> SIMD8<Float> { pointwiseMax(v, -v) }
+    @inline(__always) static func map(_ v: SIMD8<Float>) -> SIMD8<Float> { NormMath.abs(v) }
     @inline(__always) static func map(_ v: Float) -> Float { Swift.abs(v) }
     @inline(__always) static func combine(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a + b }
     @inline(__always) static func combine(_ a: Float, _ b: Float) -> Float { a + b }
@@ -261,7 +261,7 @@ enum MaxReducer: FloatReducer {
     static var identity: Float { -.infinity }
     @inline(__always) static func map(_ v: SIMD8<Float>) -> SIMD8<Float> { v }
     @inline(__always) static func map(_ v: Float) -> Float { v }
-    @inline(__always) static func combine(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { pointwiseMax(a, b) }
+    @inline(__always) static func combine(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { NormMath.maximum(a, b) }
     @inline(__always) static func combine(_ a: Float, _ b: Float) -> Float { Swift.max(a, b) }
 }
 
@@ -269,7 +269,7 @@ enum MinReducer: FloatReducer {
     static var identity: Float { .infinity }
     @inline(__always) static func map(_ v: SIMD8<Float>) -> SIMD8<Float> { v }
     @inline(__always) static func map(_ v: Float) -> Float { v }
-    @inline(__always) static func combine(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { pointwiseMin(a, b) }
+    @inline(__always) static func combine(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { NormMath.minimum(a, b) }
     @inline(__always) static func combine(_ a: Float, _ b: Float) -> Float { Swift.min(a, b) }
 }
 
