@@ -13,6 +13,9 @@ public struct ExecutionOptions: Sendable {
     /// Run the graph passes first (`GraphPasses.optimize`: Identity removal,
     /// BatchNormalization folding, residual-Add and activation fusion).
     public var optimizeGraph = true
+    /// Keep activations between oneDNN convolutions in the channel-blocked layout
+    /// (`LayoutPlanner`), with blocked pooling, broadcast and concat kernels between them.
+    public var blockedLayouts = true
     /// Largest tensor a kernel may allocate, in bytes: absurd shapes become an error
     /// instead of an out-of-memory kill.
     public var maxTensorBytes = 1 << 33

@@ -64,6 +64,15 @@ struct PlanCompiler {
             (name: info.name, id: id(info.name), type: isSubgraph ? nil : (inferred.type(of: info.name) ?? info.type?.tensorType))
         }
 
+        // Layouts: which activations stay channel-blocked between convolutions.
+        var blocked = Set<String>()
+        let block = preferredChannelBlock
+        if options.blockedLayouts && !isSubgraph {
+            let constants = Set(graph.initializers.map(\.name)).union(inferred.facts.filter { $0.value.constant != nil }.map(\.key))
+            blocked = LayoutPlanner(graph: graph, facts: inferred.facts, constants: constants, block: block).blockedValues()
+        }
+        func layout(_ name: String) -> TensorLayout { blocked.contains(name) ? .channelBlocked(block) : .plain }
+
         var steps: [ExecutionPlan.Step] = []
         var missing: [String: [String]] = [:]
         var folded = 0
@@ -80,16 +89,18 @@ struct PlanCompiler {
                 folded += 1
                 continue
             }
-            guard let factory = KernelRegistry.factory(for: node) else {
+            guard let factory = kernelFactory(node, blocked: blocked) else {
                 missing[node.qualifiedOpType, default: []].append(node.displayName)
                 continue
             }
             let constantInputs = inputIDs.map { $0 < 0 ? nil : constantValues[$0] }
-            let context = KernelContext(
+            var context = KernelContext(
                 node: node, opset: opset(of: node),
                 inputTypes: inferred.inputTypes(of: node), outputTypes: inferred.outputTypes(of: node),
                 constantInputs: constantInputs, implicitInputs: implicitInputs,
                 compileSubgraph: { subgraph in try self.compileSubgraph(subgraph, of: node) })
+            context.inputLayouts = node.inputs.map(layout)
+            context.outputLayouts = node.outputs.map(layout)
             let kernel: Kernel
             do {
                 kernel = try factory(context)
@@ -99,7 +110,10 @@ struct PlanCompiler {
                 throw ExecutionError.kernel(node: node.displayName, opType: node.qualifiedOpType, message: "\(error)")
             }
             let slots = OutputSlots(count: node.outputs.count, maxBytes: options.maxTensorBytes)
-            for (k, output) in node.outputs.enumerated() { slots.requested[k] = !output.isEmpty }
+            for (k, output) in node.outputs.enumerated() {
+                slots.requested[k] = !output.isEmpty
+                slots.layouts[k] = layout(output)
+            }
 
             let foldable = options.foldConstants && node.subgraphs.isEmpty
                 && !Self.nondeterministicOps.contains(node.opType)
@@ -155,6 +169,21 @@ struct PlanCompiler {
             steps: steps, memoryPlan: memoryPlan, arena: arena, constantBytes: constantBytes, foldedNodeCount: folded,
             valueNames: names, constants: constantValues.map { (id: $0.key, tensor: $0.value) },
             inputs: inputs, outputs: outputs, outerReads: outerReads, inputSlots: inputSlots, keepAll: false)
+    }
+
+    /// The kernel for a node: a blocked-layout kernel when its input is channel-blocked
+    /// and the op needs one (pooling, per-channel broadcast, concat), else the registry's.
+    func kernelFactory(_ node: Node, blocked: Set<String>) -> KernelFactory? {
+        if let x = node.input(0), node.isDefaultDomain {
+            let inputsBlocked = node.inputs.filter { blocked.contains($0) }
+            let sameShapes = Set(node.inputs.compactMap { inferred.type(of: $0)?.shape }).count <= 1
+            let isBinary = LayoutPlanner.binaryOps.contains(node.opType)
+            if !inputsBlocked.isEmpty, !(isBinary && sameShapes), let special = BlockedKernels.factory(for: node) {
+                return special
+            }
+            _ = x
+        }
+        return KernelRegistry.factory(for: node)
     }
 
     /// The default-domain opset (or the node's domain's), for version-dependent forms.

@@ -117,7 +117,7 @@ final class BlockedWindowPoolKernel: Kernel {
                                 if ix >= g.w + end[1] { break }
                                 if rowInside && ix >= 0 && ix < g.w {
                                     let tap = load8(source + (iy * g.w + ix) * g.block + v * 8)
-                                    acc = self.average ? acc + tap : pointwiseMax(acc, tap)
+                                    acc = self.average ? acc + tap : NormMath.maximum(acc, tap)
                                     count += 1
                                 } else if self.countIncludePad {
                                     count += 1
@@ -154,7 +154,7 @@ final class BlockedGlobalPoolKernel: Kernel {
                     var acc = SIMD8<Float>(repeating: self.average ? 0 : -.infinity)
                     for i in 0..<area {
                         let tap = load8(source + i * g.block + v * 8)
-                        acc = self.average ? acc + tap : pointwiseMax(acc, tap)
+                        acc = self.average ? acc + tap : NormMath.maximum(acc, tap)
                     }
                     if self.average { acc /= SIMD8(repeating: Float(max(area, 1))) }
                     store8(acc, yp + plane * g.block + v * 8)
