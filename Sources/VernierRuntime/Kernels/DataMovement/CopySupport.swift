@@ -404,3 +404,32 @@ func copyRows(rows: Int, rowBytes: Int, from source: UnsafeRawPointer, sourceStr
         }
     }
 }
+
+/// One contiguous copy of `bytes` bytes.
+struct CopyJob {
+    var source: UnsafeRawPointer
+    var destination: UnsafeMutableRawPointer
+    var bytes: Int
+}
+
+/// Runs independent contiguous copies in one parallel region, long ones cut into pieces
+/// of at least `parallelCopyGrain` bytes (Concat and Split of a few large blocks).
+func copyBlocks(_ jobs: [CopyJob]) {
+    let threads = ThreadPool.threadCount
+    var pieces: [CopyJob] = []
+    let total = jobs.reduce(0) { $0 + $1.bytes }
+    let pieceBytes = max(parallelCopyGrain, total / max(1, threads * 4))
+    for job in jobs where job.bytes > 0 {
+        var start = 0
+        while start < job.bytes {
+            let count = min(pieceBytes, job.bytes - start)
+            pieces.append(CopyJob(source: job.source + start, destination: job.destination + start, bytes: count))
+            start += count
+        }
+    }
+    let table = plainCopy(pieces)
+    defer { table.deallocate() }
+    ThreadPool.parallelFor(pieces.count, minimumPerThread: max(1, pieces.count * parallelCopyGrain / max(1, total))) { range in
+        for i in range { table[i].destination.copyMemory(from: table[i].source, byteCount: table[i].bytes) }
+    }
+}

@@ -373,6 +373,7 @@ func bilinear(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointe
     let rows = PlainFilter(rowFilter), columns = PlainFilter(columnFilter)
     defer { rows.deallocate(); columns.deallocate() }
     let xIndex = columns.index, xWeight = columns.weight, xOutside = columns.outside
+    let hasOutside = columnFilter.outside.contains(true)
     ThreadPool.parallelFor(planes * outHeight, minimumPerThread: max(1, 8192 / max(1, outWidth))) { range in
         let cache = UnsafeMutablePointer<Float>.allocate(capacity: 2 * outWidth)
         defer { cache.deallocate() }
@@ -389,12 +390,12 @@ func bilinear(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointe
             // Bring both source rows into the cache, each resized horizontally once.
             if keyA != cached0 && keyA != cached1 {
                 let slot = cached0 == keyB ? 1 : 0
-                resizeRow(source + keyA * inWidth, cache + slot * outWidth, outWidth, xIndex, xWeight, xOutside, fill)
+                resizeRow(source + keyA * inWidth, cache + slot * outWidth, outWidth, xIndex, xWeight, xOutside, hasOutside, fill)
                 if slot == 0 { cached0 = keyA } else { cached1 = keyA }
             }
             if keyB != cached0 && keyB != cached1 {
                 let slot = cached0 == keyA ? 1 : 0
-                resizeRow(source + keyB * inWidth, cache + slot * outWidth, outWidth, xIndex, xWeight, xOutside, fill)
+                resizeRow(source + keyB * inWidth, cache + slot * outWidth, outWidth, xIndex, xWeight, xOutside, hasOutside, fill)
                 if slot == 0 { cached0 = keyB } else { cached1 = keyB }
             }
             let a = cached0 == keyA ? cache : cache + outWidth
@@ -419,9 +420,13 @@ func bilinear(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointe
 @inline(__always)
 private func resizeRow(_ row: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ width: Int,
                        _ index: UnsafeMutablePointer<Int>, _ weight: UnsafeMutablePointer<Float>,
-                       _ outside: UnsafeMutablePointer<Bool>, _ fill: Float) {
+                       _ outside: UnsafeMutablePointer<Bool>, _ hasOutside: Bool, _ fill: Float) {
     for x in 0..<width {
-        out[x] = outside[x] ? fill : weight[2 * x] * row[index[2 * x]] + weight[2 * x + 1] * row[index[2 * x + 1]]
+        out[x] = weight[2 * x] * row[index[2 * x]] + weight[2 * x + 1] * row[index[2 * x + 1]]
+    }
+    // Rare (tf_crop_and_resize): columns outside the crop, fixed afterwards.
+    if hasOutside {
+        for x in 0..<width where outside[x] { out[x] = fill }
     }
 }
 
