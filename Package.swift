@@ -42,9 +42,10 @@ let package = Package(
             dependencies: ["VernierGraph"]
         ),
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(
             name: "VernierRuntime",
-            dependencies: ["VernierGraph", "VernierCost", "CDNNL"]
+            dependencies: ["VernierGraph", "VernierCost", "CDNNL", "CZlib"]
         ),
         .target(
             name: "VernierReport",
@@ -53,7 +54,7 @@ let package = Package(
         .executableTarget(
             name: "vernier",
             dependencies: [
-                "VernierGraph", "VernierCost", "VernierReport",
+                "VernierGraph", "VernierCost", "VernierRuntime", "VernierReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -79,7 +80,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VernierRuntimeTests",
-            dependencies: ["VernierGraph", "VernierRuntime", "VernierTestSupport"]
+            dependencies: ["VernierGraph", "VernierRuntime", "VernierTestSupport", "ONNXProto"]
         ),
         .testTarget(
             name: "VernierCLITests",

@@ -160,6 +160,7 @@ extension Tensor {
         case .float: return scalars(as: Float.self).map { Double($0) }
         case .double: return scalars(as: Double.self)
         case .float16: return scalars(as: Float16.self).map { Double($0) }
+        case .bfloat16: return scalars(as: UInt16.self).map { Double(Float(bitPattern: UInt32($0) << 16)) }
         default: return integers()?.map { Double($0) }
         }
     }

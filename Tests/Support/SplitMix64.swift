@@ -1,23 +1,5 @@
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny deterministic generator, so every test
-/// run sees the same numbers on every platform.
-public struct SplitMix64: RandomNumberGenerator {
-    public var state: UInt64
+import VernierGraph
 
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..<n (n > 0); the modulo bias is irrelevant for tests.
-    public mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-
-    /// Uniform in range.
-    public mutating func within(_ range: ClosedRange<Int>) -> Int { range.lowerBound + below(range.count) }
-
-    public mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
-}
+/// The tests' generator is the library's (VernierGraph.SplitMix64), so test data and
+/// generated model inputs come from one implementation.
+public typealias SplitMix64 = VernierGraph.SplitMix64

@@ -11,6 +11,9 @@ public struct Node: Sendable {
     public var inputs: [String]
     public var outputs: [String]
     public var attributes: [Attribute]
+    /// Display names of the original nodes this one stands for after graph passes (a
+    /// Conv with its folded BatchNormalization and fused Relu); empty means itself.
+    public var sourceNodes: [String] = []
 
     public init(name: String, displayName: String? = nil, opType: String, domain: String = "",
                 inputs: [String], outputs: [String], attributes: [Attribute] = []) {
@@ -28,6 +31,9 @@ public struct Node: Sendable {
 
     /// `Conv`, or `com.microsoft.FusedConv` for custom domains.
     public var qualifiedOpType: String { isDefaultDomain ? opType : "\(domain).\(opType)" }
+
+    /// The original nodes this node stands for: `sourceNodes`, or itself.
+    public var originalNodes: [String] { sourceNodes.isEmpty ? [displayName] : sourceNodes }
 
     /// The input name at `index`, or nil when absent or omitted.
     public func input(_ index: Int) -> String? {

@@ -10,6 +10,9 @@ public struct ExecutionOptions: Sendable {
     public var useArena = true
     /// Evaluate nodes whose inputs are all constants once, at plan time.
     public var foldConstants = true
+    /// Run the graph passes first (`GraphPasses.optimize`: Identity removal,
+    /// BatchNormalization folding, residual-Add and activation fusion).
+    public var optimizeGraph = true
     /// Largest tensor a kernel may allocate, in bytes: absurd shapes become an error
     /// instead of an out-of-memory kill.
     public var maxTensorBytes = 1 << 33

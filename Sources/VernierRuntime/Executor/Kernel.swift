@@ -145,7 +145,9 @@ public final class OutputSlots {
     }
 
     /// Sets output `index` to an existing tensor: a view of an input (Reshape, Identity)
-    /// or a value computed elsewhere (a subgraph's result).
+    /// or memory this step allocated. Only the ops the memory planner treats as aliases
+    /// (`MemoryPlanner.aliasOps`) may return a view of an input: for any other op the
+    /// planner may reuse the input's buffer while the output is still read.
     public func set(_ index: Int, _ tensor: Tensor) {
         if index < results.count { results[index] = tensor }
     }

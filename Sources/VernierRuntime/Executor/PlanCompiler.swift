@@ -11,7 +11,8 @@ extension ExecutionPlan {
     /// shapes differ from the inferred ones.
     public static func compile(_ inferred: InferredGraph, opsets: [OpsetImport],
                                options: ExecutionOptions = ExecutionOptions()) throws -> ExecutionPlan {
-        try PlanCompiler(inferred: inferred, opsets: opsets, options: options, isSubgraph: false).compile()
+        let graph = options.optimizeGraph ? GraphPasses.optimize(inferred) : inferred
+        return try PlanCompiler(inferred: graph, opsets: opsets, options: options, isSubgraph: false).compile()
     }
 
     /// Compiles a loaded, validated model after inferring its shapes with `inference`.
@@ -120,7 +121,7 @@ struct PlanCompiler {
                 continue
             }
             steps.append(ExecutionPlan.Step(name: node.displayName, opType: node.qualifiedOpType,
-                                            sourceNodes: [node.displayName], kernel: kernel,
+                                            sourceNodes: node.originalNodes, kernel: kernel,
                                             inputIDs: inputIDs, outputIDs: outputIDs, slots: slots, releases: []))
         }
         if !missing.isEmpty { throw ExecutionError.unsupportedOps(missing) }
@@ -180,23 +181,23 @@ struct PlanCompiler {
     /// A constant value from inference as a tensor of `type`, if every element is known.
     static func tensor(_ value: ConstantValue, _ type: ElementType, _ shape: [Int]) -> Tensor? {
         guard value.count == shape.reduce(1, *) else { return nil }
-        if let ints = value.knownInts {
+        switch value {
+        case .ints:
+            guard let ints = value.knownInts else { return nil }
             switch type {
             case .int64: return Tensor(.int64, shape: shape, values: ints.map { Int64($0) })
             case .int32: return Tensor(.int32, shape: shape, values: ints.map { Int32(truncatingIfNeeded: $0) })
             case .bool: return Tensor(.bool, shape: shape, values: ints.map { UInt8($0 != 0 ? 1 : 0) })
-            case .float: return Tensor(.float, shape: shape, values: ints.map { Float($0) })
-            default: break
+            default: return nil
             }
-        }
-        if let doubles = value.doubles {
+        case .floats(let doubles):
+            // Only types whose values a Double holds exactly.
             switch type {
             case .float: return Tensor(.float, shape: shape, values: doubles.map { Float($0) })
             case .double: return Tensor(.double, shape: shape, values: doubles)
             default: return nil
             }
         }
-        return nil
     }
 
     /// Each step learns which values it reads last, so plans without an arena free them.

@@ -1,0 +1,97 @@
+/// The attributes by which graph passes tell a Conv/ConvTranspose/Gemm/MatMul kernel
+/// to apply an epilogue: `fused_sum` (an extra last input added to the result), then
+/// `fused_activation` with `fused_alpha` / `fused_beta`.
+public enum FusedAttributes {
+    public static let activation = "fused_activation"
+    public static let alpha = "fused_alpha"
+    public static let beta = "fused_beta"
+    public static let sum = "fused_sum"
+}
+
+extension GraphPasses {
+    /// Ops that take a fused epilogue.
+    static let fusionProducers: Set<String> = ["Conv", "ConvTranspose", "Gemm", "MatMul"]
+
+    /// Fuses an activation into the Conv/ConvTranspose/Gemm/MatMul that feeds it: Relu,
+    /// LeakyRelu, Clip (constant bounds), Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu
+    /// (exact), and SiLU written as `Mul(x, Sigmoid(x))`. The producer's output must have
+    /// no other reader and not be a graph output.
+    public static func fuseActivations(_ inferred: InferredGraph) -> InferredGraph {
+        var graph = inferred.graph
+        let uses = ValueUses(graph)
+        var removed = Set<Int>()
+        for (pi, producer) in graph.nodes.enumerated()
+        where producer.isDefaultDomain && fusionProducers.contains(producer.opType)
+            && !producer.hasAttribute(FusedAttributes.activation) && !removed.contains(pi) {
+            guard let x = producer.outputs.first, !x.isEmpty, !uses.graphOutputs.contains(x),
+                  let readers = uses.readers[x] else { continue }
+            var activation: (name: String, alpha: Float?, beta: Float?)?
+            var absorbed: [Int] = []
+            var output = ""
+            if readers.count == 1, !removed.contains(readers[0]),
+               let act = activationOf(graph.nodes[readers[0]], input: x, inferred) {
+                activation = act
+                absorbed = [readers[0]]
+                output = graph.nodes[readers[0]].outputs[0]
+            } else if readers.count == 2, let silu = siluPattern(x, readers, graph, uses), !removed.contains(silu.mul) {
+                activation = ("Silu", nil, nil)
+                absorbed = [silu.sigmoid, silu.mul]
+                output = graph.nodes[silu.mul].outputs[0]
+            }
+            guard let activation, !output.isEmpty else { continue }
+            var fused = producer
+            fused.attributes.append(Attribute(name: FusedAttributes.activation, value: .string(activation.name)))
+            if let a = activation.alpha { fused.attributes.append(Attribute(name: FusedAttributes.alpha, value: .float(a))) }
+            if let b = activation.beta { fused.attributes.append(Attribute(name: FusedAttributes.beta, value: .float(b))) }
+            fused.outputs = [output]
+            fused.sourceNodes = producer.absorbing(absorbed.map { graph.nodes[$0] })
+            graph.nodes[pi] = fused
+            removed.formUnion(absorbed)
+        }
+        guard !removed.isEmpty else { return inferred }
+        graph.nodes = graph.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+        var result = inferred
+        result.graph = graph
+        return result
+    }
+
+    /// The fusable activation `node` applies to `input`, with its parameters.
+    static func activationOf(_ node: Node, input: String, _ inferred: InferredGraph) -> (name: String, alpha: Float?, beta: Float?)? {
+        guard node.isDefaultDomain, node.input(0) == input, node.outputs.count == 1 else { return nil }
+        switch node.opType {
+        case "Relu", "Sigmoid", "HardSwish", "Tanh":
+            return (node.opType, nil, nil)
+        case "LeakyRelu":
+            return ("LeakyRelu", (try? node.float("alpha", default: 0.01)) ?? 0.01, nil)
+        case "HardSigmoid":
+            return ("HardSigmoid", (try? node.float("alpha", default: 0.2)) ?? 0.2, (try? node.float("beta", default: 0.5)) ?? 0.5)
+        case "Gelu":
+            guard ((try? node.string("approximate", default: "none")) ?? "") == "none" else { return nil }
+            return ("Gelu", nil, nil)
+        case "Clip":
+            func bound(_ index: Int, attribute: String, default value: Float) -> Float? {
+                if node.hasAttribute(attribute) { return try? node.float(attribute) }
+                guard let name = node.input(index) else { return value }
+                guard let d = inferred.facts[name]?.constant?.doubles, d.count == 1 else { return nil }
+                return Float(d[0])
+            }
+            guard let low = bound(1, attribute: "min", default: -.greatestFiniteMagnitude),
+                  let high = bound(2, attribute: "max", default: .greatestFiniteMagnitude) else { return nil }
+            return ("Clip", low, high)
+        default:
+            return nil
+        }
+    }
+
+    /// `Sigmoid(x) -> s; Mul(x, s)` with `s` read only by the Mul: the indices of both.
+    static func siluPattern(_ x: String, _ readers: [Int], _ graph: Graph, _ uses: ValueUses) -> (sigmoid: Int, mul: Int)? {
+        let nodes = readers.map { graph.nodes[$0] }
+        guard let si = readers.first(where: { graph.nodes[$0].opType == "Sigmoid" }),
+              let mi = readers.first(where: { graph.nodes[$0].opType == "Mul" }),
+              nodes.allSatisfy(\.isDefaultDomain) else { return nil }
+        let sigmoid = graph.nodes[si], mul = graph.nodes[mi]
+        guard let s = sigmoid.outputs.first, uses.soleReader(of: s) == mi, mul.inputs.count == 2,
+              Set(mul.inputs) == Set([x, s]), mul.outputs.count == 1 else { return nil }
+        return (si, mi)
+    }
+}

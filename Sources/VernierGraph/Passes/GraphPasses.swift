@@ -1,0 +1,45 @@
+/// Graph passes that run before execution planning. Each is a function from an inferred
+/// graph to an inferred graph; the facts of surviving values are unchanged (a pass never
+/// changes what a value holds, only which nodes compute it). A node that absorbs others
+/// records their names in `sourceNodes`, so a profile maps kernels back to the
+/// original ONNX nodes.
+public enum GraphPasses {
+    /// The passes the executor runs, in order.
+    public static func optimize(_ graph: InferredGraph) -> InferredGraph {
+        var g = graph
+        g = removeIdentities(g)
+        g = foldBatchNormalization(g)
+        g = fuseResidualAdd(g)
+        g = fuseActivations(g)
+        return g
+    }
+}
+
+/// Who reads each value: consumer node indices, and whether a graph output is it.
+struct ValueUses {
+    var readers: [String: [Int]] = [:]
+    var graphOutputs: Set<String>
+
+    init(_ graph: Graph) {
+        graphOutputs = Set(graph.outputs.map(\.name))
+        for (index, node) in graph.nodes.enumerated() {
+            for input in Set(node.inputs) where !input.isEmpty { readers[input, default: []].append(index) }
+            for (_, sub) in node.subgraphs {
+                for name in GraphValidator.outerReads(of: sub) { readers[name, default: []].append(index) }
+            }
+        }
+    }
+
+    /// The one node that reads `value`, when exactly one does and no graph output is it.
+    func soleReader(of value: String) -> Int? {
+        guard !graphOutputs.contains(value), let r = readers[value], r.count == 1 else { return nil }
+        return r[0]
+    }
+}
+
+extension Node {
+    /// `sourceNodes` of a node that absorbed `others` (in execution order).
+    func absorbing(_ others: [Node]) -> [String] {
+        originalNodes + others.flatMap(\.originalNodes)
+    }
+}

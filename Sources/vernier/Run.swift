@@ -1,0 +1,136 @@
+import ArgumentParser
+import Foundation
+import VernierGraph
+import VernierRuntime
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a model once on the native executor and print its outputs.",
+        discussion: """
+        Inputs are random by default (fixed seed, so every run sees the same data): floats \
+        uniform in [-1, 1); integer inputs used as Gather indices (token ids) stay below the \
+        embedding's size, inputs named like a mask are all ones, other integers are 0 or 1. \
+        Give real data with --input-data: a .npz whose array names are the input names, or a \
+        .npy for a model with one input. The data's shapes bind the input shapes.
+
+        Every op must have a kernel; otherwise the command exits 2 naming the missing ops \
+        (`vernier summary` still gives the static costs of such a model).
+
+        Examples:
+          vernier run Models/resnet_mini.onnx
+          vernier run Models/bert_mini.onnx --dim batch=1 --dim seq=32 --threads 1
+          vernier run model.onnx --input-data inputs.npz --save-outputs outputs.npz
+        """
+    )
+
+    @OptionGroup var model: ModelOptions
+
+    @Option(name: .customLong("input-data"), help: ArgumentHelp(
+        "Feed these arrays (.npz by input name, or .npy for a one-input model).", valueName: "FILE"))
+    var inputData: String?
+
+    @Option(name: .customLong("save-outputs"), help: ArgumentHelp(
+        "Write every output to FILE as a .npz (numpy.load reads it).", valueName: "FILE.npz"))
+    var saveOutputs: String?
+
+    @Option(name: .customLong("save-inputs"), help: ArgumentHelp(
+        "Write the inputs fed to the model to FILE as a .npz (to replay them in another runtime).", valueName: "FILE.npz"))
+    var saveInputs: String?
+
+    @Option(help: "Threads for the kernels (default: all cores).")
+    var threads: Int?
+
+    @Option(name: .customLong("repeat"), help: ArgumentHelp(
+        "After the first run, time this many more runs (after --warmup untimed ones) and print latency and memory to stderr.",
+        valueName: "N"))
+    var repeatCount: Int = 0
+
+    @Option(help: "Untimed runs before the --repeat ones.")
+    var warmup: Int = 2
+
+    @Option(help: "Values printed per output.")
+    var show: Int = 8
+
+    @Option(help: "Seed for the random inputs.")
+    var seed: UInt64 = 0x5EED
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if show < 0 { throw ValidationError("--show must be 0 or more") }
+        if repeatCount < 0 || warmup < 0 { throw ValidationError("--repeat and --warmup must be 0 or more") }
+    }
+
+    func run() throws {
+        ThreadPool.setThreadCount(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        var options = model
+        var given: [(name: String, tensor: Tensor)]?
+        if let inputData {
+            var arrays = try NumPyFormat.read(path: inputData)
+            // A lone .npy feeds the model's only input, whatever the file is called.
+            if inputData.hasSuffix(".npy"), arrays.count == 1 {
+                let loaded = try ModelLoader().load(path: model.model)
+                let inputs = loaded.graph.runtimeInputs
+                guard inputs.count == 1 else {
+                    throw CommandError("a .npy holds one array but the model has \(inputs.count) inputs; use a .npz with arrays named "
+                                       + inputs.map(\.name).joined(separator: ", "))
+                }
+                arrays[0].name = inputs[0].name
+            }
+            for (name, tensor) in arrays where !options.inputs.contains(where: { $0.name == name }) {
+                if let binding = InputBinding(argument: "\(name)=" + tensor.shape.map(String.init).joined(separator: "x")) {
+                    options.inputs.append(binding)
+                }
+            }
+            given = arrays
+        }
+        let analyzed = try options.analyze()
+        let feeds = try given.map { try ModelInputs.check($0, against: analyzed.inferred) }
+            ?? ModelInputs.random(for: analyzed.inferred, seed: seed)
+        if let saveInputs {
+            let arrays = analyzed.inferred.graph.runtimeInputs.compactMap { input in feeds[input.name].map { (name: input.name, tensor: $0) } }
+            try AtomicFile.write(Data(try NumPyFormat.writeArchive(arrays)), to: saveInputs)
+        }
+        let plan = try ExecutionPlan.compile(analyzed.inferred, opsets: analyzed.model.opsets)
+        let outputs = try plan.run(feeds)
+
+        var text = ""
+        for name in plan.outputNames {
+            guard let tensor = outputs[name] else { continue }
+            text += "\(name)  \(tensor.elementType)\(tensor.shape)  \(Self.preview(tensor, count: show))\n"
+        }
+        FileHandle.standardOutput.write(Data(text.utf8))
+        if repeatCount > 0 {
+            for _ in 0..<warmup { _ = try plan.run(feeds) }
+            var milliseconds: [Double] = []
+            for _ in 0..<repeatCount {
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = try plan.run(feeds)
+                milliseconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            }
+            milliseconds.sort()
+            func quantile(_ q: Double) -> Double { milliseconds[min(milliseconds.count - 1, Int(q * Double(milliseconds.count)))] }
+            let mb = { (bytes: Int) in String(format: "%.1f MB", Double(bytes) / 1e6) }
+            let line = String(format: "latency: median %.3f ms, p90 %.3f ms, min %.3f ms over %d runs (%d threads); ",
+                              quantile(0.5), quantile(0.9), milliseconds[0], milliseconds.count, ThreadPool.threadCount)
+                + "arena \(mb(plan.arenaBytes)), weights \(mb(plan.constantBytes)), peak RSS \(ProcessMemory.peakResidentBytes.map(mb) ?? "unknown")\n"
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+        if let saveOutputs {
+            let arrays = plan.outputNames.compactMap { name in outputs[name].map { (name: name, tensor: $0) } }
+            try AtomicFile.write(Data(try NumPyFormat.writeArchive(arrays)), to: saveOutputs)
+        }
+    }
+
+    /// The first `count` values, e.g. `[0.1234, -0.5, ...]`.
+    static func preview(_ tensor: Tensor, count: Int) -> String {
+        let values: [String]
+        if tensor.elementType.isFloatingPoint, let d = tensor.doubles() {
+            values = d.prefix(count).map { String(format: "%.6g", $0) }
+        } else if let i = tensor.integers() {
+            values = i.prefix(count).map(String.init)
+        } else {
+            return "(\(tensor.elementType) values not shown)"
+        }
+        return "[" + values.joined(separator: ", ") + (tensor.elementCount > count ? ", ..." : "") + "]"
+    }
+}

@@ -1,0 +1,147 @@
+import Testing
+import VernierGraph
+import VernierTestSupport
+
+/// Graph passes: each rewrites only what it should, keeps the names of the original
+/// nodes, and leaves graphs it cannot rewrite alone.
+struct GraphPassTests {
+    /// x[1,2,4,4] -> Conv(W[2,2,1,1], b) -> BatchNormalization -> Relu -> y
+    func convBNRelu() -> GraphBuilder {
+        var b = GraphBuilder()
+        b.input("x", .float, [1, 2, 4, 4].map(Dim.value))
+        b.initializers.append(TensorData(floats: [1, 2, 3, 4], name: "W", dims: [2, 2, 1, 1]))
+        b.floats("b", [0.5, -1])
+        b.floats("scale", [2, 3])
+        b.floats("shift", [1, 0])
+        b.floats("mean", [0.5, 1])
+        b.floats("var", [3, 8])
+        b.node("Conv", ["x", "W", "b"], ["c"])
+        b.node("BatchNormalization", ["c", "scale", "shift", "mean", "var"], ["n"], ["epsilon": .float(1)])
+        b.node("Relu", ["n"], ["y"])
+        b.output("y")
+        return b
+    }
+
+    @Test func batchNormFoldsIntoTheConvAndReluFusesAfterIt() throws {
+        let optimized = GraphPasses.optimize(try convBNRelu().infer())
+        let nodes = optimized.graph.nodes
+        #expect(nodes.count == 1)
+        let conv = try #require(nodes.first)
+        #expect(conv.opType == "Conv")
+        #expect(conv.originalNodes == ["c", "n", "y"])
+        #expect(conv.outputs == ["y"])
+        #expect(try conv.string(FusedAttributes.activation) == "Relu")
+        // channel 0: s = 2 / sqrt(3 + 1) = 1;   W' = [1, 2];  b' = (0.5 - 0.5) * 1 + 1 = 1
+        // channel 1: s = 3 / sqrt(8 + 1) = 1;   W' = [3, 4];  b' = (-1 - 1) * 1 + 0 = -2
+        let inits = optimized.graph.initializerIndex
+        let w = try #require(inits[conv.inputs[1]]?.doubleValues())
+        let bias = try #require(inits[conv.inputs[2]]?.doubleValues())
+        #expect(w == [1, 2, 3, 4])
+        #expect(bias == [1, -2])
+        #expect(inits["W"] == nil, "the unfolded weights are dropped")
+    }
+
+    @Test func batchNormFoldingScalesEachOutputChannel() throws {
+        var b = convBNRelu()
+        b.initializers.removeAll { $0.name == "scale" }
+        b.floats("scale", [4, -6])
+        let optimized = GraphPasses.optimize(try b.infer())
+        let conv = try #require(optimized.graph.nodes.first)
+        let inits = optimized.graph.initializerIndex
+        // s = [4/2, -6/3] = [2, -2]
+        #expect(try #require(inits[conv.inputs[1]]?.doubleValues()) == [2, 4, -6, -8])
+        // b' = (b - mean) * s + shift = [(0.5 - 0.5) * 2 + 1, (-1 - 1) * -2 + 0]
+        let expectedBias: [Double] = [1, 4]
+        #expect(try #require(inits[conv.inputs[2]]?.doubleValues()) == expectedBias)
+    }
+
+    @Test func nothingFusesIntoAConvWhoseOutputHasAnotherReader() throws {
+        var b = convBNRelu()
+        b.node("Sigmoid", ["c"], ["other"])
+        b.output("other")
+        let optimized = GraphPasses.optimize(try b.infer())
+        #expect(optimized.graph.nodes.map(\.opType) == ["Conv", "BatchNormalization", "Relu", "Sigmoid"])
+    }
+
+    @Test func siluAsMulOfSigmoidFuses() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [1, 2, 4, 4].map(Dim.value))
+        b.weight("W", [2, 2, 3, 3])
+        b.node("Conv", ["x", "W"], ["c"], ["pads": .ints([1, 1, 1, 1])])
+        b.node("Sigmoid", ["c"], ["s"])
+        b.node("Mul", ["c", "s"], ["y"])
+        b.output("y")
+        let optimized = GraphPasses.optimize(try b.infer())
+        let conv = try #require(optimized.graph.nodes.first)
+        #expect(optimized.graph.nodes.count == 1)
+        #expect(try conv.string(FusedAttributes.activation) == "Silu")
+        #expect(conv.originalNodes == ["c", "s", "y"])
+    }
+
+    @Test func clipFusesOnlyWithConstantBounds() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [1, 2, 4, 4].map(Dim.value))
+        b.input("hi", .float, [])
+        b.weight("W", [2, 2, 1, 1])
+        b.floats("lo", [0])
+        b.node("Conv", ["x", "W"], ["c"])
+        b.node("Clip", ["c", "lo", "hi"], ["y"])
+        b.output("y")
+        #expect(GraphPasses.optimize(try b.infer()).graph.nodes.count == 2)
+
+        var six = GraphBuilder()
+        six.input("x", .float, [1, 2, 4, 4].map(Dim.value))
+        six.weight("W", [2, 2, 1, 1])
+        six.initializers.append(TensorData(floats: [0], name: "lo", dims: []))
+        six.initializers.append(TensorData(floats: [6], name: "hi", dims: []))
+        six.node("Conv", ["x", "W"], ["c"])
+        six.node("Clip", ["c", "lo", "hi"], ["y"])
+        six.output("y")
+        let conv = try #require(GraphPasses.optimize(try six.infer()).graph.nodes.first)
+        #expect(try conv.string(FusedAttributes.activation) == "Clip")
+        #expect(try conv.float(FusedAttributes.alpha) == 0)
+        #expect(try conv.float(FusedAttributes.beta) == 6)
+    }
+
+    @Test func residualAddFusesAsASumThenTheActivation() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [1, 2, 4, 4].map(Dim.value))
+        b.weight("W", [2, 2, 3, 3])
+        b.node("Relu", ["x"], ["r"])
+        b.node("Conv", ["r", "W"], ["c"], ["pads": .ints([1, 1, 1, 1])])
+        b.node("Add", ["r", "c"], ["a"])
+        b.node("Relu", ["a"], ["y"])
+        b.output("y")
+        let optimized = GraphPasses.optimize(try b.infer())
+        #expect(optimized.graph.nodes.map(\.opType) == ["Relu", "Conv"])
+        let conv = optimized.graph.nodes[1]
+        #expect(conv.inputs == ["r", "W", "r"])
+        #expect(try conv.int(FusedAttributes.sum) == 1)
+        #expect(try conv.string(FusedAttributes.activation) == "Relu")
+        #expect(conv.originalNodes == ["c", "a", "y"])
+    }
+
+    @Test func broadcastingAddDoesNotFuse() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [1, 2, 4, 4].map(Dim.value))
+        b.weight("W", [2, 2, 1, 1])
+        b.weight("bias", [2, 1, 1])
+        b.node("Conv", ["x", "W"], ["c"])
+        b.node("Add", ["c", "bias"], ["y"])
+        b.output("y")
+        #expect(GraphPasses.optimize(try b.infer()).graph.nodes.map(\.opType) == ["Conv", "Add"])
+    }
+
+    @Test func identityAndDropoutDisappearUnlessTheyNameAGraphOutput() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [2, 3].map(Dim.value))
+        b.node("Identity", ["x"], ["i"])
+        b.node("Dropout", ["i"], ["d"])
+        b.node("Relu", ["d"], ["r"])
+        b.node("Identity", ["r"], ["y"])
+        b.output("y")
+        let optimized = GraphPasses.optimize(try b.infer())
+        #expect(optimized.graph.nodes.map(\.opType) == ["Relu", "Identity"])
+        #expect(optimized.graph.nodes[0].inputs == ["x"])
+    }
+}
