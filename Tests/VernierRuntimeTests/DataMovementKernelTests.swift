@@ -4,7 +4,7 @@ import VernierGraph
 @testable import VernierRuntime
 
 /// Runs one node's kernel directly: `op` with `attributes` at `opset`, on `inputs`.
-func runNode(_ op: String, _ inputs: [Tensor?], _ attributes: [String: AttributeValue] = [:],
+private func runNode(_ op: String, _ inputs: [Tensor?], _ attributes: [String: AttributeValue] = [:],
              opset: Int = 18, outputs outputCount: Int = 1) throws -> [Tensor] {
     let node = Node(name: op, opType: op, inputs: inputs.enumerated().map { $1 == nil ? "" : "in\($0)" },
                     outputs: (0..<outputCount).map { "out\($0)" },
@@ -18,22 +18,22 @@ func runNode(_ op: String, _ inputs: [Tensor?], _ attributes: [String: Attribute
     return try slots.results.map { try #require($0) }
 }
 
-func int64Tensor(_ values: [Int], _ shape: [Int]? = nil) -> Tensor {
+private func int64Tensor(_ values: [Int], _ shape: [Int]? = nil) -> Tensor {
     Tensor(.int64, shape: shape ?? [values.count], values: values.map { Int64($0) })
 }
 
-func int32Tensor(_ values: [Int], _ shape: [Int]? = nil) -> Tensor {
+private func int32Tensor(_ values: [Int], _ shape: [Int]? = nil) -> Tensor {
     Tensor(.int32, shape: shape ?? [values.count], values: values.map { Int32($0) })
 }
 
 /// A float tensor whose element i holds i (so a wrong move shows as a wrong value).
-func iotaTensor(_ shape: [Int]) -> Tensor {
+private func iotaTensor(_ shape: [Int]) -> Tensor {
     Tensor(shape: shape, values: (0..<shape.reduce(1, *)).map { Float($0) })
 }
 
 /// `x`'s values (small whole numbers) re-typed as `type`, to run byte-moving kernels on
 /// every element size.
-func retyped(_ x: Tensor, _ type: ElementType) -> Tensor {
+private func retyped(_ x: Tensor, _ type: ElementType) -> Tensor {
     let v = x.scalars(as: Float.self)
     switch type {
     case .uint8, .bool, .int8: return Tensor(type, shape: x.shape, values: v.map { UInt8(Int($0) & 0xFF) })
@@ -45,7 +45,7 @@ func retyped(_ x: Tensor, _ type: ElementType) -> Tensor {
     }
 }
 
-func sameBytes(_ a: Tensor, _ b: Tensor) -> Bool {
+private func sameBytes(_ a: Tensor, _ b: Tensor) -> Bool {
     a.shape == b.shape && a.elementType == b.elementType && memcmp(a.rawPointer, b.rawPointer, a.byteCount) == 0
 }
 

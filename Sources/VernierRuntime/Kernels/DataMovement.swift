@@ -308,6 +308,20 @@ enum DataMovementKernels {
             let y = try outputs.allocate(0, first.elementType, outShape)
             let outer = outShape[..<axis].reduce(1, *), inner = outShape[(axis + 1)...].reduce(1, *)
             let rowBytes = outShape[axis] * inner * size
+            if outer < 4 * ThreadPool.threadCount {
+                // A few large blocks (e.g. channels of a batch-1 image): one parallel region.
+                var jobs: [CopyJob] = []
+                var offset = 0
+                for p in parts {
+                    let block = p.shape[axis] * inner * size
+                    for o in 0..<outer {
+                        jobs.append(CopyJob(source: p.rawPointer + o * block, destination: y.rawPointer + o * rowBytes + offset, bytes: block))
+                    }
+                    offset += block
+                }
+                copyBlocks(jobs)
+                return
+            }
             var offset = 0
             for p in parts {
                 let block = p.shape[axis] * inner * size

@@ -68,6 +68,15 @@ func checkedElementCount(_ shape: [Int]) throws -> Int {
     return count
 }
 
+/// `values` copied into unmanaged memory (the caller deallocates it). Parallel bodies
+/// read tables through these: Swift arrays shared by two threads cost an atomic
+/// reference-count update on every access, which the threads then fight over.
+func plainCopy<T>(_ values: [T]) -> UnsafeMutablePointer<T> {
+    let p = UnsafeMutablePointer<T>.allocate(capacity: max(1, values.count))
+    values.withUnsafeBufferPointer { if let base = $0.baseAddress { p.initialize(from: base, count: values.count) } }
+    return p
+}
+
 // MARK: - Element loops, one per element size
 
 @inline(__always)
@@ -230,15 +239,18 @@ struct StridedCopy {
             }
             return
         }
+        let rowDims = plainCopy(dims), rowIn = plainCopy(inStrides), rowOut = plainCopy(outStrides)
+        defer { rowDims.deallocate(); rowIn.deallocate(); rowOut.deallocate() }
         ThreadPool.parallelFor(rows, minimumPerThread: minimumRows) { range in
-            var index = [Int](repeating: 0, count: rank - 1)
+            let index = UnsafeMutablePointer<Int>.allocate(capacity: rank)
+            defer { index.deallocate() }
             var rest = range.lowerBound
             var inOffset = 0, outOffset = 0
             for k in stride(from: rank - 2, through: 0, by: -1) {
-                index[k] = rest % dims[k]
-                rest /= dims[k]
-                inOffset += index[k] * inStrides[k]
-                outOffset += index[k] * outStrides[k]
+                index[k] = rest % rowDims[k]
+                rest /= rowDims[k]
+                inOffset += index[k] * rowIn[k]
+                outOffset += index[k] * rowOut[k]
             }
             for _ in range {
                 copyElements(size: size, from: source + inOffset * size, stride: innerIn,
@@ -246,11 +258,11 @@ struct StridedCopy {
                 var k = rank - 2
                 while k >= 0 {
                     index[k] += 1
-                    inOffset += inStrides[k]
-                    outOffset += outStrides[k]
-                    if index[k] < dims[k] { break }
-                    inOffset -= inStrides[k] * dims[k]
-                    outOffset -= outStrides[k] * dims[k]
+                    inOffset += rowIn[k]
+                    outOffset += rowOut[k]
+                    if index[k] < rowDims[k] { break }
+                    inOffset -= rowIn[k] * rowDims[k]
+                    outOffset -= rowOut[k] * rowDims[k]
                     index[k] = 0
                     k -= 1
                 }
@@ -267,9 +279,11 @@ struct StridedCopy {
         let lengthA = dims[p], lengthB = dims[q]
         let tilesA = (lengthA + tile - 1) / tile, tilesB = (lengthB + tile - 1) / tile
         let batchAxes = (0..<q).filter { $0 != p }
-        let batchDims = batchAxes.map { dims[$0] }
-        let batchIn = batchAxes.map { inStrides[$0] }, batchOut = batchAxes.map { outStrides[$0] }
-        let batch = batchDims.reduce(1, *)
+        let batchRank = batchAxes.count
+        let batch = batchAxes.reduce(1) { $0 * dims[$1] }
+        let batchDims = plainCopy(batchAxes.map { dims[$0] })
+        let batchIn = plainCopy(batchAxes.map { inStrides[$0] }), batchOut = plainCopy(batchAxes.map { outStrides[$0] })
+        defer { batchDims.deallocate(); batchIn.deallocate(); batchOut.deallocate() }
         let strideBIn = inStrides[q], strideAOut = outStrides[p]
         let items = batch * tilesA * tilesB
         let minimumItems = max(1, parallelCopyGrain / (tile * tile * size))
@@ -279,7 +293,7 @@ struct StridedCopy {
                 let tileIndex = item % (tilesA * tilesB)
                 let a0 = (tileIndex / tilesB) * tile, b0 = (tileIndex % tilesB) * tile
                 var inOffset = 0, outOffset = 0
-                for k in stride(from: batchDims.count - 1, through: 0, by: -1) {
+                for k in stride(from: batchRank - 1, through: 0, by: -1) {
                     let i = rest % batchDims[k]
                     rest /= batchDims[k]
                     inOffset += i * batchIn[k]
@@ -388,5 +402,34 @@ func copyRows(rows: Int, rowBytes: Int, from source: UnsafeRawPointer, sourceStr
                 (destination + r * destinationStride + start).copyMemory(from: source + r * sourceStride + start, byteCount: count)
             }
         }
+    }
+}
+
+/// One contiguous copy of `bytes` bytes.
+struct CopyJob {
+    var source: UnsafeRawPointer
+    var destination: UnsafeMutableRawPointer
+    var bytes: Int
+}
+
+/// Runs independent contiguous copies in one parallel region, long ones cut into pieces
+/// of at least `parallelCopyGrain` bytes (Concat and Split of a few large blocks).
+func copyBlocks(_ jobs: [CopyJob]) {
+    let threads = ThreadPool.threadCount
+    var pieces: [CopyJob] = []
+    let total = jobs.reduce(0) { $0 + $1.bytes }
+    let pieceBytes = max(parallelCopyGrain, total / max(1, threads * 4))
+    for job in jobs where job.bytes > 0 {
+        var start = 0
+        while start < job.bytes {
+            let count = min(pieceBytes, job.bytes - start)
+            pieces.append(CopyJob(source: job.source + start, destination: job.destination + start, bytes: count))
+            start += count
+        }
+    }
+    let table = plainCopy(pieces)
+    defer { table.deallocate() }
+    ThreadPool.parallelFor(pieces.count, minimumPerThread: max(1, pieces.count * parallelCopyGrain / max(1, total))) { range in
+        for i in range { table[i].destination.copyMemory(from: table[i].source, byteCount: table[i].bytes) }
     }
 }

@@ -40,21 +40,32 @@ struct IndexMapCopy {
         let gather = segments.count * 4 > width
         let rows = outShape.reduce(1, *) / width
         let rowBytes = width * size
+        // Plain copies of the tables for the threads (see `plainCopy`).
+        var starts: [Int] = [], flat: [Int] = []
+        for m in maps {
+            starts.append(flat.count)
+            flat += m
+        }
+        let table = plainCopy(flat), tableStart = plainCopy(starts), shape = plainCopy(outShape), strides = plainCopy(inStrides)
+        let runs = plainCopy(segments), runCount = segments.count
+        defer { table.deallocate(); tableStart.deallocate(); shape.deallocate(); strides.deallocate(); runs.deallocate() }
+        let last = UnsafePointer(table + starts[rank - 1])
         ThreadPool.parallelFor(rows, minimumPerThread: max(1, parallelCopyGrain / rowBytes)) { range in
-            var index = [Int](repeating: 0, count: rank - 1)
+            let index = UnsafeMutablePointer<Int>.allocate(capacity: rank)
+            defer { index.deallocate() }
             var rest = range.lowerBound
             for k in stride(from: rank - 2, through: 0, by: -1) {
-                index[k] = rest % outShape[k]
-                rest /= outShape[k]
+                index[k] = rest % shape[k]
+                rest /= shape[k]
             }
             var previousSource = Int.min
             for row in range {
                 // Source offset of this row, or -1 when an outer table fills it.
                 var offset = 0
                 for k in 0..<(rank - 1) {
-                    let m = maps[k][index[k]]
+                    let m = table[tableStart[k] + index[k]]
                     if m < 0 { offset = -1; break }
-                    offset += m * inStrides[k]
+                    offset += m * strides[k]
                 }
                 let out = destination + row * rowBytes
                 if offset == previousSource {
@@ -64,10 +75,11 @@ struct IndexMapCopy {
                     fill.withPointer { fillElements(size: size, value: $0, to: out, count: width) }
                 } else if gather {
                     fill.withPointer { value in
-                        gatherRow(size: size, map: lastMap, stride: lastStride, from: source + offset * size, to: out, fill: value)
+                        gatherRow(size: size, map: last, count: width, stride: lastStride, from: source + offset * size, to: out, fill: value)
                     }
                 } else {
-                    for s in segments {
+                    for r in 0..<runCount {
+                        let s = runs[r]
                         if s.source < 0 {
                             fill.withPointer { fillElements(size: size, value: $0, to: out + s.start * size, count: s.count) }
                         } else {
@@ -80,7 +92,7 @@ struct IndexMapCopy {
                 var k = rank - 2
                 while k >= 0 {
                     index[k] += 1
-                    if index[k] < outShape[k] { break }
+                    if index[k] < shape[k] { break }
                     index[k] = 0
                     k -= 1
                 }
@@ -90,28 +102,26 @@ struct IndexMapCopy {
 }
 
 @inline(__always)
-private func gatherRowTyped<T>(_: T.Type, _ map: [Int], _ stride: Int, _ source: UnsafeRawPointer,
+private func gatherRowTyped<T>(_: T.Type, _ map: UnsafePointer<Int>, _ count: Int, _ stride: Int, _ source: UnsafeRawPointer,
                                _ destination: UnsafeMutableRawPointer, _ fill: UnsafeRawPointer) {
     let s = source.assumingMemoryBound(to: T.self)
     let d = destination.assumingMemoryBound(to: T.self)
     let value = fill.load(as: T.self)
-    map.withUnsafeBufferPointer { m in
-        for j in m.indices {
-            let i = m[j]
-            d[j] = i >= 0 ? s[i &* stride] : value
-        }
+    for j in 0..<count {
+        let i = map[j]
+        d[j] = i >= 0 ? s[i &* stride] : value
     }
 }
 
 /// `destination[j] = source[map[j] * stride]`, or the fill value where `map[j]` is -1.
-private func gatherRow(size: Int, map: [Int], stride: Int, from source: UnsafeRawPointer,
+private func gatherRow(size: Int, map: UnsafePointer<Int>, count: Int, stride: Int, from source: UnsafeRawPointer,
                        to destination: UnsafeMutableRawPointer, fill: UnsafeRawPointer) {
     switch size {
-    case 1: gatherRowTyped(UInt8.self, map, stride, source, destination, fill)
-    case 2: gatherRowTyped(UInt16.self, map, stride, source, destination, fill)
-    case 4: gatherRowTyped(UInt32.self, map, stride, source, destination, fill)
-    case 8: gatherRowTyped(UInt64.self, map, stride, source, destination, fill)
-    default: gatherRowTyped(Word128.self, map, stride, source, destination, fill)
+    case 1: gatherRowTyped(UInt8.self, map, count, stride, source, destination, fill)
+    case 2: gatherRowTyped(UInt16.self, map, count, stride, source, destination, fill)
+    case 4: gatherRowTyped(UInt32.self, map, count, stride, source, destination, fill)
+    case 8: gatherRowTyped(UInt64.self, map, count, stride, source, destination, fill)
+    default: gatherRowTyped(Word128.self, map, count, stride, source, destination, fill)
     }
 }
 

@@ -124,10 +124,12 @@ extension DataMovementKernels {
                 gatherElements(size: size, from: source, offsets: indices, to: destination)
                 return
             }
+            let table = plainCopy(indices)
+            defer { table.deallocate() }
             ThreadPool.parallelFor(outer * count, minimumPerThread: max(1, parallelCopyGrain / max(1, block))) { range in
                 for item in range {
                     let o = item / count, k = item % count
-                    (destination + item * block).copyMemory(from: source + (o * length + indices[k]) * block, byteCount: block)
+                    (destination + item * block).copyMemory(from: source + (o * length + table[k]) * block, byteCount: block)
                 }
             }
         }
@@ -239,9 +241,11 @@ extension DataMovementKernels {
             let y = try outputs.allocate(0, data.elementType, outShape)
             let bytes = block * size
             let source = data.rawPointer, destination = y.rawPointer
+            let table = plainCopy(offsets)
+            defer { table.deallocate() }
             ThreadPool.parallelFor(offsets.count, minimumPerThread: max(1, parallelCopyGrain / max(1, bytes))) { range in
                 for t in range {
-                    (destination + t * bytes).copyMemory(from: source + offsets[t] * size, byteCount: bytes)
+                    (destination + t * bytes).copyMemory(from: source + table[t] * size, byteCount: bytes)
                 }
             }
         }

@@ -301,44 +301,64 @@ struct ResampleFilter {
     }
 }
 
+/// A filter's tables in unmanaged memory, for parallel bodies (see `plainCopy`).
+struct PlainFilter {
+    let taps: Int
+    let index: UnsafeMutablePointer<Int>
+    let weight: UnsafeMutablePointer<Float>
+    let outside: UnsafeMutablePointer<Bool>
+
+    init(_ f: ResampleFilter) {
+        taps = f.taps
+        index = plainCopy(f.index)
+        weight = plainCopy(f.weight)
+        outside = plainCopy(f.outside)
+    }
+
+    func deallocate() {
+        index.deallocate()
+        weight.deallocate()
+        outside.deallocate()
+    }
+}
+
 /// One separable pass over a `[outer, inLength, inner]` float tensor.
 func resample(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>,
-              outer: Int, inLength: Int, inner: Int, filter: ResampleFilter, fill: Float) {
-    let outLength = filter.outside.count, taps = filter.taps
+              outer: Int, inLength: Int, inner: Int, filter resampleFilter: ResampleFilter, fill: Float) {
+    let outLength = resampleFilter.outside.count, taps = resampleFilter.taps
+    let filter = PlainFilter(resampleFilter)
+    defer { filter.deallocate() }
+    let index = filter.index, weight = filter.weight, outside = filter.outside
     ThreadPool.parallelFor(outer * outLength, minimumPerThread: max(1, 4096 / max(1, inner * taps))) { range in
-        filter.index.withUnsafeBufferPointer { index in
-            filter.weight.withUnsafeBufferPointer { weight in
-                for item in range {
-                    let o = item / outLength, j = item % outLength
-                    let out = destination + item * inner
-                    if filter.outside[j] {
-                        out.update(repeating: fill, count: inner)
-                        continue
-                    }
-                    let plane = source + o * inLength * inner
-                    if inner == 1 {
-                        var sum: Float = 0
-                        for t in 0..<taps { sum += weight[j * taps + t] * plane[index[j * taps + t]] }
-                        out[0] = sum
-                        continue
-                    }
-                    var k = 0
-                    while k + 8 <= inner {
-                        var acc = SIMD8<Float>()
-                        for t in 0..<taps {
-                            let row = UnsafeRawPointer(plane + index[j * taps + t] * inner + k)
-                            acc += weight[j * taps + t] * row.loadUnaligned(as: SIMD8<Float>.self)
-                        }
-                        UnsafeMutableRawPointer(out + k).storeBytes(of: acc, as: SIMD8<Float>.self)
-                        k += 8
-                    }
-                    while k < inner {
-                        var sum: Float = 0
-                        for t in 0..<taps { sum += weight[j * taps + t] * plane[index[j * taps + t] * inner + k] }
-                        out[k] = sum
-                        k += 1
-                    }
+        for item in range {
+            let o = item / outLength, j = item % outLength
+            let out = destination + item * inner
+            if outside[j] {
+                out.update(repeating: fill, count: inner)
+                continue
+            }
+            let plane = source + o * inLength * inner
+            if inner == 1 {
+                var sum: Float = 0
+                for t in 0..<taps { sum += weight[j * taps + t] * plane[index[j * taps + t]] }
+                out[0] = sum
+                continue
+            }
+            var k = 0
+            while k + 8 <= inner {
+                var acc = SIMD8<Float>()
+                for t in 0..<taps {
+                    let row = UnsafeRawPointer(plane + index[j * taps + t] * inner + k)
+                    acc += weight[j * taps + t] * row.loadUnaligned(as: SIMD8<Float>.self)
                 }
+                UnsafeMutableRawPointer(out + k).storeBytes(of: acc, as: SIMD8<Float>.self)
+                k += 8
+            }
+            while k < inner {
+                var sum: Float = 0
+                for t in 0..<taps { sum += weight[j * taps + t] * plane[index[j * taps + t] * inner + k] }
+                out[k] = sum
+                k += 1
             }
         }
     }
@@ -348,54 +368,65 @@ func resample(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointe
 /// row is resized horizontally once (two rows cached per thread), then output rows blend
 /// two of them with SIMD.
 func bilinear(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<Float>, planes: Int,
-              inHeight: Int, inWidth: Int, rows: ResampleFilter, columns: ResampleFilter, fill: Float) {
-    let outHeight = rows.outside.count, outWidth = columns.outside.count
+              inHeight: Int, inWidth: Int, rows rowFilter: ResampleFilter, columns columnFilter: ResampleFilter, fill: Float) {
+    let outHeight = rowFilter.outside.count, outWidth = columnFilter.outside.count
+    let rows = PlainFilter(rowFilter), columns = PlainFilter(columnFilter)
+    defer { rows.deallocate(); columns.deallocate() }
+    let xIndex = columns.index, xWeight = columns.weight, xOutside = columns.outside
+    let hasOutside = columnFilter.outside.contains(true)
     ThreadPool.parallelFor(planes * outHeight, minimumPerThread: max(1, 8192 / max(1, outWidth))) { range in
         let cache = UnsafeMutablePointer<Float>.allocate(capacity: 2 * outWidth)
         defer { cache.deallocate() }
-        var cached = (-1, -1)  // input row (plane * inHeight + y) held by each cache slot
-        columns.index.withUnsafeBufferPointer { xIndex in
-            columns.weight.withUnsafeBufferPointer { xWeight in
-                /// The cache slot holding input row `key`, resized horizontally.
-                func horizontal(_ key: Int, avoid: Int) -> UnsafeMutablePointer<Float> {
-                    if cached.0 == key { return cache }
-                    if cached.1 == key { return cache + outWidth }
-                    let slot = avoid == 0 ? 1 : 0
-                    let out = cache + slot * outWidth
-                    let row = source + key * inWidth
-                    for x in 0..<outWidth {
-                        out[x] = columns.outside[x] ? fill
-                            : xWeight[2 * x] * row[xIndex[2 * x]] + xWeight[2 * x + 1] * row[xIndex[2 * x + 1]]
-                    }
-                    if slot == 0 { cached.0 = key } else { cached.1 = key }
-                    return out
-                }
-                for item in range {
-                    let p = item / outHeight, y = item % outHeight
-                    let out = destination + item * outWidth
-                    if rows.outside[y] {
-                        out.update(repeating: fill, count: outWidth)
-                        continue
-                    }
-                    let w0 = rows.weight[2 * y], w1 = rows.weight[2 * y + 1]
-                    let keyA = p * inHeight + rows.index[2 * y], keyB = p * inHeight + rows.index[2 * y + 1]
-                    let a = horizontal(keyA, avoid: cached.0 == keyB ? 0 : (cached.1 == keyB ? 1 : -1))
-                    let b = horizontal(keyB, avoid: a == cache ? 0 : 1)
-                    var x = 0
-                    let v0 = SIMD8<Float>(repeating: w0), v1 = SIMD8<Float>(repeating: w1)
-                    while x + 8 <= outWidth {
-                        let ra = UnsafeRawPointer(a + x).loadUnaligned(as: SIMD8<Float>.self)
-                        let rb = UnsafeRawPointer(b + x).loadUnaligned(as: SIMD8<Float>.self)
-                        UnsafeMutableRawPointer(out + x).storeBytes(of: v0 * ra + v1 * rb, as: SIMD8<Float>.self)
-                        x += 8
-                    }
-                    while x < outWidth {
-                        out[x] = w0 * a[x] + w1 * b[x]
-                        x += 1
-                    }
-                }
+        var cached0 = -1, cached1 = -1  // input row (plane * inHeight + y) held by each cache slot
+        for item in range {
+            let p = item / outHeight, y = item % outHeight
+            let out = destination + item * outWidth
+            if rows.outside[y] {
+                out.update(repeating: fill, count: outWidth)
+                continue
+            }
+            let w0 = rows.weight[2 * y], w1 = rows.weight[2 * y + 1]
+            let keyA = p * inHeight + rows.index[2 * y], keyB = p * inHeight + rows.index[2 * y + 1]
+            // Bring both source rows into the cache, each resized horizontally once.
+            if keyA != cached0 && keyA != cached1 {
+                let slot = cached0 == keyB ? 1 : 0
+                resizeRow(source + keyA * inWidth, cache + slot * outWidth, outWidth, xIndex, xWeight, xOutside, hasOutside, fill)
+                if slot == 0 { cached0 = keyA } else { cached1 = keyA }
+            }
+            if keyB != cached0 && keyB != cached1 {
+                let slot = cached0 == keyA ? 1 : 0
+                resizeRow(source + keyB * inWidth, cache + slot * outWidth, outWidth, xIndex, xWeight, xOutside, hasOutside, fill)
+                if slot == 0 { cached0 = keyB } else { cached1 = keyB }
+            }
+            let a = cached0 == keyA ? cache : cache + outWidth
+            let b = cached0 == keyB ? cache : cache + outWidth
+            var x = 0
+            let v0 = SIMD8<Float>(repeating: w0), v1 = SIMD8<Float>(repeating: w1)
+            while x + 8 <= outWidth {
+                let ra = UnsafeRawPointer(a + x).loadUnaligned(as: SIMD8<Float>.self)
+                let rb = UnsafeRawPointer(b + x).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(out + x).storeBytes(of: v0 * ra + v1 * rb, as: SIMD8<Float>.self)
+                x += 8
+            }
+            while x < outWidth {
+                out[x] = w0 * a[x] + w1 * b[x]
+                x += 1
             }
         }
+    }
+}
+
+/// One row resized by a two-tap filter.
+@inline(__always)
+private func resizeRow(_ row: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ width: Int,
+                       _ index: UnsafeMutablePointer<Int>, _ weight: UnsafeMutablePointer<Float>,
+                       _ outside: UnsafeMutablePointer<Bool>, _ hasOutside: Bool, _ fill: Float) {
+    for x in 0..<width {
+        out[x] = weight[2 * x] * row[index[2 * x]] + weight[2 * x + 1] * row[index[2 * x + 1]]
+    }
+    // Rare (tf_crop_and_resize): columns outside the crop, fixed afterwards.
+    if hasOutside {
+        for x in 0..<width where outside[x] { out[x] = fill }
     }
 }
 
