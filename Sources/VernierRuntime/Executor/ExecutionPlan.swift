@@ -83,6 +83,8 @@ public final class ExecutionPlan {
     public let constantBytes: Int
     /// Nodes folded away at plan time.
     public let foldedNodeCount: Int
+    /// Activations kept in the channel-blocked layout between convolutions.
+    public internal(set) var channelBlockedValues: Set<String> = []
 
     let arena: TensorBuffer?
     let valueNames: [String]

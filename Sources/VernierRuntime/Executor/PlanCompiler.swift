@@ -165,10 +165,12 @@ struct PlanCompiler {
         _ = inputNames
         let foldedBytes = constantValues.values.reduce(0) { $0 + $1.byteCount }
         constantBytes = max(constantBytes, foldedBytes)
-        return ExecutionPlan(
+        let plan = ExecutionPlan(
             steps: steps, memoryPlan: memoryPlan, arena: arena, constantBytes: constantBytes, foldedNodeCount: folded,
             valueNames: names, constants: constantValues.map { (id: $0.key, tensor: $0.value) },
             inputs: inputs, outputs: outputs, outerReads: outerReads, inputSlots: inputSlots, keepAll: false)
+        plan.channelBlockedValues = blocked
+        return plan
     }
 
     /// The kernel for a node: a blocked-layout kernel when its input is channel-blocked

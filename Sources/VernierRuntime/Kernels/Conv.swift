@@ -23,6 +23,10 @@ final class ConvKernel: Kernel {
     let addendIndex: Int?
     let constantWeights: Tensor?
     let constantBias: Tensor?
+    /// Layouts of the activations as planned (`LayoutPlanner`): input, output (and the
+    /// fused addend, which shares the output's).
+    let inputLayout: TensorLayout
+    let outputLayout: TensorLayout
     /// Most recently made first; at most `capacity`.
     private var plans: [ConvPlan] = []
     private static let capacity = 4
@@ -44,6 +48,8 @@ final class ConvKernel: Kernel {
                 throw KernelError.unsupported("\(op) input \(index) of type \(type.elementType) (fp32 only)")
             }
         }
+        inputLayout = transposed ? .plain : ctx.inputLayout(0)
+        outputLayout = transposed ? .plain : ctx.outputLayout(0)
         constantWeights = ctx.constant(1)
         constantBias = biasIndex.flatMap { ctx.constant($0) }
         if let shape = ctx.knownInputShape(0), shape.allSatisfy({ $0 >= 1 }), let weights = constantWeights,
@@ -59,7 +65,8 @@ final class ConvKernel: Kernel {
             try ConvPlan(transposed: transposed, inputShape: input, weightsShape: weights,
                          weights: constantWeights.map { .constant($0) } ?? .runtime,
                          bias: biasIndex == nil ? nil : (constantBias.map { .constant($0) } ?? .runtime),
-                         geometry: geometry, epilogue: epilogue)
+                         geometry: geometry, epilogue: epilogue,
+                         sourceLayout: inputLayout, destinationLayout: outputLayout)
         }
     }
 
@@ -82,6 +89,9 @@ final class ConvKernel: Kernel {
         let w = try requiredInput(inputs, 1)
         let bias = try biasIndex.map { try requiredInput(inputs, $0) }
         let addend = try addendIndex.map { try requiredInput(inputs, $0) }
+        guard x.layout == inputLayout, addend?.layout ?? outputLayout == outputLayout else {
+            throw KernelError.invalid("input in layout \(x.layout), planned \(inputLayout)")
+        }
         guard x.elementType == .float, w.elementType == .float, bias?.elementType ?? .float == .float,
               addend?.elementType ?? .float == .float else {
             throw KernelError.unsupported("\(transposed ? "ConvTranspose" : "Conv") of \(x.elementType) (fp32 only)")
