@@ -255,6 +255,8 @@ public final class ConvPlan: @unchecked Sendable {
             userBias = nil
         }
         try engine.wait()
+        // Reordered weights are the plan's own copy; the file's pages need not stay resident.
+        if case .constant(let w) = weights, keptWeights == nil { w.releaseResidentPages() }
         takesRuntimeWeights = userWeights != nil
         takesRuntimeBias = userBias != nil
 

@@ -132,6 +132,8 @@ public final class MatMulPlan: @unchecked Sendable {
                 let owned = try DNNLMemory(owning: chosen, engine: engine)
                 try makeReorder(from: user, to: owned, engine: engine).execute(on: engine)
                 try engine.wait()
+                // The plan holds its own copy now; the file's pages need not stay resident.
+                constantB.releaseResidentPages()
                 keptB = nil
                 arguments.append((DNNL_ARG_WEIGHTS, owned))
             }
