@@ -3,6 +3,7 @@
 outputs: max |vernier - ort| <= tol * max |ort| per fp32 output (integer outputs exact).
 
     Scripts/compare_ort.py MODEL.onnx [MODEL.onnx ...] [--dim SYM=N ...] [--input NAME=DIMS ...]
+    (a --dim applies to the models whose inputs use that symbol)
                            [--tol 1e-4] [--vernier PATH] [--threads N]
 
 Vernier makes the inputs (`vernier run --save-inputs`, fixed seed) and ORT is fed the
@@ -15,6 +16,7 @@ import sys
 import tempfile
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,8 +28,12 @@ def compare(model, args, workdir):
     outputs_path = os.path.join(workdir, stem + ".outputs.npz")
     cmd = [args.vernier, "run", model, "--save-inputs", inputs_path, "--save-outputs", outputs_path,
            "--threads", str(args.threads), "--show", "0"]
+    # Each --dim goes to the models that have that symbol (vernier refuses others).
+    symbols = {d.dim_param for i in onnx.load(model, load_external_data=False).graph.input
+               for d in i.type.tensor_type.shape.dim if d.dim_param}
     for d in args.dim:
-        cmd += ["--dim", d]
+        if d.split("=")[0] in symbols:
+            cmd += ["--dim", d]
     for i in args.input:
         cmd += ["--input", i]
     run = subprocess.run(cmd, capture_output=True, text=True)

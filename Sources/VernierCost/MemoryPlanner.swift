@@ -138,11 +138,15 @@ public enum MemoryPlanner {
         for input in candidates where !input.isEmpty {
             guard let b = bufferOf[input] else { continue }
             // An alias keeps the buffer alive as long as either name is used; an in-place
-            // write needs the input dead after this step and the same element type and size.
+            // write needs the input dead after this step and the same element type and
+            // element count (not just the same rounded size: a broadcast scalar input must
+            // not take a 3-element output, which would overwrite it while it is read).
             if alias { return b }
             guard lastUse[input] == step, !graphOutputs.contains(input),
-                  inferred.type(of: input)?.elementType == inferred.type(of: output)?.elementType,
-                  let inBytes = try? bytes(input), let outBytes = try? bytes(output), inBytes == outBytes else { continue }
+                  let inType = inferred.type(of: input), let outType = inferred.type(of: output),
+                  inType.elementType == outType.elementType,
+                  let inCount = inType.shape?.knownElementCount, let outCount = outType.shape?.knownElementCount,
+                  inCount == outCount else { continue }
             // Every other value in that buffer (aliases) must be dead too.
             if buffers[b].lastStep <= step { return b }
         }

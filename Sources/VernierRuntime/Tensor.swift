@@ -11,6 +11,10 @@ public final class TensorBuffer: @unchecked Sendable {
 
     public let baseAddress: UnsafeMutableRawPointer
     public let byteCount: Int
+    /// The memory map this buffer borrows (weights read in place), or nil when the
+    /// buffer owns its memory.
+    let mappedFile: MappedFile?
+    let mappedOffset: Int
 
     /// Allocates `byteCount` bytes (at least one, so the pointer is always valid), zeroed.
     public init(byteCount: Int) {
@@ -19,9 +23,38 @@ public final class TensorBuffer: @unchecked Sendable {
         baseAddress = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: Self.alignment)
         baseAddress.initializeMemory(as: UInt8.self, repeating: 0, count: size)
         self.byteCount = byteCount
+        mappedFile = nil
+        mappedOffset = 0
     }
 
-    deinit { baseAddress.deallocate() }
+    /// `byteCount` bytes at `offset` of a read-only memory map, not copied; the file
+    /// stays mapped while the buffer lives. Such a buffer must never be written.
+    init(mapped file: MappedFile, base: UnsafeRawPointer, offset: Int, byteCount: Int) {
+        baseAddress = UnsafeMutableRawPointer(mutating: base + offset)
+        self.byteCount = byteCount
+        mappedFile = file
+        mappedOffset = offset
+    }
+
+    deinit { if mappedFile == nil { baseAddress.deallocate() } }
+}
+
+/// The memory order of a tensor's elements.
+public enum TensorLayout: Hashable, Sendable, CustomStringConvertible {
+    /// Row-major in the logical shape (NCHW for images).
+    case plain
+    /// 4-D `[N, C, H, W]` stored as `[N, C/block, H, W, block]` (oneDNN's `nChw8c` /
+    /// `nChw16c`): one channel block fills a vector register, the layout oneDNN's
+    /// convolutions run fastest in. Only for C a multiple of `block`, so the size in
+    /// bytes equals the plain layout's.
+    case channelBlocked(Int)
+
+    public var description: String {
+        switch self {
+        case .plain: return "plain"
+        case .channelBlocked(let b): return "nChw\(b)c"
+        }
+    }
 }
 
 /// A dense, row-major tensor as the executor sees it: an element type, a shape and a
@@ -31,6 +64,8 @@ public struct Tensor: @unchecked Sendable {
     public let shape: [Int]
     public let buffer: TensorBuffer
     public let byteOffset: Int
+    /// How the elements sit in memory; `shape` is always the logical (NCHW) shape.
+    public var layout: TensorLayout = .plain
 
     public var elementCount: Int { shape.reduce(1, *) }
     public var rank: Int { shape.count }
@@ -107,8 +142,16 @@ extension Tensor {
     /// Strings are not tensors here: `nil` for them, and for element types without a
     /// fixed size.
     public init?(_ data: TensorData) {
-        guard data.elementType.bitWidth != nil else { return nil }
+        guard let bits = data.elementType.bitWidth else { return nil }
         if case .strings = data.storage { return nil }
+        // Weights mapped from the file are read in place when aligned for their type.
+        if case .mapped(let file, let offset, let length) = data.storage, let base = file.bytes.baseAddress,
+           let count = data.elementType.byteCount(elements: data.elementCount), count <= length,
+           (Int(bitPattern: base) + offset) % max(1, bits / 8) == 0 {
+            self.init(elementType: data.elementType, shape: data.dims,
+                      buffer: TensorBuffer(mapped: file, base: base, offset: offset, byteCount: count), byteOffset: 0)
+            return
+        }
         self.init(elementType: data.elementType, shape: data.dims)
         let count = byteCount
         let destination = rawPointer
@@ -129,6 +172,13 @@ extension Tensor {
             guard let base = source.baseAddress else { return }
             rawPointer.copyMemory(from: base, byteCount: source.count)
         }
+    }
+
+    /// Drops the resident pages of weights read in place from the file (a kernel that
+    /// copied them into its own layout no longer needs them resident); no-op otherwise.
+    public func releaseResidentPages() {
+        guard let file = buffer.mappedFile else { return }
+        file.releasePages(offset: buffer.mappedOffset + byteOffset, length: byteCount)
     }
 
     /// A new tensor with a copy of this one's elements (in a buffer of its own).
@@ -160,6 +210,7 @@ extension Tensor {
         case .float: return scalars(as: Float.self).map { Double($0) }
         case .double: return scalars(as: Double.self)
         case .float16: return scalars(as: Float16.self).map { Double($0) }
+        case .bfloat16: return scalars(as: UInt16.self).map { Double(Float(bitPattern: UInt32($0) << 16)) }
         default: return integers()?.map { Double($0) }
         }
     }

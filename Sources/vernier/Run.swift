@@ -40,6 +40,14 @@ struct Run: ParsableCommand {
     @Option(help: "Threads for the kernels (default: all cores).")
     var threads: Int?
 
+    @Option(name: .customLong("repeat"), help: ArgumentHelp(
+        "After the first run, time this many more runs (after --warmup untimed ones) and print latency and memory to stderr.",
+        valueName: "N"))
+    var repeatCount: Int = 0
+
+    @Option(help: "Untimed runs before the --repeat ones.")
+    var warmup: Int = 2
+
     @Option(help: "Values printed per output.")
     var show: Int = 8
 
@@ -49,6 +57,7 @@ struct Run: ParsableCommand {
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if show < 0 { throw ValidationError("--show must be 0 or more") }
+        if repeatCount < 0 || warmup < 0 { throw ValidationError("--repeat and --warmup must be 0 or more") }
     }
 
     func run() throws {
@@ -90,6 +99,23 @@ struct Run: ParsableCommand {
             text += "\(name)  \(tensor.elementType)\(tensor.shape)  \(Self.preview(tensor, count: show))\n"
         }
         FileHandle.standardOutput.write(Data(text.utf8))
+        if repeatCount > 0 {
+            for _ in 0..<warmup { _ = try plan.run(feeds) }
+            var milliseconds: [Double] = []
+            for _ in 0..<repeatCount {
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = try plan.run(feeds)
+                milliseconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            }
+            milliseconds.sort()
+            func quantile(_ q: Double) -> Double { milliseconds[min(milliseconds.count - 1, Int(q * Double(milliseconds.count)))] }
+            let mb = { (bytes: Int) in String(format: "%.1f MB", Double(bytes) / 1e6) }
+            let line = String(format: "latency: median %.3f ms, p90 %.3f ms, min %.3f ms over %d runs (%d threads); ",
+                              quantile(0.5), quantile(0.9), milliseconds[0], milliseconds.count, ThreadPool.threadCount)
+                + "\(plan.steps.count) kernels, \(plan.channelBlockedValues.count) blocked activations; "
+                + "arena \(mb(plan.arenaBytes)), weights \(mb(plan.constantBytes)), peak RSS \(ProcessMemory.peakResidentBytes.map(mb) ?? "unknown")\n"
+            FileHandle.standardError.write(Data(line.utf8))
+        }
         if let saveOutputs {
             let arrays = plan.outputNames.compactMap { name in outputs[name].map { (name: name, tensor: $0) } }
             try AtomicFile.write(Data(try NumPyFormat.writeArchive(arrays)), to: saveOutputs)
@@ -98,6 +124,7 @@ struct Run: ParsableCommand {
 
     /// The first `count` values, e.g. `[0.1234, -0.5, ...]`.
     static func preview(_ tensor: Tensor, count: Int) -> String {
+        guard count > 0 else { return "" }
         let values: [String]
         if tensor.elementType.isFloatingPoint, let d = tensor.doubles() {
             values = d.prefix(count).map { String(format: "%.6g", $0) }

@@ -48,6 +48,12 @@ public struct TensorData: Sendable {
         }
     }
 
+    /// For weights mapped from the file: drops their resident pages (see
+    /// `MappedFile.releasePages`); nothing for inline data.
+    public func releaseResidentPages() {
+        if case .mapped(let file, let offset, let length) = storage { file.releasePages(offset: offset, length: length) }
+    }
+
     /// Integer elements widened to Int (int8...uint64, bool); nil for other types.
     public func integerValues() -> [Int]? {
         let n = elementCount

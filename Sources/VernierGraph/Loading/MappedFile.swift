@@ -50,6 +50,18 @@ public final class MappedFile: @unchecked Sendable {
         UnsafeRawBufferPointer(start: base, count: base == nil ? 0 : size)
     }
 
+    /// Drops the resident pages wholly inside `[offset, offset + length)`: the next read
+    /// faults them in again from the file. Used once weights have been copied into a
+    /// kernel's own layout, so the process does not hold them twice.
+    public func releasePages(offset: Int, length: Int) {
+        guard let base, length > 0, offset >= 0, offset + length <= size else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: base) + offset + page - 1) / page * page
+        let end = (Int(bitPattern: base) + offset + length) / page * page
+        guard end > start, let pointer = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        madvise(pointer, end - start, MADV_DONTNEED)
+    }
+
     /// A sub-range; the caller has checked `offset + length <= size`.
     public func slice(offset: Int, length: Int) -> UnsafeRawBufferPointer {
         guard let base else { return UnsafeRawBufferPointer(start: nil, count: 0) }

@@ -41,6 +41,8 @@ extension GraphPasses {
             let biasOut = uniqueName("\(conv.displayName).bias_bn_folded", taken: initializers)
             let wData = TensorData(floats: folded, name: weightOut, dims: weights.dims)
             let bData = TensorData(floats: foldedBias, name: biasOut, dims: [channels])
+            // The folded copy replaces the original, whose mapped pages were just read.
+            weights.releaseResidentPages()
             initializers[weightOut] = wData
             initializers[biasOut] = bData
             newInitializers += [wData, bData]

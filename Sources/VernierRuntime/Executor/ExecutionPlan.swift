@@ -13,6 +13,9 @@ public struct ExecutionOptions: Sendable {
     /// Run the graph passes first (`GraphPasses.optimize`: Identity removal,
     /// BatchNormalization folding, residual-Add and activation fusion).
     public var optimizeGraph = true
+    /// Keep activations between oneDNN convolutions in the channel-blocked layout
+    /// (`LayoutPlanner`), with blocked pooling, broadcast and concat kernels between them.
+    public var blockedLayouts = true
     /// Largest tensor a kernel may allocate, in bytes: absurd shapes become an error
     /// instead of an out-of-memory kill.
     public var maxTensorBytes = 1 << 33
@@ -80,6 +83,8 @@ public final class ExecutionPlan {
     public let constantBytes: Int
     /// Nodes folded away at plan time.
     public let foldedNodeCount: Int
+    /// Activations kept in the channel-blocked layout between convolutions.
+    public internal(set) var channelBlockedValues: Set<String> = []
 
     let arena: TensorBuffer?
     let valueNames: [String]

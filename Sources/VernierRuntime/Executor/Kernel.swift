@@ -30,6 +30,10 @@ public struct KernelContext {
     public let outputTypes: [TensorType?]
     /// Input values known at plan time (initializers and folded constants), by index.
     public let constantInputs: [Tensor?]
+    /// The layouts the node's inputs arrive in and its outputs must be written in, as
+    /// `LayoutPlanner` decided (plain unless a kernel reads or writes channel-blocked).
+    public var inputLayouts: [TensorLayout] = []
+    public var outputLayouts: [TensorLayout] = []
     /// Values of the enclosing graph that the node's subgraphs read. The kernel receives
     /// them after its declared inputs, in this order (`inputs[node.inputs.count + i]`),
     /// and passes them to the subgraph plans as `outer`.
@@ -53,6 +57,10 @@ public struct KernelContext {
     public func constant(_ index: Int) -> Tensor? {
         index < constantInputs.count ? constantInputs[index] : nil
     }
+
+    /// The planned layout of input `index` / output `index`.
+    public func inputLayout(_ index: Int) -> TensorLayout { index < inputLayouts.count ? inputLayouts[index] : .plain }
+    public func outputLayout(_ index: Int) -> TensorLayout { index < outputLayouts.count ? outputLayouts[index] : .plain }
 
     /// Input `index`'s concrete shape when inference knows every dim.
     public func knownInputShape(_ index: Int) -> [Int]? {
@@ -99,6 +107,9 @@ public final class OutputSlots {
         var capacity: Int
     }
 
+    /// The layout each output is planned in (`LayoutPlanner`); `allocate` tags tensors with it.
+    var layouts: [TensorLayout]
+
     var slots: [Slot]
     var results: [Tensor?]
     var requested: [Bool]
@@ -110,6 +121,7 @@ public final class OutputSlots {
         slots = Array(repeating: Slot(buffer: nil, offset: 0, capacity: 0), count: count)
         results = Array(repeating: nil, count: count)
         requested = Array(repeating: true, count: count)
+        layouts = Array(repeating: .plain, count: count)
         self.maxBytes = maxBytes
     }
 
@@ -133,19 +145,22 @@ public final class OutputSlots {
         guard bytes <= maxBytes else {
             throw KernelError.invalid("output shape \(shape) needs \(bytes) bytes, over the limit of \(maxBytes)")
         }
-        let tensor: Tensor
+        var tensor: Tensor
         if index < slots.count, let buffer = slots[index].buffer, bytes <= slots[index].capacity {
             tensor = Tensor(elementType: type, shape: shape, buffer: buffer, byteOffset: slots[index].offset)
         } else {
             heapAllocations += 1
             tensor = Tensor(elementType: type, shape: shape)
         }
+        if index < layouts.count { tensor.layout = layouts[index] }
         if index < results.count { results[index] = tensor }
         return tensor
     }
 
     /// Sets output `index` to an existing tensor: a view of an input (Reshape, Identity)
-    /// or a value computed elsewhere (a subgraph's result).
+    /// or memory this step allocated. Only the ops the memory planner treats as aliases
+    /// (`MemoryPlanner.aliasOps`) may return a view of an input: for any other op the
+    /// planner may reuse the input's buffer while the output is still read.
     public func set(_ index: Int, _ tensor: Tensor) {
         if index < results.count { results[index] = tensor }
     }

@@ -64,6 +64,15 @@ struct PlanCompiler {
             (name: info.name, id: id(info.name), type: isSubgraph ? nil : (inferred.type(of: info.name) ?? info.type?.tensorType))
         }
 
+        // Layouts: which activations stay channel-blocked between convolutions.
+        var blocked = Set<String>()
+        let block = preferredChannelBlock
+        if options.blockedLayouts && !isSubgraph {
+            let constants = Set(graph.initializers.map(\.name)).union(inferred.facts.filter { $0.value.constant != nil }.map(\.key))
+            blocked = LayoutPlanner(graph: graph, facts: inferred.facts, constants: constants, block: block).blockedValues()
+        }
+        func layout(_ name: String) -> TensorLayout { blocked.contains(name) ? .channelBlocked(block) : .plain }
+
         var steps: [ExecutionPlan.Step] = []
         var missing: [String: [String]] = [:]
         var folded = 0
@@ -80,16 +89,18 @@ struct PlanCompiler {
                 folded += 1
                 continue
             }
-            guard let factory = KernelRegistry.factory(for: node) else {
+            guard let factory = kernelFactory(node, blocked: blocked) else {
                 missing[node.qualifiedOpType, default: []].append(node.displayName)
                 continue
             }
             let constantInputs = inputIDs.map { $0 < 0 ? nil : constantValues[$0] }
-            let context = KernelContext(
+            var context = KernelContext(
                 node: node, opset: opset(of: node),
                 inputTypes: inferred.inputTypes(of: node), outputTypes: inferred.outputTypes(of: node),
                 constantInputs: constantInputs, implicitInputs: implicitInputs,
                 compileSubgraph: { subgraph in try self.compileSubgraph(subgraph, of: node) })
+            context.inputLayouts = node.inputs.map(layout)
+            context.outputLayouts = node.outputs.map(layout)
             let kernel: Kernel
             do {
                 kernel = try factory(context)
@@ -99,7 +110,10 @@ struct PlanCompiler {
                 throw ExecutionError.kernel(node: node.displayName, opType: node.qualifiedOpType, message: "\(error)")
             }
             let slots = OutputSlots(count: node.outputs.count, maxBytes: options.maxTensorBytes)
-            for (k, output) in node.outputs.enumerated() { slots.requested[k] = !output.isEmpty }
+            for (k, output) in node.outputs.enumerated() {
+                slots.requested[k] = !output.isEmpty
+                slots.layouts[k] = layout(output)
+            }
 
             let foldable = options.foldConstants && node.subgraphs.isEmpty
                 && !Self.nondeterministicOps.contains(node.opType)
@@ -151,10 +165,27 @@ struct PlanCompiler {
         _ = inputNames
         let foldedBytes = constantValues.values.reduce(0) { $0 + $1.byteCount }
         constantBytes = max(constantBytes, foldedBytes)
-        return ExecutionPlan(
+        let plan = ExecutionPlan(
             steps: steps, memoryPlan: memoryPlan, arena: arena, constantBytes: constantBytes, foldedNodeCount: folded,
             valueNames: names, constants: constantValues.map { (id: $0.key, tensor: $0.value) },
             inputs: inputs, outputs: outputs, outerReads: outerReads, inputSlots: inputSlots, keepAll: false)
+        plan.channelBlockedValues = blocked
+        return plan
+    }
+
+    /// The kernel for a node: a blocked-layout kernel when its input is channel-blocked
+    /// and the op needs one (pooling, per-channel broadcast, concat), else the registry's.
+    func kernelFactory(_ node: Node, blocked: Set<String>) -> KernelFactory? {
+        if let x = node.input(0), node.isDefaultDomain {
+            let inputsBlocked = node.inputs.filter { blocked.contains($0) }
+            let sameShapes = Set(node.inputs.compactMap { inferred.type(of: $0)?.shape }).count <= 1
+            let isBinary = LayoutPlanner.binaryOps.contains(node.opType)
+            if !inputsBlocked.isEmpty, !(isBinary && sameShapes), let special = BlockedKernels.factory(for: node) {
+                return special
+            }
+            _ = x
+        }
+        return KernelRegistry.factory(for: node)
     }
 
     /// The default-domain opset (or the node's domain's), for version-dependent forms.
@@ -181,23 +212,23 @@ struct PlanCompiler {
     /// A constant value from inference as a tensor of `type`, if every element is known.
     static func tensor(_ value: ConstantValue, _ type: ElementType, _ shape: [Int]) -> Tensor? {
         guard value.count == shape.reduce(1, *) else { return nil }
-        if let ints = value.knownInts {
+        switch value {
+        case .ints:
+            guard let ints = value.knownInts else { return nil }
             switch type {
             case .int64: return Tensor(.int64, shape: shape, values: ints.map { Int64($0) })
             case .int32: return Tensor(.int32, shape: shape, values: ints.map { Int32(truncatingIfNeeded: $0) })
             case .bool: return Tensor(.bool, shape: shape, values: ints.map { UInt8($0 != 0 ? 1 : 0) })
-            case .float: return Tensor(.float, shape: shape, values: ints.map { Float($0) })
-            default: break
+            default: return nil
             }
-        }
-        if let doubles = value.doubles {
+        case .floats(let doubles):
+            // Only types whose values a Double holds exactly.
             switch type {
             case .float: return Tensor(.float, shape: shape, values: doubles.map { Float($0) })
             case .double: return Tensor(.double, shape: shape, values: doubles)
             default: return nil
             }
         }
-        return nil
     }
 
     /// Each step learns which values it reads last, so plans without an arena free them.

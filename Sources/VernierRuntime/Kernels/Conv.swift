@@ -2,5 +2,119 @@ import VernierGraph
 
 /// Kernels of the Conv family (same file name as the shape rules and cost formulas).
 enum ConvKernels {
-    static let all: [String: KernelFactory] = [:]
+    static let all: [String: KernelFactory] = [
+        "Conv": { try ConvKernel($0, transposed: false) },
+        "ConvTranspose": { try ConvKernel($0, transposed: true) },
+    ]
+}
+
+/// Conv and ConvTranspose (fp32, 1-D to 3-D) on oneDNN through `ConvPlan`, with the
+/// node's fused epilogue. A plan is specialised to an input shape: made at compile time
+/// when the input shape is known and the weights (and bias) are constants, otherwise on
+/// the first run with a new shape, then kept (a few shapes at most). Weights that are
+/// not constants are bound, and reordered if the primitive wants, on every run.
+final class ConvKernel: Kernel {
+    let transposed: Bool
+    let attributes: ConvAttributes
+    let epilogue: FusedEpilogue
+    /// Input index of the bias (2) when the node has one.
+    let biasIndex: Int?
+    /// Input index of the fused residual addend (the node's last input).
+    let addendIndex: Int?
+    let constantWeights: Tensor?
+    let constantBias: Tensor?
+    /// Layouts of the activations as planned (`LayoutPlanner`): input, output (and the
+    /// fused addend, which shares the output's).
+    let inputLayout: TensorLayout
+    let outputLayout: TensorLayout
+    /// Most recently made first; at most `capacity`.
+    private var plans: [ConvPlan] = []
+    private static let capacity = 4
+
+    init(_ ctx: KernelContext, transposed: Bool) throws {
+        let op = transposed ? "ConvTranspose" : "Conv"
+        self.transposed = transposed
+        attributes = try ConvAttributes(node: ctx.node)
+        epilogue = try FusedEpilogue(node: ctx.node)
+        let count = ctx.node.inputs.count
+        let regular = count - (epilogue.addsResidual ? 1 : 0)
+        guard (2...3).contains(regular) else {
+            throw KernelError.invalid("\(op) takes 2 or 3 inputs\(epilogue.addsResidual ? " and a fused addend" : ""), got \(count)")
+        }
+        biasIndex = regular == 3 && !ctx.node.inputs[2].isEmpty ? 2 : nil
+        addendIndex = epilogue.addsResidual ? count - 1 : nil
+        for (index, type) in ctx.inputTypes.enumerated() where index < count {
+            if let type, type.elementType != .float {
+                throw KernelError.unsupported("\(op) input \(index) of type \(type.elementType) (fp32 only)")
+            }
+        }
+        inputLayout = transposed ? .plain : ctx.inputLayout(0)
+        outputLayout = transposed ? .plain : ctx.outputLayout(0)
+        constantWeights = ctx.constant(1)
+        constantBias = biasIndex.flatMap { ctx.constant($0) }
+        if let shape = ctx.knownInputShape(0), shape.allSatisfy({ $0 >= 1 }), let weights = constantWeights,
+           biasIndex == nil || constantBias != nil {
+            plans.append(try makePlan(input: shape, weights: weights.shape))
+        }
+    }
+
+    private func makePlan(input: [Int], weights: [Int]) throws -> ConvPlan {
+        let geometry = transposed ? try attributes.transposedGeometry(input: input, weights: weights)
+                                  : try attributes.convGeometry(input: input, weights: weights)
+        return try asKernelErrors(transposed ? "oneDNN deconvolution" : "oneDNN convolution") {
+            try ConvPlan(transposed: transposed, inputShape: input, weightsShape: weights,
+                         weights: constantWeights.map { .constant($0) } ?? .runtime,
+                         bias: biasIndex == nil ? nil : (constantBias.map { .constant($0) } ?? .runtime),
+                         geometry: geometry, epilogue: epilogue,
+                         sourceLayout: inputLayout, destinationLayout: outputLayout)
+        }
+    }
+
+    /// The plan for these shapes and the current thread count (made and cached on a miss).
+    private func plan(input: [Int], weights: [Int]) throws -> ConvPlan {
+        let threads = ThreadPool.threadCount
+        if let index = plans.firstIndex(where: {
+            $0.inputShape == input && $0.weightsShape == weights && $0.threadCount == threads
+        }) {
+            return plans[index]
+        }
+        let plan = try makePlan(input: input, weights: weights)
+        if plans.count >= Self.capacity { plans.removeLast() }
+        plans.insert(plan, at: 0)
+        return plan
+    }
+
+    func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
+        let x = try requiredInput(inputs, 0)
+        let w = try requiredInput(inputs, 1)
+        let bias = try biasIndex.map { try requiredInput(inputs, $0) }
+        let addend = try addendIndex.map { try requiredInput(inputs, $0) }
+        guard x.layout == inputLayout, addend?.layout ?? outputLayout == outputLayout else {
+            throw KernelError.invalid("input in layout \(x.layout), planned \(inputLayout)")
+        }
+        guard x.elementType == .float, w.elementType == .float, bias?.elementType ?? .float == .float,
+              addend?.elementType ?? .float == .float else {
+            throw KernelError.unsupported("\(transposed ? "ConvTranspose" : "Conv") of \(x.elementType) (fp32 only)")
+        }
+        if x.elementCount == 0 {
+            // An empty batch: an empty output of the right shape, nothing to compute.
+            let geometry = transposed ? try attributes.transposedGeometry(input: x.shape, weights: w.shape)
+                                      : try attributes.convGeometry(input: x.shape, weights: w.shape)
+            let shape = transposed ? geometry.transposedOutputShape(input: x.shape, weights: w.shape)
+                                   : geometry.outputShape(input: x.shape, weights: w.shape)
+            guard let shape, x.shape[0] == 0 else {
+                throw KernelError.unsupported("convolution of an input \(x.shape) with no elements")
+            }
+            _ = try outputs.allocate(0, .float, shape)
+            return
+        }
+        let plan = try plan(input: x.shape, weights: w.shape)
+        let output = try outputs.allocate(0, .float, plan.outputShape)
+        if let addend, addend.shape != plan.outputShape {
+            throw KernelError.invalid("fused addend \(addend.shape) differs from the output \(plan.outputShape)")
+        }
+        try asKernelErrors("oneDNN convolution") {
+            try plan.run(input: x, weights: w, bias: bias, addend: addend, output: output)
+        }
+    }
 }

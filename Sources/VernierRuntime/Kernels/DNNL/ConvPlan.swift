@@ -1,34 +1,57 @@
 import CDNNL
+import Foundation
 
-/// A 2-D fp32 convolution on oneDNN, planned once and run many times.
+/// An operand a plan either knows at plan time (weights, bias: copied or reordered
+/// once) or receives on each run (bound to the caller's memory then).
+public enum PlanOperand: Sendable {
+    case constant(Tensor)
+    case runtime
+}
+
+/// A 1-D, 2-D or 3-D fp32 convolution or transposed convolution (oneDNN
+/// "deconvolution") on oneDNN, planned once for one input shape and run many times.
 ///
-/// Plan time (`init`) creates the primitive, chooses the layouts, reorders the weights
-/// into the layout the primitive wants and allocates every internal buffer (blocked
-/// input/output copies and the scratchpad). Run time (`run(input:output:)`) only points
-/// the edge memories at the caller's tensors and executes: no allocation.
+/// Plan time (`init`) creates the primitive with its fused epilogue (post-ops), chooses
+/// the layouts, reorders constant weights into the layout the primitive wants and
+/// allocates every internal buffer (blocked input/output copies and the scratchpad).
+/// Run time only points the edge memories at the caller's tensors and executes: no
+/// allocation.
 ///
-/// Layout: the caller's input and output are plain NCHW, but the primitive is created
-/// with `dnnl_format_tag_any` for source, weights and destination, so oneDNN picks its
-/// native blocked layouts (`nChw8c` activations and `OIhw8i8o`-like weights on AVX2,
-/// `nChw16c` / `OIhw16i16o` on AVX-512: one channel block fills one vector register, so
-/// the JIT kernel vectorises over channels with unit-stride loads and keeps a register
-/// tile of outputs, instead of gathering across the W axis as plain NCHW forces it to).
-/// `convThroughputIsReported` prints both variants for a 3x3 64->64 conv at 56x56: on a
-/// 2-core AVX2 machine (oneDNN 2.6.3), blocked `jit:avx2` 116 GFLOP/s against 75 for
-/// plain NCHW (`gemm:jit`), 84 against 53 on one thread, reorders included. The price
-/// is a reorder at each edge,
-/// O(N*C*H*W) work against the conv's O(N*C*H*W*M*kH*kW/group), and the weights reorder
-/// is paid once at plan time. When the executor keeps consecutive oneDNN ops in the
-/// blocked layout, the edge reorders between them disappear. When oneDNN's choice
-/// already is plain NCHW (e.g. some depthwise or 3-channel first layers), no reorder
-/// is made.
+/// Layout: the caller's tensors are plain (NCW, NCHW, NCDHW), but the primitive is
+/// created with `dnnl_format_tag_any` for source, weights and destination, so oneDNN
+/// picks its native blocked layouts (`nChw8c` activations and `OIhw8i8o`-like weights
+/// on AVX2, `nChw16c` / `OIhw16i16o` on AVX-512: one channel block fills one vector
+/// register, so the JIT kernel vectorises over channels with unit-stride loads and keeps
+/// a register tile of outputs, instead of gathering across the W axis as plain NCHW
+/// forces it to). `convThroughputIsReported` prints both variants for a 3x3 64->64
+/// conv at 56x56: on a 2-core AVX2 machine (oneDNN 2.6.3), blocked `jit:avx2` 116 GFLOP/s
+/// against 75 for plain NCHW (`gemm:jit`), 84 against 53 on one thread, reorders
+/// included. The price is a reorder at each edge, O(N*C*H*W) work against the conv's
+/// O(N*C*H*W*M*kH*kW/group); constant weights are reordered once at plan time, weights
+/// that arrive at run time are reordered on each run. When oneDNN's choice already is
+/// the plain layout (e.g. some depthwise or 3-channel first layers), no reorder is made.
+///
+/// A fused residual (`epilogue.addsResidual`) is a oneDNN `sum` post-op: the addend is
+/// written into the primitive's destination first (a copy into the output, or a reorder
+/// into the blocked destination), then the primitive adds its result and applies the
+/// activation (see `FusedEpilogue.appendPostOps`).
 public final class ConvPlan: @unchecked Sendable {
+    public let transposed: Bool
     public let inputShape: [Int]
     public let outputShape: [Int]
     public let weightsShape: [Int]
     public let geometry: ConvGeometry
-    public let fusedReLU: Bool
-    /// oneDNN's implementation name, e.g. `jit:avx512_core`.
+    public let epilogue: FusedEpilogue
+    public let hasBias: Bool
+    /// Layouts of the caller's input and output tensors.
+    public let sourceLayout: TensorLayout
+    public let destinationLayout: TensorLayout
+    /// Weights / bias bound on each run rather than baked in at plan time.
+    public let takesRuntimeWeights: Bool
+    public let takesRuntimeBias: Bool
+    /// The OpenMP thread count when the primitive was made (oneDNN sizes its work split then).
+    public let threadCount: Int
+    /// oneDNN's implementation name, e.g. `jit:avx2`.
     public let implementation: String
     /// Whether the input/output are reordered into/out of a blocked layout on each run.
     public let reordersInput: Bool
@@ -36,84 +59,149 @@ public final class ConvPlan: @unchecked Sendable {
     /// Bytes of plan-owned memory (reordered weights, blocked activations, scratchpad).
     public let internalBytes: Int
 
+    public var fusedReLU: Bool { epilogue.activation == .relu }
+
     private let engine: DNNLEngine
     private let userSource: DNNLMemory
     private let userDestination: DNNLMemory
+    private let userWeights: DNNLMemory?
+    private let weightsReorder: DNNLPrimitive?
+    private let userBias: DNNLMemory?
+    /// The addend's plain memory and its reorder into the blocked destination.
+    private let userAddend: DNNLMemory?
+    private let addendReorder: DNNLPrimitive?
     private let inputReorder: DNNLPrimitive?
-    private let conv: DNNLPrimitive
+    private let primitive: DNNLPrimitive
     private let outputReorder: DNNLPrimitive?
+    /// Constant weights used in place (their layout already is the primitive's).
+    private let keptWeights: Tensor?
+    private let outputBytes: Int
 
+    /// A convolution with constant weights and an optional fused ReLU (the common case).
     /// - Parameters:
-    ///   - inputShape: `[N, C, H, W]`.
-    ///   - weights: fp32 `[M, C/group, kH, kW]`; copied (reordered), so the caller may
+    ///   - inputShape: `[N, C, spatial...]`.
+    ///   - weights: fp32 `[M, C/group, k...]`; copied (reordered), so the caller may
     ///     drop or reuse it afterwards.
     ///   - bias: fp32 `[M]`, or nil.
-    ///   - relu: fuse a ReLU after the conv (a oneDNN post-op).
     public convenience init(inputShape: [Int], weights: Tensor, bias: Tensor? = nil,
                             geometry: ConvGeometry, relu: Bool = false,
                             engine: DNNLEngine? = nil) throws {
-        try self.init(inputShape: inputShape, weights: weights, bias: bias, geometry: geometry,
-                      relu: relu, engine: engine, blockedLayouts: true)
+        try self.init(transposed: false, inputShape: inputShape, weightsShape: weights.shape,
+                      weights: .constant(weights), bias: bias.map { .constant($0) }, geometry: geometry,
+                      epilogue: FusedEpilogue(activation: relu ? .relu : nil), engine: engine)
     }
 
-    /// `blockedLayouts: false` forces plain NCHW/OIHW inside the primitive too; it exists
-    /// only to measure what the blocked layouts buy.
-    init(inputShape: [Int], weights: Tensor, bias: Tensor?, geometry: ConvGeometry,
-         relu: Bool, engine: DNNLEngine?, blockedLayouts: Bool) throws {
+    /// - Parameters:
+    ///   - transposed: a ConvTranspose (weights `[C, M/group, k...]`) instead of a Conv
+    ///     (weights `[M, C/group, k...]`).
+    ///   - bias: nil for none, else `[M]` constant or bound at run.
+    ///   - blockedLayouts: false forces plain layouts inside the primitive too; it exists
+    ///     only to measure what the blocked layouts buy.
+    public init(transposed: Bool, inputShape: [Int], weightsShape: [Int], weights: PlanOperand,
+                bias: PlanOperand?, geometry: ConvGeometry, epilogue: FusedEpilogue = .none,
+                engine: DNNLEngine? = nil, blockedLayouts: Bool = true,
+                sourceLayout: TensorLayout = .plain, destinationLayout: TensorLayout = .plain) throws {
         let engine = try engine ?? DNNLEngine.shared()
-        guard weights.elementType == .float, bias?.elementType ?? .float == .float else {
-            throw DNNLError.shapeMismatch("ConvPlan takes fp32 weights and bias")
+        if case .constant(let w) = weights, w.elementType != .float || w.shape != weightsShape {
+            throw DNNLError.shapeMismatch("ConvPlan takes fp32 weights of shape \(weightsShape), got \(w.elementType) \(w.shape)")
         }
-        guard let outputShape = geometry.outputShape(input: inputShape, weights: weights.shape) else {
+        let computed = transposed ? geometry.transposedOutputShape(input: inputShape, weights: weightsShape)
+                                  : geometry.outputShape(input: inputShape, weights: weightsShape)
+        guard let outputShape = computed, inputShape.allSatisfy({ $0 >= 1 }) else {
             throw DNNLError.shapeMismatch(
-                "input \(inputShape), weights \(weights.shape), strides \(geometry.strides), "
-                + "pads \(geometry.pads), dilations \(geometry.dilations), group \(geometry.group)")
+                "input \(inputShape), weights \(weightsShape), strides \(geometry.strides), pads \(geometry.pads), "
+                + "dilations \(geometry.dilations), group \(geometry.group)"
+                + (transposed ? ", output_padding \(geometry.outputPadding)" : ""))
         }
-        let outChannels = weights.shape[0]
-        if let bias, bias.shape != [outChannels] {
-            throw DNNLError.shapeMismatch("bias \(bias.shape) for \(outChannels) output channels")
+        let outChannels = outputShape[1]
+        if case .constant(let b)? = bias, b.elementType != .float || b.shape != [outChannels] {
+            throw DNNLError.shapeMismatch("bias \(b.shape) for \(outChannels) output channels")
         }
         self.engine = engine
+        self.transposed = transposed
         self.inputShape = inputShape
         self.outputShape = outputShape
-        self.weightsShape = weights.shape
+        self.weightsShape = weightsShape
         self.geometry = geometry
-        self.fusedReLU = relu
+        self.epilogue = epilogue
+        self.hasBias = bias != nil
+        self.threadCount = ThreadPool.threadCount
+        outputBytes = outputShape.reduce(1, *) * MemoryLayout<Float>.stride
 
-        // The user-side descriptors: plain NCHW, OIHW (or GOIHW with groups), X.
+        // The user-side weights: ONNX's layout described as oneDNN's [(G,) O, I, k...].
         let group = geometry.group
-        let kernel = Array(weights.shape[2...])
-        let userWeightDims = group == 1
-            ? weights.shape
-            : [group, outChannels / group, weights.shape[1]] + kernel
-        let userWeightsDesc = try plainDescriptor(userWeightDims)
-        let userSourceDesc = try plainDescriptor(inputShape)
-        let userDestinationDesc = try plainDescriptor(outputShape)
+        let kernel = Array(weightsShape[2...])
+        let kernelStrides = rowMajorStrides(kernel)
+        let kernelVolume = kernel.reduce(1, *)
+        let inChannels = inputShape[1]
+        let (o, i) = (outChannels / group, inChannels / group)
+        let weightDims = group == 1 ? [o, i] + kernel : [group, o, i] + kernel
+        let userWeightsDesc: dnnl_memory_desc_t
+        if !transposed {
+            // [M, C/g, k...] is [g, M/g, C/g, k...] row-major.
+            userWeightsDesc = try plainDescriptor(group == 1 ? weightsShape : [group, o, i] + kernel)
+        } else {
+            // [C, M/g, k...] is (g, i, o, k...) in memory: o has stride kVol, i has o*kVol.
+            let gio = [i * o * kernelVolume, kernelVolume, o * kernelVolume]
+            userWeightsDesc = group == 1
+                ? try stridedDescriptor([o, i] + kernel, strides: [gio[1], gio[2]] + kernelStrides)
+                : try stridedDescriptor([group, o, i] + kernel, strides: gio + kernelStrides)
+        }
+        // The caller's activations: plain, or already in a channel-blocked layout when
+        // the executor keeps consecutive oneDNN ops blocked (then no edge reorder runs
+        // when the primitive wants that layout too).
+        let userSourceDesc = try layoutDescriptor(inputShape, sourceLayout)
+        let userDestinationDesc = try layoutDescriptor(outputShape, destinationLayout)
+        self.sourceLayout = sourceLayout
+        self.destinationLayout = destinationLayout
 
         // The primitive's descriptors: any layout (see the type's comment).
         var anySource = blockedLayouts ? try descriptor(inputShape, tag: dnnl_format_tag_any) : userSourceDesc
-        var anyWeights = blockedLayouts ? try descriptor(userWeightDims, tag: dnnl_format_tag_any) : userWeightsDesc
+        var anyWeights = blockedLayouts ? try descriptor(weightDims, tag: dnnl_format_tag_any) : userWeightsDesc
         var anyDestination = blockedLayouts ? try descriptor(outputShape, tag: dnnl_format_tag_any) : userDestinationDesc
         var biasDesc = try plainDescriptor([outChannels])
 
-        // ONNX dilation 1 is oneDNN dilation 0; ONNX pads are [top, left, bottom, right].
+        // ONNX dilation 1 is oneDNN dilation 0. oneDNN checks
+        // (dst - extent + padL + padR) / stride + 1 == src for a deconvolution, with floor
+        // division: ConvTranspose's output_padding (< stride) fits with ONNX's end pads;
+        // larger output paddings are taken out of the right padding in whole strides.
+        let n = geometry.spatialRank
         let strides = geometry.strides.map { dnnl_dim_t($0) }
         let dilations = geometry.dilations.map { dnnl_dim_t($0 - 1) }
-        let padBegin = geometry.pads[0..<2].map { dnnl_dim_t($0) }
-        let padEnd = geometry.pads[2..<4].map { dnnl_dim_t($0) }
-
-        var opDesc = dnnl_convolution_desc_t()
-        try withUnsafeMutablePointer(to: &biasDesc) { biasPointer in
-            try dnnlCheck(
-                dnnl_dilated_convolution_forward_desc_init(
-                    &opDesc, dnnl_forward_inference, dnnl_convolution_direct,
-                    &anySource, &anyWeights, bias == nil ? nil : biasPointer, &anyDestination,
-                    strides, dilations, padBegin, padEnd),
-                "dnnl_dilated_convolution_forward_desc_init")
+        let padBegin = geometry.pads[0..<n].map { dnnl_dim_t($0) }
+        let padEnd = (0..<n).map { axis in
+            dnnl_dim_t(geometry.pads[n + axis]
+                       - (transposed ? geometry.strides[axis] * (geometry.outputPadding[axis] / geometry.strides[axis]) : 0))
         }
 
-        let pd = try withUnsafePointer(to: &opDesc) {
-            try makePrimitiveDescriptor($0, relu: relu, engine: engine, what: "convolution")
+        let postOps = DNNLPostOps(epilogue: epilogue, sum: epilogue.addsResidual)
+        let pd: dnnl_primitive_desc_t
+        if transposed {
+            var opDesc = dnnl_deconvolution_desc_t()
+            try withUnsafeMutablePointer(to: &biasDesc) { biasPointer in
+                try dnnlCheck(
+                    dnnl_dilated_deconvolution_forward_desc_init(
+                        &opDesc, dnnl_forward_inference, dnnl_deconvolution_direct,
+                        &anySource, &anyWeights, bias == nil ? nil : biasPointer, &anyDestination,
+                        strides, dilations, padBegin, padEnd),
+                    "dnnl_dilated_deconvolution_forward_desc_init")
+            }
+            pd = try withUnsafePointer(to: &opDesc) {
+                try makePrimitiveDescriptor($0, postOps: postOps, engine: engine, what: "deconvolution")
+            }
+        } else {
+            var opDesc = dnnl_convolution_desc_t()
+            try withUnsafeMutablePointer(to: &biasDesc) { biasPointer in
+                try dnnlCheck(
+                    dnnl_dilated_convolution_forward_desc_init(
+                        &opDesc, dnnl_forward_inference, dnnl_convolution_direct,
+                        &anySource, &anyWeights, bias == nil ? nil : biasPointer, &anyDestination,
+                        strides, dilations, padBegin, padEnd),
+                    "dnnl_dilated_convolution_forward_desc_init")
+            }
+            pd = try withUnsafePointer(to: &opDesc) {
+                try makePrimitiveDescriptor($0, postOps: postOps, engine: engine, what: "convolution")
+            }
         }
         defer { dnnl_primitive_desc_destroy(pd) }
 
@@ -121,30 +209,63 @@ public final class ConvPlan: @unchecked Sendable {
         let weightsDesc = try queryDescriptor(pd, dnnl_query_weights_md)
         let destinationDesc = try queryDescriptor(pd, dnnl_query_dst_md)
 
-        // Weights: reordered once, now, into plan-owned memory.
-        let userWeights = try DNNLMemory(unbound: userWeightsDesc, engine: engine)
-        try userWeights.bind(weights.rawPointer)
-        let planWeights = try DNNLMemory(owning: weightsDesc, engine: engine)
-        try makeReorder(from: userWeights, to: planWeights, engine: engine).execute(on: engine)
-
-        var arguments: [(Int32, DNNLMemory)] = [(DNNL_ARG_WEIGHTS, planWeights)]
-        var internalBytes = planWeights.byteCount
-        if let bias {
-            let userBias = try DNNLMemory(unbound: biasDesc, engine: engine)
-            try userBias.bind(bias.rawPointer)
-            let planBias = try DNNLMemory(owning: biasDesc, engine: engine)
-            try makeReorder(from: userBias, to: planBias, engine: engine).execute(on: engine)
-            arguments.append((DNNL_ARG_BIAS, planBias))
-            internalBytes += planBias.byteCount
+        var arguments: [(Int32, DNNLMemory)] = []
+        var internalBytes = 0
+        switch weights {
+        case .constant(let w):
+            // Reordered once, now, into plan-owned memory; used in place when the
+            // primitive wants the caller's layout anyway.
+            let user = try DNNLMemory(unbound: userWeightsDesc, engine: engine)
+            try user.bind(w.rawPointer)
+            if descriptorsEqual(weightsDesc, userWeightsDesc) {
+                keptWeights = w
+                arguments.append((DNNL_ARG_WEIGHTS, user))
+            } else {
+                let owned = try DNNLMemory(owning: weightsDesc, engine: engine)
+                try makeReorder(from: user, to: owned, engine: engine).execute(on: engine)
+                keptWeights = nil
+                arguments.append((DNNL_ARG_WEIGHTS, owned))
+                internalBytes += owned.byteCount
+            }
+            userWeights = nil
+            weightsReorder = nil
+        case .runtime:
+            let user = try DNNLMemory(unbound: userWeightsDesc, engine: engine)
+            let edge = try DNNLEdge(user: user, primitiveLayout: weightsDesc, isOutput: false, engine: engine)
+            userWeights = user
+            weightsReorder = edge.reorder
+            keptWeights = nil
+            arguments.append((DNNL_ARG_WEIGHTS, edge.primitiveSide))
+            internalBytes += edge.ownedBytes
+        }
+        switch bias {
+        case .constant(let b)?:
+            let user = try DNNLMemory(unbound: biasDesc, engine: engine)
+            try user.bind(b.rawPointer)
+            let owned = try DNNLMemory(owning: biasDesc, engine: engine)
+            try makeReorder(from: user, to: owned, engine: engine).execute(on: engine)
+            arguments.append((DNNL_ARG_BIAS, owned))
+            internalBytes += owned.byteCount
+            userBias = nil
+        case .runtime?:
+            let user = try DNNLMemory(unbound: biasDesc, engine: engine)
+            arguments.append((DNNL_ARG_BIAS, user))
+            userBias = user
+        case nil:
+            userBias = nil
         }
         try engine.wait()
+        // Reordered weights are the plan's own copy; the file's pages need not stay resident.
+        if case .constant(let w) = weights, keptWeights == nil { w.releaseResidentPages() }
+        takesRuntimeWeights = userWeights != nil
+        takesRuntimeBias = userBias != nil
 
         if let scratchpad = try scratchpadMemory(pd, engine: engine) {
             arguments.append((DNNL_ARG_SCRATCHPAD, scratchpad))
             internalBytes += scratchpad.byteCount
         }
 
-        // Edges: the caller's NCHW tensors, bound on each run; blocked copies when the
+        // Edges: the caller's plain tensors, bound on each run; blocked copies when the
         // primitive chose another layout.
         userSource = try DNNLMemory(unbound: userSourceDesc, engine: engine)
         userDestination = try DNNLMemory(unbound: userDestinationDesc, engine: engine)
@@ -152,33 +273,74 @@ public final class ConvPlan: @unchecked Sendable {
         let outputEdge = try DNNLEdge(user: userDestination, primitiveLayout: destinationDesc, isOutput: true, engine: engine)
         inputReorder = inputEdge.reorder
         outputReorder = outputEdge.reorder
+        if epilogue.addsResidual, outputEdge.reorder != nil {
+            let addend = try DNNLMemory(unbound: userDestinationDesc, engine: engine)
+            addendReorder = try makeReorder(from: addend, to: outputEdge.primitiveSide, engine: engine)
+            userAddend = addend
+        } else {
+            addendReorder = nil
+            userAddend = nil
+        }
         arguments.append((DNNL_ARG_SRC, inputEdge.primitiveSide))
         arguments.append((DNNL_ARG_DST, outputEdge.primitiveSide))
         internalBytes += inputEdge.ownedBytes + outputEdge.ownedBytes
-        conv = try DNNLPrimitive(descriptor: pd, arguments: arguments)
-        implementation = conv.implementation
+        primitive = try DNNLPrimitive(descriptor: pd, arguments: arguments)
+        implementation = primitive.implementation
         reordersInput = inputReorder != nil
         reordersOutput = outputReorder != nil
         self.internalBytes = internalBytes
     }
 
-    /// Multiply-adds of one run: N * M * OH * OW * (C/group) * kH * kW.
+    /// Multiply-adds of one run: conv N * M * O... * (C/group) * k...; transposed
+    /// N * C * D... * (M/group) * k... (every input element meets every tap).
     public var macs: Int {
-        outputShape.reduce(1, *) * weightsShape[1...].reduce(1, *)
+        transposed ? inputShape.reduce(1, *) * weightsShape[1...].reduce(1, *)
+                   : outputShape.reduce(1, *) * weightsShape[1...].reduce(1, *)
     }
 
-    /// Runs the conv from `input` (`inputShape`, NCHW) into `output` (`outputShape`,
-    /// NCHW) and waits for it. No allocation on this path.
+    /// Runs a plan with constant weights and bias and no residual, and waits.
     public func run(input: Tensor, output: Tensor) throws {
+        try run(input: input, weights: nil, bias: nil, addend: nil, output: output)
+    }
+
+    /// Runs the plan and waits. `weights` / `bias` are read only when the plan takes them
+    /// at run time; `addend` only when the epilogue adds a residual (same shape as the
+    /// output; it may be the output's own memory). No allocation on this path.
+    public func run(input: Tensor, weights: Tensor?, bias: Tensor?, addend: Tensor?, output: Tensor) throws {
         guard input.shape == inputShape, output.shape == outputShape,
+              input.layout == sourceLayout, output.layout == destinationLayout,
               input.elementType == .float, output.elementType == .float else {
             throw DNNLError.shapeMismatch("ConvPlan for \(inputShape) -> \(outputShape) run with "
                                           + "\(input.shape) -> \(output.shape)")
         }
+        if let userWeights {
+            guard let weights, weights.shape == weightsShape, weights.elementType == .float else {
+                throw DNNLError.shapeMismatch("ConvPlan needs fp32 weights \(weightsShape) at run time")
+            }
+            try userWeights.bind(weights.rawPointer)
+        }
+        if let userBias {
+            guard let bias, bias.shape == [outputShape[1]], bias.elementType == .float else {
+                throw DNNLError.shapeMismatch("ConvPlan needs an fp32 bias [\(outputShape[1])] at run time")
+            }
+            try userBias.bind(bias.rawPointer)
+        }
         try userSource.bind(input.rawPointer)
         try userDestination.bind(output.rawPointer)
+        if epilogue.addsResidual {
+            guard let addend, addend.shape == outputShape, addend.elementType == .float else {
+                throw DNNLError.shapeMismatch("ConvPlan needs an fp32 addend \(outputShape) at run time")
+            }
+            if let userAddend, let addendReorder {
+                try userAddend.bind(addend.rawPointer)
+                try addendReorder.execute(on: engine)
+            } else if addend.rawPointer != output.rawPointer {
+                output.rawPointer.copyMemory(from: addend.rawPointer, byteCount: outputBytes)
+            }
+        }
+        try weightsReorder?.execute(on: engine)
         try inputReorder?.execute(on: engine)
-        try conv.execute(on: engine)
+        try primitive.execute(on: engine)
         try outputReorder?.execute(on: engine)
         try engine.wait()
     }

@@ -93,6 +93,27 @@ func descriptor(_ dims: [Int], tag: dnnl_format_tag_t) throws -> dnnl_memory_des
 }
 
 /// `dnnl_a`, `dnnl_ab`, ... for a rank: the row-major layout.
+/// An fp32 descriptor of `dims` in `layout` (channel-blocked layouts are 4-D only).
+func layoutDescriptor(_ dims: [Int], _ layout: TensorLayout) throws -> dnnl_memory_desc_t {
+    switch layout {
+    case .plain:
+        return try plainDescriptor(dims)
+    case .channelBlocked(let block):
+        guard dims.count == 4, block == 8 || block == 16, dims[1] % block == 0 else {
+            throw DNNLError.shapeMismatch("no \(layout) layout for shape \(dims)")
+        }
+        return try descriptor(dims, tag: block == 8 ? dnnl_nChw8c : dnnl_nChw16c)
+    }
+}
+
+/// The channel block oneDNN's convolutions use on this CPU: 16 with AVX-512, else 8.
+public let preferredChannelBlock: Int = {
+    let isa = dnnl_get_effective_cpu_isa()
+    let avx512: [dnnl_cpu_isa_t] = [dnnl_cpu_isa_avx512_core, dnnl_cpu_isa_avx512_core_vnni,
+                                    dnnl_cpu_isa_avx512_core_bf16, dnnl_cpu_isa_avx512_core_amx]
+    return avx512.contains(isa) ? 16 : 8
+}()
+
 func plainTag(rank: Int) -> dnnl_format_tag_t {
     switch rank {
     case 1: return dnnl_a
@@ -100,8 +121,40 @@ func plainTag(rank: Int) -> dnnl_format_tag_t {
     case 3: return dnnl_abc
     case 4: return dnnl_abcd
     case 5: return dnnl_abcde
-    default: return dnnl_abcdef
+    case 6: return dnnl_abcdef
+    case 7: return dnnl_abcdefg
+    case 8: return dnnl_abcdefgh
+    case 9: return dnnl_abcdefghi
+    case 10: return dnnl_abcdefghij
+    case 11: return dnnl_abcdefghijk
+    default: return dnnl_abcdefghijkl
     }
+}
+
+/// An fp32 memory descriptor of `dims` with explicit element strides (a transposed
+/// view, or ConvTranspose's `[C, M/group, k...]` weights seen as oneDNN's `[G, O, I, k...]`).
+func stridedDescriptor(_ dims: [Int], strides: [Int]) throws -> dnnl_memory_desc_t {
+    guard dims.count >= 1, dims.count <= Int(DNNL_MAX_NDIMS), strides.count == dims.count else {
+        throw DNNLError.shapeMismatch("rank \(dims.count) is outside 1...\(DNNL_MAX_NDIMS)")
+    }
+    var md = dnnl_memory_desc_t()
+    let pad = Array(repeating: dnnl_dim_t(0), count: Int(DNNL_MAX_NDIMS) - dims.count)
+    let dims64 = dims.map { dnnl_dim_t($0) } + pad
+    let strides64 = strides.map { dnnl_dim_t($0) } + pad
+    try dnnlCheck(dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), dims64, dnnl_f32, strides64),
+                  "dnnl_memory_desc_init_by_strides(\(dims), \(strides))")
+    return md
+}
+
+/// Row-major element strides of `dims`.
+func rowMajorStrides(_ dims: [Int]) -> [Int] {
+    var strides = [Int](repeating: 1, count: dims.count)
+    var step = 1
+    for axis in stride(from: dims.count - 1, through: 0, by: -1) {
+        strides[axis] = step
+        step *= max(dims[axis], 1)
+    }
+    return strides
 }
 
 /// Owns a `dnnl_memory_t` and, when the memory is internal to a plan, the buffer behind
@@ -201,22 +254,47 @@ func makeReorder(from source: DNNLMemory, to destination: DNNLMemory,
     return try DNNLPrimitive(descriptor: pd, arguments: [(DNNL_ARG_FROM, source), (DNNL_ARG_TO, destination)])
 }
 
-/// Primitive attributes: scratchpad owned by the plan (so runs never allocate) and an
-/// optional fused ReLU post-op. The caller destroys the result.
-func makeAttributes(relu: Bool) throws -> dnnl_primitive_attr_t {
+/// What a primitive does after its product, in oneDNN attribute terms: the fused
+/// epilogue, whether its destination already holds an addend to sum into
+/// (`sumScale * dst + result`), and an output scale applied to the product first.
+public struct DNNLPostOps: Sendable, Hashable {
+    public var epilogue: FusedEpilogue
+    /// Whether to add the destination's prior contents (the plan writes them first).
+    public var sum: Bool
+    public var sumScale: Float
+    /// Multiplies the product before the post-ops (Gemm's alpha); 1 means none.
+    public var outputScale: Float
+
+    public init(epilogue: FusedEpilogue = .none, sum: Bool = false, sumScale: Float = 1, outputScale: Float = 1) {
+        self.epilogue = epilogue
+        self.sum = sum
+        self.sumScale = sumScale
+        self.outputScale = outputScale
+    }
+
+    public static let none = DNNLPostOps()
+}
+
+/// Primitive attributes: scratchpad owned by the plan (so runs never allocate), the
+/// output scale and the post-ops. The caller destroys the result.
+func makeAttributes(_ postOps: DNNLPostOps) throws -> dnnl_primitive_attr_t {
     var attr: dnnl_primitive_attr_t?
     try dnnlCheck(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create")
     guard let attr else { throw DNNLError.missing("dnnl_primitive_attr_create returned nothing") }
     do {
         try dnnlCheck(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user),
                       "dnnl_primitive_attr_set_scratchpad_mode")
-        if relu {
+        if postOps.outputScale != 1 {
+            var scale = postOps.outputScale
+            try dnnlCheck(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale),
+                          "dnnl_primitive_attr_set_output_scales")
+        }
+        if postOps.sum || postOps.epilogue.activation != nil {
             var ops: dnnl_post_ops_t?
             try dnnlCheck(dnnl_post_ops_create(&ops), "dnnl_post_ops_create")
             guard let ops else { throw DNNLError.missing("dnnl_post_ops_create returned nothing") }
             defer { dnnl_post_ops_destroy(ops) }
-            try dnnlCheck(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0),
-                          "dnnl_post_ops_append_eltwise(relu)")
+            try postOps.epilogue.appendPostOps(to: ops, sum: postOps.sum, sumScale: postOps.sumScale)
             try dnnlCheck(dnnl_primitive_attr_set_post_ops(attr, ops), "dnnl_primitive_attr_set_post_ops")
         }
     } catch {
@@ -247,11 +325,11 @@ func scratchpadMemory(_ pd: dnnl_primitive_desc_t, engine: DNNLEngine) throws ->
     return try DNNLMemory(owning: desc, engine: engine)
 }
 
-/// Creates the primitive descriptor for an initialised op descriptor, with ReLU fused
-/// as a post-op when asked. The caller destroys it.
-func makePrimitiveDescriptor(_ opDesc: UnsafeRawPointer, relu: Bool, engine: DNNLEngine,
+/// Creates the primitive descriptor for an initialised op descriptor, with its output
+/// scale and post-ops. The caller destroys it.
+func makePrimitiveDescriptor(_ opDesc: UnsafeRawPointer, postOps: DNNLPostOps, engine: DNNLEngine,
                              what: String) throws -> dnnl_primitive_desc_t {
-    let attributes = try makeAttributes(relu: relu)
+    let attributes = try makeAttributes(postOps)
     defer { dnnl_primitive_attr_destroy(attributes) }
     var pdHandle: dnnl_primitive_desc_t?
     try dnnlCheck(dnnl_primitive_desc_create(&pdHandle, opDesc, attributes, engine.engine, nil),
@@ -282,5 +360,19 @@ struct DNNLEdge {
                            : try makeReorder(from: user, to: blocked, engine: engine)
         primitiveSide = blocked
         ownedBytes = blocked.byteCount
+    }
+}
+
+/// Runs plan-making or plan-running code and turns oneDNN's errors into the executor's:
+/// shapes that do not fit are the model's fault (`invalid`), a oneDNN refusal (e.g.
+/// `dnnl_unimplemented` for a geometry it has no kernel for) is ours (`unsupported`).
+func asKernelErrors<T>(_ what: @autoclosure () -> String, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as DNNLError {
+        switch error {
+        case .shapeMismatch(let message): throw KernelError.invalid("\(what()): \(message)")
+        default: throw KernelError.unsupported("\(what()): \(error)")
+        }
     }
 }

@@ -1,66 +1,156 @@
 import CDNNL
 
-/// An fp32 matrix product on oneDNN, planned once and run many times: `[M, K] x [K, N]`
-/// or batched `[B, M, K] x [B, K, N]`, where either operand may be 2-D or have batch 1
-/// (broadcast over the other's batch). Optional fused ReLU.
+/// An fp32 matrix product on oneDNN, planned once for one pair of shapes and run many
+/// times: `[batch..., M, K] x [batch..., K, N] -> [batch..., M, N]`, where the batch
+/// dims broadcast (a dim of 1 on one side stands for the other side's) and a lower-rank
+/// operand is lifted with leading 1s (up to oneDNN's 12 dims). Optional: either operand
+/// transposed in its last two axes (Gemm's transA / transB, read through strides, no
+/// copy), a bias row `[N]`, an output scale (Gemm's alpha), and a fused epilogue.
 ///
-/// Layouts stay plain row-major: both operands arrive at run time (MatMul's right side
-/// is often an activation, e.g. attention), and oneDNN's matmul reads plain layouts at
-/// full speed, so there is nothing to gain from a blocked copy here. A constant-weights
-/// variant (Gemm, MatMul against an initializer) can later ask for `format_tag_any`
-/// weights and reorder them once, as `ConvPlan` does.
+/// Layouts: the left operand and the result stay plain row-major. A constant right
+/// operand (a weight) is created with `format_tag_any` and reordered once into the
+/// layout oneDNN chooses (used in place when that is the caller's layout); a right
+/// operand that arrives at run time (attention's K and V) is read in place, since a
+/// reorder per run would cost as much as it could save.
+///
+/// A fused residual is a `sum` post-op: the caller (or `run`) writes the addend into the
+/// output first, see `FusedEpilogue.appendPostOps`.
 public final class MatMulPlan: @unchecked Sendable {
+    /// The operands and result as oneDNN sees them (same rank), before transposition.
     public let aShape: [Int]
     public let bShape: [Int]
     public let outputShape: [Int]
-    public let fusedReLU: Bool
-    /// oneDNN's implementation name, e.g. `brg:avx512_core`.
+    public let transA: Bool
+    public let transB: Bool
+    public let postOps: DNNLPostOps
+    public let hasBias: Bool
+    public let threadCount: Int
+    /// oneDNN's implementation name, e.g. `gemm:jit`.
     public let implementation: String
+    /// Whether the right operand was given at plan time (and reordered then).
+    public let hasConstantB: Bool
+
+    public var fusedReLU: Bool { postOps.epilogue.activation == .relu }
 
     private let engine: DNNLEngine
     private let a: DNNLMemory
-    private let b: DNNLMemory
+    private let b: DNNLMemory?
     private let c: DNNLMemory
+    private let bias: DNNLMemory?
     private let matmul: DNNLPrimitive
+    private let keptB: Tensor?
+    private let k: Int
 
     /// - Parameters:
-    ///   - a: shape of the left operand, `[M, K]` or `[B, M, K]`.
-    ///   - b: shape of the right operand, `[K, N]` or `[B, K, N]`.
-    public init(a aShape: [Int], b bShape: [Int], relu: Bool = false, engine: DNNLEngine? = nil) throws {
+    ///   - a: left operand `[..., M, K]` (`[..., K, M]` when `transA`).
+    ///   - b: right operand `[..., K, N]` (`[..., N, K]` when `transB`).
+    ///   - constantB: the right operand's values at plan time, or nil to bind it per run.
+    ///   - bias: whether a bias row of N floats is bound per run.
+    ///   - relu: shorthand for an epilogue of ReLU alone.
+    public init(a aShape: [Int], b bShape: [Int], transA: Bool = false, transB: Bool = false,
+                constantB: Tensor? = nil, bias: Bool = false, relu: Bool = false,
+                postOps: DNNLPostOps? = nil, engine: DNNLEngine? = nil) throws {
         let engine = try engine ?? DNNLEngine.shared()
-        guard (2...3).contains(aShape.count), (2...3).contains(bShape.count),
-              aShape.allSatisfy({ $0 >= 1 }), bShape.allSatisfy({ $0 >= 1 }),
-              let outputShape = ReferenceKernels.matMulShape(aShape, bShape)
+        let rank = max(aShape.count, bShape.count)
+        guard aShape.count >= 2, bShape.count >= 2, rank <= Int(DNNL_MAX_NDIMS),
+              aShape.allSatisfy({ $0 >= 1 }), bShape.allSatisfy({ $0 >= 1 })
         else {
-            throw DNNLError.shapeMismatch("MatMulPlan takes 2-D or 3-D operands that fit, got \(aShape) x \(bShape)")
+            throw DNNLError.shapeMismatch("MatMulPlan takes operands of rank 2...\(DNNL_MAX_NDIMS) with no zero dims, "
+                                          + "got \(aShape) x \(bShape)")
+        }
+        func lifted(_ shape: [Int]) -> [Int] { Array(repeating: 1, count: rank - shape.count) + shape }
+        let a = lifted(aShape), b = lifted(bShape)
+        let (m, ka) = transA ? (a[rank - 1], a[rank - 2]) : (a[rank - 2], a[rank - 1])
+        let (kb, n) = transB ? (b[rank - 1], b[rank - 2]) : (b[rank - 2], b[rank - 1])
+        var out: [Int] = []
+        for axis in 0..<(rank - 2) {
+            let (p, q) = (a[axis], b[axis])
+            guard p == q || p == 1 || q == 1 else {
+                throw DNNLError.shapeMismatch("batch dims of \(aShape) and \(bShape) do not broadcast")
+            }
+            out.append(max(p, q))
+        }
+        out += [m, n]
+        guard ka == kb else {
+            throw DNNLError.shapeMismatch("inner dims differ: \(aShape)\(transA ? "^T" : "") x \(bShape)\(transB ? "^T" : "")")
+        }
+        if let constantB, constantB.shape.reduce(1, *) != b.reduce(1, *) || constantB.elementType != .float {
+            throw DNNLError.shapeMismatch("constant right operand \(constantB.shape) for \(bShape)")
         }
         self.engine = engine
-        self.aShape = aShape
-        self.bShape = bShape
-        self.outputShape = outputShape
-        self.fusedReLU = relu
+        self.aShape = a
+        self.bShape = b
+        self.outputShape = out
+        self.transA = transA
+        self.transB = transB
+        var postOps = postOps ?? DNNLPostOps()
+        if relu { postOps.epilogue.activation = .relu }
+        self.postOps = postOps
+        self.hasBias = bias
+        self.threadCount = ThreadPool.threadCount
+        self.k = ka
+        self.hasConstantB = constantB != nil
 
-        // oneDNN wants both operands and the result at the same rank; a 2-D operand next
-        // to a 3-D one is the same memory seen as batch 1, which oneDNN broadcasts.
-        let rank = max(aShape.count, bShape.count)
-        func lifted(_ shape: [Int]) -> [Int] { Array(repeating: 1, count: rank - shape.count) + shape }
-        let aDesc = try plainDescriptor(lifted(aShape))
-        let bDesc = try plainDescriptor(lifted(bShape))
-        let cDesc = try plainDescriptor(outputShape)
+        // The logical [..., rows, cols] view of a stored operand, transposed by strides.
+        func view(_ stored: [Int], transposed: Bool) throws -> dnnl_memory_desc_t {
+            guard transposed else { return try plainDescriptor(stored) }
+            var dims = stored, strides = rowMajorStrides(stored)
+            dims.swapAt(rank - 1, rank - 2)
+            strides.swapAt(rank - 1, rank - 2)
+            return try stridedDescriptor(dims, strides: strides)
+        }
+        let aDesc = try view(a, transposed: transA)
+        let bDesc = try view(b, transposed: transB)
+        let cDesc = try plainDescriptor(out)
+        let biasDesc = try plainDescriptor(Array(repeating: 1, count: rank - 1) + [n])
+        var bLogical = b
+        if transB { bLogical.swapAt(rank - 1, rank - 2) }
 
         var opDesc = dnnl_matmul_desc_t()
-        var aCopy = aDesc, bCopy = bDesc, cCopy = cDesc
-        try dnnlCheck(dnnl_matmul_desc_init(&opDesc, &aCopy, &bCopy, nil, &cCopy), "dnnl_matmul_desc_init")
-
+        var aCopy = aDesc, cCopy = cDesc, biasCopy = biasDesc
+        var bAny = constantB != nil ? try descriptor(bLogical, tag: dnnl_format_tag_any) : bDesc
+        try withUnsafeMutablePointer(to: &biasCopy) { biasPointer in
+            try dnnlCheck(dnnl_matmul_desc_init(&opDesc, &aCopy, &bAny, bias ? biasPointer : nil, &cCopy),
+                          "dnnl_matmul_desc_init")
+        }
         let pd = try withUnsafePointer(to: &opDesc) {
-            try makePrimitiveDescriptor($0, relu: relu, engine: engine, what: "matmul")
+            try makePrimitiveDescriptor($0, postOps: postOps, engine: engine, what: "matmul")
         }
         defer { dnnl_primitive_desc_destroy(pd) }
 
-        a = try DNNLMemory(unbound: aDesc, engine: engine)
-        b = try DNNLMemory(unbound: bDesc, engine: engine)
+        self.a = try DNNLMemory(unbound: aDesc, engine: engine)
         c = try DNNLMemory(unbound: cDesc, engine: engine)
-        var arguments: [(Int32, DNNLMemory)] = [(DNNL_ARG_SRC, a), (DNNL_ARG_WEIGHTS, b), (DNNL_ARG_DST, c)]
+        var arguments: [(Int32, DNNLMemory)] = [(DNNL_ARG_SRC, self.a), (DNNL_ARG_DST, c)]
+        if let constantB {
+            let chosen = try queryDescriptor(pd, dnnl_query_weights_md)
+            let user = try DNNLMemory(unbound: bDesc, engine: engine)
+            try user.bind(constantB.rawPointer)
+            if descriptorsEqual(chosen, bDesc) {
+                keptB = constantB
+                arguments.append((DNNL_ARG_WEIGHTS, user))
+            } else {
+                let owned = try DNNLMemory(owning: chosen, engine: engine)
+                try makeReorder(from: user, to: owned, engine: engine).execute(on: engine)
+                try engine.wait()
+                // The plan holds its own copy now; the file's pages need not stay resident.
+                constantB.releaseResidentPages()
+                keptB = nil
+                arguments.append((DNNL_ARG_WEIGHTS, owned))
+            }
+            self.b = nil
+        } else {
+            let user = try DNNLMemory(unbound: bDesc, engine: engine)
+            arguments.append((DNNL_ARG_WEIGHTS, user))
+            self.b = user
+            keptB = nil
+        }
+        if bias {
+            let memory = try DNNLMemory(unbound: biasDesc, engine: engine)
+            arguments.append((DNNL_ARG_BIAS, memory))
+            self.bias = memory
+        } else {
+            self.bias = nil
+        }
         if let scratchpad = try scratchpadMemory(pd, engine: engine) {
             arguments.append((DNNL_ARG_SCRATCHPAD, scratchpad))
         }
@@ -69,20 +159,31 @@ public final class MatMulPlan: @unchecked Sendable {
     }
 
     /// Multiply-adds of one run: batch * M * N * K.
-    public var macs: Int { outputShape.reduce(1, *) * aShape[aShape.count - 1] }
+    public var macs: Int { outputShape.reduce(1, *) * k }
 
-    /// Computes `output = a x b` (then ReLU if fused) and waits. No allocation.
-    public func run(a aTensor: Tensor, b bTensor: Tensor, output: Tensor) throws {
-        guard aTensor.shape == aShape, bTensor.shape == bShape, output.shape == outputShape,
-              aTensor.elementType == .float, bTensor.elementType == .float, output.elementType == .float
+    /// Computes `output = a x b` (with the fused epilogue) and waits. The operands are
+    /// checked by element count (any shape with the plan's element count is the same
+    /// memory). No allocation.
+    public func run(a aTensor: Tensor, b bTensor: Tensor?, bias biasTensor: Tensor? = nil, output: Tensor) throws {
+        guard aTensor.elementCount == aShape.reduce(1, *), output.elementCount == outputShape.reduce(1, *),
+              aTensor.elementType == .float, output.elementType == .float,
+              b == nil || (bTensor?.elementCount == bShape.reduce(1, *) && bTensor?.elementType == .float),
+              bias == nil || (biasTensor?.elementCount == outputShape[outputShape.count - 1]
+                              && biasTensor?.elementType == .float)
         else {
             throw DNNLError.shapeMismatch("MatMulPlan for \(aShape) x \(bShape) -> \(outputShape) run with "
-                                          + "\(aTensor.shape) x \(bTensor.shape) -> \(output.shape)")
+                                          + "\(aTensor.shape) x \(bTensor?.shape ?? []) -> \(output.shape)")
         }
         try a.bind(aTensor.rawPointer)
-        try b.bind(bTensor.rawPointer)
+        if let b, let bTensor { try b.bind(bTensor.rawPointer) }
+        if let bias, let biasTensor { try bias.bind(biasTensor.rawPointer) }
         try c.bind(output.rawPointer)
         try matmul.execute(on: engine)
         try engine.wait()
+    }
+
+    /// `run` for a plan with a constant right operand and no bias.
+    public func run(a aTensor: Tensor, output: Tensor) throws {
+        try run(a: aTensor, b: nil, output: output)
     }
 }

@@ -26,8 +26,9 @@ extension ReferenceKernels {
         return out
     }
 
-    /// NumPy `matmul` with batch broadcasting, fp32 in and out, Double accumulation.
-    public static func matMul(_ a: Tensor, _ b: Tensor) -> Tensor {
+    /// NumPy `matmul` with batch broadcasting, fp32 in and out, Double accumulation,
+    /// then the epilogue (`addend` of the output's shape when it adds a residual).
+    public static func matMul(_ a: Tensor, _ b: Tensor, epilogue: FusedEpilogue = .none, addend: Tensor? = nil) -> Tensor {
         guard let outShape = matMulShape(a.shape, b.shape) else {
             preconditionFailure("matmul shapes do not fit: \(a.shape) x \(b.shape)")
         }
@@ -41,6 +42,7 @@ extension ReferenceKernels {
         let bPadded = Array(repeating: 1, count: rank - bBatch.count) + bBatch
         let batchCount = batch.reduce(1, *)
         let x = a.scalars(as: Float.self), w = b.scalars(as: Float.self)
+        let r = addend?.scalars(as: Float.self)
         var y = [Float](repeating: 0, count: batchCount * m * n)
         var index = [Int](repeating: 0, count: rank)
         for flat in 0..<batchCount {
@@ -63,10 +65,45 @@ extension ReferenceKernels {
                     for p in 0..<k {
                         sum += Double(x[aOffset + i * k + p]) * Double(w[bOffset + p * n + j])
                     }
-                    y[(flat * m + i) * n + j] = Float(sum)
+                    let index = (flat * m + i) * n + j
+                    if let r { sum += Double(r[index]) }
+                    y[index] = Float(epilogue.activate(sum))
                 }
             }
         }
         return Tensor(shape: outShape, values: y)
+    }
+
+    /// ONNX Gemm: `alpha * op(A) * op(B) + beta * C` with `op` transposing when asked,
+    /// A and B 2-D, C (optional) broadcast to `[M, N]` from `[]`, `[1]`, `[N]`, `[1, N]`,
+    /// `[M, 1]` or `[M, N]`; then the epilogue.
+    public static func gemm(_ a: Tensor, _ b: Tensor, _ c: Tensor? = nil, transA: Bool = false, transB: Bool = false,
+                            alpha: Float = 1, beta: Float = 1, epilogue: FusedEpilogue = .none,
+                            addend: Tensor? = nil) -> Tensor {
+        let (m, k) = transA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
+        let n = transB ? b.shape[0] : b.shape[1]
+        let x = a.scalars(as: Float.self), w = b.scalars(as: Float.self)
+        let cv = c?.scalars(as: Float.self)
+        let cShape = c.map { Array(repeating: 1, count: 2 - $0.rank) + $0.shape } ?? [1, 1]
+        let r = addend?.scalars(as: Float.self)
+        var y = [Float](repeating: 0, count: m * n)
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum = 0.0
+                for p in 0..<k {
+                    let av = transA ? x[p * m + i] : x[i * k + p]
+                    let bv = transB ? w[j * k + p] : w[p * n + j]
+                    sum += Double(av) * Double(bv)
+                }
+                sum *= Double(alpha)
+                if let cv {
+                    let ci = (cShape[0] == 1 ? 0 : i) * cShape[1] + (cShape[1] == 1 ? 0 : j)
+                    sum += Double(beta) * Double(cv[ci])
+                }
+                if let r { sum += Double(r[i * n + j]) }
+                y[i * n + j] = Float(epilogue.activate(sum))
+            }
+        }
+        return Tensor(shape: [m, n], values: y)
     }
 }

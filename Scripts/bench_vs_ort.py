@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Vernier against ONNX Runtime, side by side in one run: median latency ratio per model
+(Vernier / ORT, lower is better) and the geometric mean, at each thread count.
+
+    Scripts/bench_vs_ort.py [--threads 1,2] [--rounds 5] [--runs 20] [--models a,b]
+                            [--report Reports/bench_vs_ort.md]
+
+Rounds alternate Vernier and ORT on the same model and inputs (vernier run
+--save-inputs), so machine noise hits both alike; each round takes the median of --runs
+timed runs after warm-up, and the ratio uses the median over rounds. ORT runs with
+ORT_ENABLE_ALL and the same intra-op thread count. Also checks Vernier's peak RSS
+against weights + planned arena + 64 MB.
+
+The models are the real exports of Scripts/make_real_models.sh (made when missing);
+BERT-base runs at batch 1, sequence 128. Needs the venv of Scripts/setup."""
+import argparse
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS_DIR = os.environ.get("VERNIER_REAL_MODELS_DIR", os.path.join(ROOT, ".build-models"))
+DEFAULT_MODELS = ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "squeezenet1_0", "bert_base"]
+# Dynamic dims of the exports: batch 1 everywhere, BERT at sequence 128.
+BINDINGS = {"bert_base": ["--dim", "batch=1", "--dim", "seq=128"]}
+LINE = re.compile(r"latency: median ([0-9.]+) ms.*arena ([0-9.]+) MB, weights ([0-9.]+) MB, peak RSS ([0-9.]+) MB")
+
+
+def vernier_binary():
+    flags = ["-c", "release", "-Xswiftc", "-target-cpu", "-Xswiftc", "native", "-Xcc", "-march=native"]
+    subprocess.run(["swift", "build", *flags, "--product", "vernier"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    path = subprocess.run(["swift", "build", *flags, "--show-bin-path"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    return os.path.join(path, "vernier")
+
+
+def run_vernier(binary, model, name, threads, runs, inputs_path, save_inputs):
+    cmd = [binary, "run", model, "--threads", str(threads), "--show", "0", "--repeat", str(runs), "--warmup", "3",
+           *BINDINGS.get(name, ["--dim", "batch=1"])]
+    cmd += ["--save-inputs", inputs_path] if save_inputs else ["--input-data", inputs_path]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}")
+    match = LINE.search(done.stderr)
+    if not match:
+        raise RuntimeError("no latency line in: " + done.stderr)
+    median, arena, weights, rss = (float(g) for g in match.groups())
+    return median, arena, weights, rss
+
+
+def ort_session(model, threads):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def time_ort(session, feeds, runs):
+    for _ in range(3):
+        session.run(None, feeds)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, feeds)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    parser.add_argument("--report", default=os.path.join(ROOT, "Reports", "bench_vs_ort.md"))
+    args = parser.parse_args()
+    names = args.models.split(",")
+    missing = [n for n in names if not os.path.exists(os.path.join(MODELS_DIR, n + ".onnx"))]
+    if missing:
+        subprocess.run([os.path.join(ROOT, "Scripts", "make_real_models.sh"), "--only", ",".join(missing)], check=True)
+    binary = vernier_binary()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
+    lines = [f"# Vernier vs ONNX Runtime {ort.__version__}", "",
+             f"Machine: {cpu}, {os.cpu_count()} cores. {args.rounds} alternating rounds x {args.runs} timed runs; "
+             "ratio = Vernier median / ORT median (lower is better).", ""]
+    status = 0
+    with tempfile.TemporaryDirectory() as work:
+        for threads in [int(t) for t in args.threads.split(",")]:
+            lines += [f"## {threads} thread{'s' if threads > 1 else ''}", "",
+                      "| model | Vernier ms | ORT ms | ratio | peak RSS MB | weights + arena + 64 MB |",
+                      "|---|---:|---:|---:|---:|---:|"]
+            ratios = []
+            for name in names:
+                model = os.path.join(MODELS_DIR, name + ".onnx")
+                inputs_path = os.path.join(work, name + ".npz")
+                try:
+                    run_vernier(binary, model, name, threads, 1, inputs_path, save_inputs=True)
+                    feeds = dict(np.load(inputs_path))
+                    session = ort_session(model, threads)
+                    ours, theirs, memory = [], [], None
+                    for _ in range(args.rounds):
+                        median, arena, weights, rss = run_vernier(binary, model, name, threads, args.runs, inputs_path, False)
+                        ours.append(median)
+                        memory = (arena, weights, rss)
+                        theirs.append(time_ort(session, feeds, args.runs))
+                except Exception as error:  # report and go on with the next model
+                    print(f"{name}: {error}", file=sys.stderr)
+                    lines.append(f"| {name} | error | | | | |")
+                    status = 1
+                    continue
+                v, o = statistics.median(ours), statistics.median(theirs)
+                ratios.append(v / o)
+                arena, weights, rss = memory
+                bar = weights + arena + 64
+                lines.append(f"| {name} | {v:.2f} | {o:.2f} | {v / o:.2f} | {rss:.0f} | {bar:.0f}{'' if rss <= bar else ' (over)'} |")
+                print(lines[-1], flush=True)
+            if ratios:
+                geomean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+                lines += ["", f"Geometric mean ratio at {threads} thread(s): **{geomean:.2f}** over {len(ratios)} models.", ""]
+                print(lines[-2], flush=True)
+    os.makedirs(os.path.dirname(args.report), exist_ok=True)
+    with open(args.report, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    sys.exit(status)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+import VernierGraph
+
+/// Decides which activations live in oneDNN's channel-blocked layout (`nChw8c` on AVX2,
+/// `nChw16c` on AVX-512) instead of plain NCHW, so consecutive convolutions hand blocked
+/// tensors to each other without a reorder at every edge.
+///
+/// Values are tied into groups that must share one layout: the input and output of an
+/// element-wise op, of a pooling window, of a channel-broadcast Mul/Add, the inputs and
+/// output of a channel Concat, a fused residual addend and its Conv's output. A group is
+/// blocked when every value in it is a 4-D activation whose channel count is a multiple
+/// of the block, none is read by an op without a blocked kernel (Softmax, Reshape, ...),
+/// none is a graph input, output or constant, and the group touches a Conv (otherwise
+/// there is nothing to gain). Global pools read either layout and write plain.
+struct LayoutPlanner {
+    let graph: Graph
+    let facts: [String: ValueFacts]
+    let constants: Set<String>
+    let block: Int
+
+    /// Float element-wise ops of one tensor input (other inputs are scalars, e.g. Clip's
+    /// bounds): the output has the input's layout.
+    static let unaryOps: Set<String> = [
+        "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish", "Elu", "Selu", "Celu",
+        "Softplus", "Softsign", "Neg", "Abs", "Exp", "Sqrt", "Mish", "Gelu", "Erf", "Reciprocal", "ThresholdedRelu",
+    ]
+    /// Binary ops whose operands either have the output's shape or are per-channel vectors.
+    static let binaryOps: Set<String> = ["Add", "Sub", "Mul", "Div", "Max", "Min", "Sum"]
+    static let windowPools: Set<String> = ["MaxPool", "AveragePool"]
+    static let globalPools: Set<String> = ["GlobalAveragePool", "GlobalMaxPool"]
+
+    /// The blocked values.
+    func blockedValues() -> Set<String> {
+        var parent: [String: String] = [:]
+        func find(_ v: String) -> String {
+            var root = v
+            while let p = parent[root], p != root { root = p }
+            var walk = v
+            while let p = parent[walk], p != root { parent[walk] = root; walk = p }
+            return root
+        }
+        func tie(_ a: String, _ b: String) {
+            let (ra, rb) = (find(a), find(b))
+            if ra != rb { parent[ra] = rb }
+        }
+        var plainOnly = Set(graph.outputs.map(\.name)).union(graph.runtimeInputs.map(\.name)).union(constants)
+        var touchesConv = Set<String>()
+        var values = Set<String>()
+
+        for node in graph.nodes {
+            let inputs = node.inputs.filter { !$0.isEmpty }
+            let outputs = node.outputs.filter { !$0.isEmpty }
+            values.formUnion(inputs)
+            values.formUnion(outputs)
+            for (_, sub) in node.subgraphs { plainOnly.formUnion(GraphValidator.outerReads(of: sub)) }
+            guard node.isDefaultDomain, node.subgraphs.isEmpty else {
+                plainOnly.formUnion(inputs)
+                plainOnly.formUnion(outputs)
+                continue
+            }
+            let op = node.opType
+            if op == "Conv", let x = node.input(0), let y = node.outputs.first, rank(x) == 4 {
+                touchesConv.insert(x)
+                touchesConv.insert(y)
+                // A fused residual addend shares the output's layout.
+                let hasSum = ((try? node.int(FusedAttributes.sum, default: 0)) ?? 0) == 1
+                if hasSum, let addend = node.inputs.last { tie(addend, y) }
+                // Weights and bias (constants, or plain tensors computed at run time).
+                let parameters = node.inputs.dropFirst().dropLast(hasSum ? 1 : 0)
+                plainOnly.formUnion(parameters.filter { !$0.isEmpty })
+            } else if Self.unaryOps.contains(op), let x = node.input(0), let y = outputs.first, outputs.count == 1 {
+                tie(x, y)
+                plainOnly.formUnion(node.inputs.dropFirst().filter { !$0.isEmpty })
+            } else if Self.binaryOps.contains(op), let y = outputs.first, outputs.count == 1,
+                      let outShape = shape(y), outShape.count == 4, inputs.count >= 2 {
+                var tied = false
+                for x in inputs {
+                    if shape(x) == outShape { tie(x, y); tied = true }
+                    else if isChannelVector(x, of: outShape), ["Add", "Sub", "Mul", "Div"].contains(op), inputs.count == 2 {
+                        plainOnly.insert(x)   // per channel: read as a plain vector by the blocked kernel
+                    } else {
+                        plainOnly.insert(x)
+                        plainOnly.insert(y)
+                    }
+                }
+                if !tied { plainOnly.insert(y) }
+            } else if Self.windowPools.contains(op), let x = node.input(0), let y = node.outputs.first,
+                      node.outputs.count == 1 || node.outputs.dropFirst().allSatisfy(\.isEmpty),
+                      rank(x) == 4, (try? node.int("storage_order", default: 0)) ?? 0 == 0 {
+                tie(x, y)
+            } else if Self.globalPools.contains(op), let y = node.outputs.first {
+                plainOnly.insert(y)
+            } else if op == "Concat", let y = outputs.first, rank(y) == 4,
+                      let axis = try? node.int("axis"), axis == 1 || axis == -3 {
+                for x in inputs { tie(x, y) }
+            } else {
+                plainOnly.formUnion(inputs)
+                plainOnly.formUnion(outputs)
+            }
+        }
+
+        // A group is blocked only if every member qualifies.
+        var groupOK: [String: Bool] = [:]
+        var groupHasConv: [String: Bool] = [:]
+        for v in values {
+            let root = find(v)
+            let ok = !plainOnly.contains(v) && qualifies(v)
+            groupOK[root] = (groupOK[root] ?? true) && ok
+            if touchesConv.contains(v) { groupHasConv[root] = true }
+        }
+        return Set(values.filter { groupOK[find($0)] == true && groupHasConv[find($0)] == true })
+    }
+
+    func shape(_ v: String) -> [Int]? {
+        guard let dims = facts[v]?.type?.shape else { return nil }
+        let known = dims.compactMap(\.constantValue)
+        return known.count == dims.count ? known : nil
+    }
+
+    func rank(_ v: String) -> Int? { facts[v]?.type?.shape?.count }
+
+    /// A 4-D fp32 activation whose channels fill whole blocks.
+    func qualifies(_ v: String) -> Bool {
+        guard facts[v]?.type?.elementType == .float, let s = shape(v), s.count == 4, s[1] % block == 0,
+              s.allSatisfy({ $0 > 0 }) else { return false }
+        return true
+    }
+
+    /// Per-channel shapes that broadcast against `[N, C, H, W]`: [N or 1, C, 1, 1], [C, 1, 1].
+    func isChannelVector(_ v: String, of full: [Int]) -> Bool {
+        guard let s = shape(v) else { return false }
+        return (s.count == 4 && (s[0] == full[0] || s[0] == 1) && s[1] == full[1] && s[2] == 1 && s[3] == 1)
+            || s == [full[1], 1, 1]
+    }
+}

@@ -1,0 +1,132 @@
+/// Vectorized fp32 transcendental functions for the activation kernels: calling libm per
+/// element costs 10-20 ns, these cost about 1 ns per 8 lanes. Accuracy (checked against
+/// Foundation's Double functions in ElementwiseKernelTests): exp, sigmoid and tanh within
+/// 1e-6 relative; erf within 3e-7 absolute (1e-6 relative).
+enum VectorMath {
+    typealias V = SIMD8<Float>
+
+    /// |x| by clearing the sign bits.
+    @inline(__always)
+    static func abs(_ v: V) -> V {
+        unsafeBitCast(unsafeBitCast(v, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: V.self)
+    }
+
+    /// e^x: x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor polynomial to r^7
+    /// (truncation below 2e-8 relative), 2^n put into the exponent bits.
+    /// Inputs above 88.72 give +inf, below -104 give 0 (denormals in between), NaN stays NaN.
+    @inline(__always)
+    static func exp(_ x: V) -> V {
+        // (SIMD `clamped` compiles to a slow lane loop; compare-and-select does not.)
+        var clamped = x.replacing(with: -104, where: x .< -104)
+        clamped.replace(with: 88.72283, where: clamped .> 88.72283)
+        // Round x*log2(e) to the nearest integer by adding 1.5*2^23: the integer lands in
+        // the low mantissa bits (exact for |n| < 2^22).
+        let magic = V(repeating: 12_582_912)
+        let shifted = clamped * V(repeating: 1.442_695_04) + magic
+        let n = shifted - magic
+        // r = x - n*ln2 in two parts (Cody-Waite) so r keeps its low bits.
+        var r = clamped - n * V(repeating: 0.693_359_375)
+        r = r - n * V(repeating: -2.121_944_40e-4)
+        var p = V(repeating: 1.0 / 5040)
+        p = p * r + V(repeating: 1.0 / 720)
+        p = p * r + V(repeating: 1.0 / 120)
+        p = p * r + V(repeating: 1.0 / 24)
+        p = p * r + V(repeating: 1.0 / 6)
+        p = p * r + V(repeating: 0.5)
+        p = p * r + V(repeating: 1)
+        p = p * r + V(repeating: 1)
+        // 2^n as two factors 2^(n/2) 2^(n - n/2), so n = 128 and the denormal range
+        // (n down to -150) need no exponent outside [-126, 127].
+        let n0 = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- Int32(0x4B40_0000)
+        let n1 = n0 &>> 1
+        let scale1 = unsafeBitCast((n1 &+ 127) &<< 23, to: V.self)
+        let scale2 = unsafeBitCast((n0 &- n1 &+ 127) &<< 23, to: V.self)
+        var result = p * scale1 * scale2
+        result.replace(with: .infinity, where: x .> V(repeating: 88.72283))
+        result.replace(with: x, where: x .!= x)
+        return result
+    }
+
+    /// 1 / (1 + e^-x); exact limits 0 and 1 far out.
+    @inline(__always)
+    static func sigmoid(_ x: V) -> V {
+        V(repeating: 1) / (V(repeating: 1) + exp(-x))
+    }
+
+    /// tanh: an odd Taylor polynomial to x^11 for |x| < 0.3 (where 1 - e^-2|x| would
+    /// cancel), (1 - e^-2|x|) / (1 + e^-2|x|) with the sign of x above.
+    @inline(__always)
+    static func tanh(_ x: V) -> V {
+        let a = abs(x)
+        let e = exp(V(repeating: -2) * a)
+        var large = (V(repeating: 1) - e) / (V(repeating: 1) + e)
+        large.replace(with: -large, where: x .< 0)
+        let x2 = x * x
+        var p = V(repeating: -1382.0 / 155_925)
+        p = p * x2 + V(repeating: 62.0 / 2835)
+        p = p * x2 + V(repeating: -17.0 / 315)
+        p = p * x2 + V(repeating: 2.0 / 15)
+        p = p * x2 + V(repeating: -1.0 / 3)
+        let small = x + x * x2 * p
+        var result = large
+        result.replace(with: small, where: a .< 0.3)
+        result.replace(with: x, where: x .!= x)
+        return result
+    }
+
+    /// erf: Taylor series to x^15 for |x| < 0.5; Abramowitz & Stegun 7.1.26 above
+    /// (|error| < 1.5e-7 in exact arithmetic), clamped to +-1 past |x| = 4.
+    @inline(__always)
+    static func erf(_ x: V) -> V {
+        let a = abs(x)
+        let x2 = x * x
+        // 2/sqrt(pi) * (x - x^3/3 + x^5/10 - x^7/42 + x^9/216 - x^11/1320 + x^13/9360 - x^15/75600)
+        var s = V(repeating: -1.0 / 75600)
+        s = s * x2 + V(repeating: 1.0 / 9360)
+        s = s * x2 + V(repeating: -1.0 / 1320)
+        s = s * x2 + V(repeating: 1.0 / 216)
+        s = s * x2 + V(repeating: -1.0 / 42)
+        s = s * x2 + V(repeating: 1.0 / 10)
+        s = s * x2 + V(repeating: -1.0 / 3)
+        s = s * x2 + V(repeating: 1)
+        let small = V(repeating: 1.128_379_167) * x * s
+        let t = V(repeating: 1) / (V(repeating: 1) + V(repeating: 0.327_591_1) * a)
+        var q = V(repeating: 1.061_405_429)
+        q = q * t + V(repeating: -1.453_152_027)
+        q = q * t + V(repeating: 1.421_413_741)
+        q = q * t + V(repeating: -0.284_496_736)
+        q = q * t + V(repeating: 0.254_829_592)
+        var large = V(repeating: 1) - q * t * exp(-x2)
+        large.replace(with: 1, where: a .> 4)
+        large.replace(with: -large, where: x .< 0)
+        var result = large
+        result.replace(with: small, where: a .< 0.5)
+        result.replace(with: x, where: x .!= x)
+        return result
+    }
+
+    /// Gelu with the exact erf form: x/2 * (1 + erf(x / sqrt 2)).
+    @inline(__always)
+    static func gelu(_ x: V) -> V {
+        V(repeating: 0.5) * x * (V(repeating: 1) + erf(x * V(repeating: 0.707_106_781_186_547_5)))
+    }
+
+    /// Gelu's tanh approximation: x/2 * (1 + tanh(y)) = x * sigmoid(2y) with
+    /// y = sqrt(2/pi) * (x + 0.044715 x^3), without the cancellation of 1 + tanh.
+    @inline(__always)
+    static func geluTanh(_ x: V) -> V {
+        let y = V(repeating: 0.797_884_560_802_865_4) * (x + V(repeating: 0.044715) * x * x * x)
+        return x * sigmoid(V(repeating: 2) * y)
+    }
+
+    /// Mish x * tanh(softplus(x)) without a log: with u = e^x, tanh(log(1 + u)) =
+    /// u(u + 2) / (u(u + 2) + 2); x itself past 20 (where u(u + 2) overflows).
+    @inline(__always)
+    static func mish(_ x: V) -> V {
+        let u = exp(x)
+        let n = u * (u + V(repeating: 2))
+        var result = x * n / (n + V(repeating: 2))
+        result.replace(with: x, where: x .> 20)
+        return result
+    }
+}

@@ -1,0 +1,93 @@
+import Testing
+import VernierGraph
+import VernierTestSupport
+@testable import VernierRuntime
+
+/// The executor's plan-level choices (graph passes, blocked layouts, the arena) must not
+/// change results: the same graph runs with each switched off and agrees.
+struct ExecutionPlanTests {
+    /// A CNN block touching every blocked kernel: conv, max pool, a squeeze-and-excitation
+    /// scale (per-channel Mul), a channel concat, average pool, residual add, global pool.
+    static func cnn() -> GraphBuilder {
+        var rng = SplitMix64(seed: 11)
+        var b = GraphBuilder()
+        func weights(_ name: String, _ dims: [Int]) {
+            let count = dims.reduce(1, *)
+            b.initializers.append(TensorData(floats: (0..<count).map { _ in rng.signedUnit() * 0.3 }, name: name, dims: dims))
+        }
+        b.input("x", .float, [1, 3, 20, 20].map(Dim.value))
+        weights("w0", [16, 3, 3, 3]); weights("b0", [16])
+        weights("w1", [16, 16, 3, 3])
+        weights("w2", [16, 32, 1, 1])
+        weights("w3", [16, 16, 3, 3])
+        weights("se_w", [16, 16, 1, 1])
+        b.node("Conv", ["x", "w0", "b0"], ["c0"], ["pads": .ints([1, 1, 1, 1])])
+        b.node("Relu", ["c0"], ["r0"])
+        b.node("MaxPool", ["r0"], ["p0"], ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])])
+        b.node("Conv", ["p0", "w1"], ["c1"], ["pads": .ints([1, 1, 1, 1])])
+        b.node("GlobalAveragePool", ["c1"], ["g1"])
+        b.node("Conv", ["g1", "se_w"], ["s1"])
+        b.node("Sigmoid", ["s1"], ["sig1"])
+        b.node("Mul", ["c1", "sig1"], ["m1"])
+        b.node("Concat", ["m1", "p0"], ["cat"], ["axis": .int(1)])
+        b.node("Conv", ["cat", "w2"], ["c2"])
+        b.node("AveragePool", ["c2"], ["a2"], ["kernel_shape": .ints([3, 3]), "pads": .ints([1, 1, 1, 1])])
+        b.node("Conv", ["a2", "w3"], ["c3"], ["pads": .ints([1, 1, 1, 1])])
+        b.node("Add", ["c3", "a2"], ["sum"])
+        b.node("Relu", ["sum"], ["r3"])
+        b.node("GlobalMaxPool", ["r3"], ["y"])
+        b.output("y")
+        return b
+    }
+
+    func run(_ options: ExecutionOptions) throws -> (plan: ExecutionPlan, output: Tensor) {
+        let b = Self.cnn()
+        let plan = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: options)
+        var rng = SplitMix64(seed: 3)
+        let x = Tensor(shape: [1, 3, 20, 20], values: (0..<1200).map { _ in rng.signedUnit() })
+        let output = try #require(try plan.run(["x": x])["y"])
+        return (plan, output)
+    }
+
+    @Test func blockedLayoutsFusionAndTheArenaDoNotChangeResults() throws {
+        var plain = ExecutionOptions()
+        plain.blockedLayouts = false
+        plain.optimizeGraph = false
+        plain.useArena = false
+        let reference = try run(plain).output
+
+        let full = try run(ExecutionOptions())
+        #expect(full.plan.channelBlockedValues.count >= 8, "the CNN should run mostly blocked: \(full.plan.channelBlockedValues.sorted())")
+        #expect(full.plan.arenaBytes > 0)
+        #expect(relativeError(full.output, reference) < 1e-5)
+
+        var noBlocking = ExecutionOptions()
+        noBlocking.blockedLayouts = false
+        #expect(relativeError(try run(noBlocking).output, reference) < 1e-5)
+    }
+
+    @Test func fusedStepsNameEveryOriginalNode() throws {
+        let (plan, _) = try run(ExecutionOptions())
+        let named = plan.steps.flatMap(\.sourceNodes)
+        let original = Self.cnn().nodes.map(\.displayName)
+        #expect(Set(named) == Set(original), "every original node is named by exactly the steps that run it")
+        #expect(named.count == original.count)
+        #expect(plan.steps.contains { $0.sourceNodes == ["c0", "r0"] })
+        #expect(plan.steps.contains { $0.sourceNodes == ["c3", "sum", "r3"] })
+    }
+
+    @Test func anOpWithoutAKernelIsNamedWithItsNodes() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [2, 3].map(Dim.value))
+        b.node("Relu", ["x"], ["r"])
+        b.node("Celu", ["r"], ["c"])
+        b.node("NonMaxSuppression", ["r", "c"], ["y"])
+        b.output("y")
+        do {
+            _ = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+            Issue.record("compiled a graph with an op that has no kernel")
+        } catch let error as ExecutionError {
+            #expect("\(error)".contains("NonMaxSuppression (1 node: 'y')"))
+        }
+    }
+}
