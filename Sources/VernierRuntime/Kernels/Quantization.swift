@@ -418,6 +418,7 @@ final class IntegerMatMulKernel: Kernel {
         let present = { (i: Int) in i < ctx.node.inputs.count && !ctx.node.inputs[i].isEmpty }
         if let b = ctx.constant(bIndex), !present(bZeroIndex) || ctx.constant(bZeroIndex) != nil {
             constantB = try? (b.shape, Self.packB(b, zero: ctx.constant(bZeroIndex)))
+            if constantB != nil { b.releaseResidentPages() }
         }
     }
 
@@ -579,6 +580,7 @@ final class IntegerConvKernel: Kernel {
         let present = { (i: Int) in i < node.inputs.count && !node.inputs[i].isEmpty }
         if let w = ctx.constant(wIndex), !present(wZeroIndex) || ctx.constant(wZeroIndex) != nil {
             constantW = try? (w.shape, Self.packW(w, zero: ctx.constant(wZeroIndex), group: group))
+            if constantW != nil { w.releaseResidentPages() }
         }
     }
 

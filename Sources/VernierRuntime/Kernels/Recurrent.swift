@@ -374,6 +374,8 @@ final class RecurrentKernel: Kernel {
             if let shapes = try? RecurrentShapes(attributes, inputs) {
                 constantWeights = RecurrentWeights(cell: cell, linearBeforeReset: attributes.linearBeforeReset, shapes: shapes,
                                                    w: w, r: r, b: ctx.constant(3), p: ctx.constant(7))
+                // Packed copies from here on: the file's pages need not stay resident.
+                for i in [1, 2, 3, 7] { ctx.constant(i)?.releaseResidentPages() }
             }
         }
     }
