@@ -43,6 +43,8 @@ def compare(model, args, workdir):
     ours = dict(np.load(outputs_path))
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
+    if args.literal:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     theirs = dict(zip(names, session.run(names, feeds)))
@@ -77,6 +79,9 @@ def main():
     parser.add_argument("--input", action="append", default=[])
     parser.add_argument("--tol", type=float, default=1e-4)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--literal", action="store_true",
+                        help="run ORT without graph optimizations (QDQ models: ORT otherwise fuses Q/DQ into int8 "
+                             "kernels that round differently from the graph as written)")
     parser.add_argument("--vernier", default=os.path.join(ROOT, ".build", "release", "vernier"))
     args = parser.parse_args()
     status = 0
