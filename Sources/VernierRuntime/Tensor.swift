@@ -161,6 +161,8 @@ extension Tensor {
             return true
         }
         guard copied else { return nil }
+        // The aligned copy replaces the mapped bytes, which need not stay resident.
+        data.releaseResidentPages()
     }
 
     /// A tensor holding `values` of a scalar type matching `elementType`'s size.

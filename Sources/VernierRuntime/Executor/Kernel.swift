@@ -7,6 +7,15 @@ import VernierGraph
 public protocol Kernel: AnyObject {
     /// Computes the node. `inputs[i]` is nil for an omitted optional input.
     func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws
+
+    /// Constant inputs the kernel copied into its own layout at plan time and never
+    /// reads again: the plan then drops them (and passes nil), so weights are not held
+    /// twice. Default: none.
+    var packedInputs: [Int] { get }
+}
+
+extension Kernel {
+    public var packedInputs: [Int] { [] }
 }
 
 /// Builds a kernel for one node at plan time (checks attributes, packs weights).

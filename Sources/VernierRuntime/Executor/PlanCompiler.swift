@@ -141,6 +141,8 @@ struct PlanCompiler {
         if !missing.isEmpty { throw ExecutionError.unsupportedOps(missing) }
 
         let outputs = graph.outputs.map { (name: $0.name, id: id($0.name)) }
+        steps = withoutPackedConstants(steps, constants: &constantValues,
+                                       keep: Set(outputs.map(\.id)).union(outerReads.map(\.id)))
         steps = withReleases(steps, keep: Set(outputs.map(\.id)).union(outerReads.map(\.id)), constants: constantValues)
 
         // The arena: the memory planner's layout, when every size is known.
@@ -228,6 +230,27 @@ struct PlanCompiler {
             case .double: return Tensor(.double, shape: shape, values: doubles)
             default: return nil
             }
+        }
+    }
+
+    /// Constants that every reader packed into its own layout at plan time are dropped,
+    /// and those readers get nil for them: weights are held once, in the kernel's layout.
+    func withoutPackedConstants(_ steps: [ExecutionPlan.Step], constants: inout [Int: Tensor], keep: Set<Int>) -> [ExecutionPlan.Step] {
+        var needed = keep
+        var packedAnywhere = Set<Int>()
+        for step in steps {
+            let packed = Set(step.kernel.packedInputs)
+            for (k, id) in step.inputIDs.enumerated() where id >= 0 && constants[id] != nil {
+                if packed.contains(k) { packedAnywhere.insert(id) } else { needed.insert(id) }
+            }
+        }
+        let dropped = packedAnywhere.subtracting(needed)
+        guard !dropped.isEmpty else { return steps }
+        for id in dropped { constants[id] = nil }
+        return steps.map { step in
+            ExecutionPlan.Step(name: step.name, opType: step.opType, sourceNodes: step.sourceNodes, kernel: step.kernel,
+                               inputIDs: step.inputIDs.map { dropped.contains($0) ? -1 : $0 },
+                               outputIDs: step.outputIDs, slots: step.slots, releases: step.releases)
         }
     }
 

@@ -21,8 +21,12 @@ final class ConvKernel: Kernel {
     let biasIndex: Int?
     /// Input index of the fused residual addend (the node's last input).
     let addendIndex: Int?
-    let constantWeights: Tensor?
-    let constantBias: Tensor?
+    /// Constant weights and bias until a plan made at plan time has packed them (then
+    /// released: `packedInputs`).
+    private var constantWeights: Tensor?
+    private var constantBias: Tensor?
+    private let weightsShape: [Int]?
+    private(set) var packedInputs: [Int] = []
     /// Layouts of the activations as planned (`LayoutPlanner`): input, output (and the
     /// fused addend, which shares the output's).
     let inputLayout: TensorLayout
@@ -52,13 +56,25 @@ final class ConvKernel: Kernel {
         outputLayout = transposed ? .plain : ctx.outputLayout(0)
         constantWeights = ctx.constant(1)
         constantBias = biasIndex.flatMap { ctx.constant($0) }
+        weightsShape = constantWeights?.shape
         if let shape = ctx.knownInputShape(0), shape.allSatisfy({ $0 >= 1 }), let weights = constantWeights,
            biasIndex == nil || constantBias != nil {
-            plans.append(try makePlan(input: shape, weights: weights.shape))
+            let plan = try makePlan(input: shape, weights: weights.shape)
+            plans.append(plan)
+            // The plan's shapes are the graph's (a compiled graph refuses other input
+            // shapes), so packed weights are never needed again.
+            if plan.ownsWeights {
+                packedInputs = [1] + (biasIndex.map { [$0] } ?? [])
+                constantWeights = nil
+                constantBias = nil
+            }
         }
     }
 
     private func makePlan(input: [Int], weights: [Int]) throws -> ConvPlan {
+        guard packedInputs.isEmpty else {
+            throw KernelError.invalid("weights were packed for input \(plans.first?.inputShape ?? []); input \(input) needs a new plan")
+        }
         let geometry = transposed ? try attributes.transposedGeometry(input: input, weights: weights)
                                   : try attributes.convGeometry(input: input, weights: weights)
         return try asKernelErrors(transposed ? "oneDNN deconvolution" : "oneDNN convolution") {
@@ -86,29 +102,32 @@ final class ConvKernel: Kernel {
 
     func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
         let x = try requiredInput(inputs, 0)
-        let w = try requiredInput(inputs, 1)
-        let bias = try biasIndex.map { try requiredInput(inputs, $0) }
+        // Packed weights and bias arrive as nil: the plan holds them.
+        let packed = !packedInputs.isEmpty
+        let w = packed ? nil : try requiredInput(inputs, 1)
+        let bias = packed ? nil : try biasIndex.map { try requiredInput(inputs, $0) }
+        guard let wShape = w?.shape ?? weightsShape else { throw KernelError.invalid("required input 1 is missing") }
         let addend = try addendIndex.map { try requiredInput(inputs, $0) }
         guard x.layout == inputLayout, addend?.layout ?? outputLayout == outputLayout else {
             throw KernelError.invalid("input in layout \(x.layout), planned \(inputLayout)")
         }
-        guard x.elementType == .float, w.elementType == .float, bias?.elementType ?? .float == .float,
+        guard x.elementType == .float, w?.elementType ?? .float == .float, bias?.elementType ?? .float == .float,
               addend?.elementType ?? .float == .float else {
             throw KernelError.unsupported("\(transposed ? "ConvTranspose" : "Conv") of \(x.elementType) (fp32 only)")
         }
         if x.elementCount == 0 {
             // An empty batch: an empty output of the right shape, nothing to compute.
-            let geometry = transposed ? try attributes.transposedGeometry(input: x.shape, weights: w.shape)
-                                      : try attributes.convGeometry(input: x.shape, weights: w.shape)
-            let shape = transposed ? geometry.transposedOutputShape(input: x.shape, weights: w.shape)
-                                   : geometry.outputShape(input: x.shape, weights: w.shape)
+            let geometry = transposed ? try attributes.transposedGeometry(input: x.shape, weights: wShape)
+                                      : try attributes.convGeometry(input: x.shape, weights: wShape)
+            let shape = transposed ? geometry.transposedOutputShape(input: x.shape, weights: wShape)
+                                   : geometry.outputShape(input: x.shape, weights: wShape)
             guard let shape, x.shape[0] == 0 else {
                 throw KernelError.unsupported("convolution of an input \(x.shape) with no elements")
             }
             _ = try outputs.allocate(0, .float, shape)
             return
         }
-        let plan = try plan(input: x.shape, weights: w.shape)
+        let plan = try plan(input: x.shape, weights: wShape)
         let output = try outputs.allocate(0, .float, plan.outputShape)
         if let addend, addend.shape != plan.outputShape {
             throw KernelError.invalid("fused addend \(addend.shape) differs from the output \(plan.outputShape)")

@@ -291,6 +291,10 @@ public final class ConvPlan: @unchecked Sendable {
         self.internalBytes = internalBytes
     }
 
+    /// True when the plan holds its own copy of constant weights (reordered), so the
+    /// caller's tensor is no longer needed.
+    public var ownsWeights: Bool { keptWeights == nil && !takesRuntimeWeights }
+
     /// Multiply-adds of one run: conv N * M * O... * (C/group) * k...; transposed
     /// N * C * D... * (M/group) * k... (every input element meets every tap).
     public var macs: Int {
