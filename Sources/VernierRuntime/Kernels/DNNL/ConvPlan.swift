@@ -56,7 +56,8 @@ public final class ConvPlan: @unchecked Sendable {
     /// Whether the input/output are reordered into/out of a blocked layout on each run.
     public let reordersInput: Bool
     public let reordersOutput: Bool
-    /// Bytes of plan-owned memory (reordered weights, blocked activations, scratchpad).
+    /// Bytes of plan-owned memory (reordered weights, blocked edge copies); the
+    /// scratchpad is the engine's, shared by every plan.
     public let internalBytes: Int
 
     public var fusedReLU: Bool { epilogue.activation == .relu }
@@ -262,7 +263,6 @@ public final class ConvPlan: @unchecked Sendable {
 
         if let scratchpad = try scratchpadMemory(pd, engine: engine) {
             arguments.append((DNNL_ARG_SCRATCHPAD, scratchpad))
-            internalBytes += scratchpad.byteCount
         }
 
         // Edges: the caller's plain tensors, bound on each run; blocked copies when the

@@ -69,6 +69,19 @@ public final class DNNLEngine: @unchecked Sendable {
         return "\(v.pointee.major).\(v.pointee.minor).\(v.pointee.patch)"
     }
 
+    private var scratchpadBuffer: TensorBuffer?
+
+    /// The shared scratchpad, grown to at least `bytes` (only between runs of primitives:
+    /// a primitive rebinds it before each run, so growing never leaves one dangling).
+    func sharedScratchpad(bytes: Int) -> UnsafeMutableRawPointer {
+        if let buffer = scratchpadBuffer, buffer.byteCount >= bytes { return buffer.baseAddress }
+        // Nothing submitted earlier may still use the old buffer.
+        _ = dnnl_stream_wait(stream)
+        let buffer = TensorBuffer(byteCount: bytes)
+        scratchpadBuffer = buffer
+        return buffer.baseAddress
+    }
+
     /// Blocks until everything submitted to the stream has finished.
     func wait() throws { try dnnlCheck(dnnl_stream_wait(stream), "dnnl_stream_wait") }
 }
@@ -212,6 +225,9 @@ final class DNNLPrimitive {
     private let memories: [DNNLMemory]
     /// oneDNN's name for the implementation it chose, e.g. `jit:avx512_core`.
     let implementation: String
+    /// An unbound scratchpad argument, pointed at the engine's shared scratchpad on
+    /// each run.
+    private let scratchpad: DNNLMemory?
 
     /// Creates the primitive from a primitive descriptor (which stays owned by the caller).
     init(descriptor pd: dnnl_primitive_desc_t, arguments: [(Int32, DNNLMemory)]) throws {
@@ -221,6 +237,7 @@ final class DNNLPrimitive {
         self.handle = handle
         self.arguments = arguments.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.handle) }
         self.memories = arguments.map { $0.1 }
+        scratchpad = arguments.first { $0.0 == DNNL_ARG_SCRATCHPAD && $0.1.buffer == nil }?.1
         var info: UnsafePointer<CChar>?
         if dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &info) == dnnl_success, let info {
             implementation = String(cString: info)
@@ -232,6 +249,7 @@ final class DNNLPrimitive {
     /// Submits the primitive to the stream (no allocation).
     @inline(__always)
     func execute(on engine: DNNLEngine) throws {
+        if let scratchpad { try scratchpad.bind(engine.sharedScratchpad(bytes: scratchpad.byteCount)) }
         let status = arguments.withUnsafeBufferPointer {
             dnnl_primitive_execute(handle, engine.stream, Int32($0.count), $0.baseAddress)
         }
@@ -319,10 +337,14 @@ func descriptorsEqual(_ a: dnnl_memory_desc_t, _ b: dnnl_memory_desc_t) -> Bool 
 
 /// Plan-owned scratchpad memory for a primitive descriptor made with
 /// `dnnl_scratchpad_mode_user`, or nil when the primitive needs none.
+///
+/// The memory is unbound: `DNNLPrimitive.execute` points it at the engine's one shared
+/// scratchpad, sized for the largest primitive. Primitives run one at a time on the
+/// stream, so one buffer serves them all (a scratchpad per plan cost ResNet-50 tens of MB).
 func scratchpadMemory(_ pd: dnnl_primitive_desc_t, engine: DNNLEngine) throws -> DNNLMemory? {
     var desc = try queryDescriptor(pd, dnnl_query_scratchpad_md)
     guard dnnl_memory_desc_get_size(&desc) > 0 else { return nil }
-    return try DNNLMemory(owning: desc, engine: engine)
+    return try DNNLMemory(unbound: desc, engine: engine)
 }
 
 /// Creates the primitive descriptor for an initialised op descriptor, with its output
