@@ -46,16 +46,40 @@ struct PlanCompiler {
             return names.count - 1
         }
 
-        // Constants: initializers, then values inference proved constant.
+        // Constants: initializers (made into tensors when a node first reads them, and
+        // dropped once every reader has packed them, so a model whose weights must be
+        // copied never holds all the copies and all the packed forms at once), then
+        // values inference proved constant.
         var constantValues: [Int: Tensor] = [:]
+        var initializerData: [Int: TensorData] = [:]
         var constantBytes = 0
         for initializer in graph.initializers {
-            guard let tensor = Tensor(initializer) else {
+            guard initializer.elementType.bitWidth != nil, let bytes = initializer.elementType.byteCount(elements: initializer.elementCount) else {
                 throw ExecutionError.kernel(node: initializer.name, opType: "initializer",
                                             message: "initializer of type \(initializer.elementType) cannot be loaded")
             }
-            constantValues[id(initializer.name)] = tensor
-            constantBytes += tensor.byteCount
+            initializerData[id(initializer.name)] = initializer
+            constantBytes += bytes
+        }
+        func isConstant(_ id: Int) -> Bool { constantValues[id] != nil || initializerData[id] != nil }
+        func constant(_ id: Int) throws -> Tensor? {
+            if let tensor = constantValues[id] { return tensor }
+            guard let data = initializerData.removeValue(forKey: id) else { return nil }
+            guard let tensor = Tensor(data) else {
+                throw ExecutionError.kernel(node: data.name, opType: "initializer",
+                                            message: "initializer of type \(data.elementType) cannot be loaded")
+            }
+            constantValues[id] = tensor
+            return tensor
+        }
+        // Readers left per value, and whether one of them needs it at run time.
+        var pendingReaders: [String: Int] = [:]
+        for node in graph.nodes {
+            for name in node.inputs where !name.isEmpty { pendingReaders[name, default: 0] += 1 }
+        }
+        var readAtRunTime = Set<String>(graph.outputs.map(\.name))
+        for node in graph.nodes {
+            for (_, sub) in node.subgraphs { readAtRunTime.formUnion(GraphValidator.outerReads(of: sub)) }
         }
         let inputNames = Set(graph.runtimeInputs.map(\.name))
         let outer = isSubgraph ? GraphValidator.outerReads(of: graph) : []
@@ -93,7 +117,7 @@ struct PlanCompiler {
                 missing[node.qualifiedOpType, default: []].append(node.displayName)
                 continue
             }
-            let constantInputs = inputIDs.map { $0 < 0 ? nil : constantValues[$0] }
+            let constantInputs = try inputIDs.map { $0 < 0 ? nil : try constant($0) }
             var context = KernelContext(
                 node: node, opset: opset(of: node),
                 inputTypes: inferred.inputTypes(of: node), outputTypes: inferred.outputTypes(of: node),
@@ -117,7 +141,7 @@ struct PlanCompiler {
 
             let foldable = options.foldConstants && node.subgraphs.isEmpty
                 && !Self.nondeterministicOps.contains(node.opType)
-                && inputIDs.allSatisfy { $0 < 0 || constantValues[$0] != nil }
+                && inputIDs.allSatisfy { $0 < 0 || isConstant($0) }
             if foldable {
                 do {
                     try kernel.run(constantInputs, slots)
@@ -137,7 +161,19 @@ struct PlanCompiler {
             steps.append(ExecutionPlan.Step(name: node.displayName, opType: node.qualifiedOpType,
                                             sourceNodes: node.originalNodes, kernel: kernel,
                                             inputIDs: inputIDs, outputIDs: outputIDs, slots: slots, releases: []))
+            // A constant whose readers have all been compiled, each of which packed it,
+            // is not needed any more.
+            let packed = Set(kernel.packedInputs)
+            for (k, name) in node.inputs.enumerated() where !name.isEmpty {
+                if !packed.contains(k) { readAtRunTime.insert(name) }
+                pendingReaders[name, default: 1] -= 1
+                if pendingReaders[name] == 0, !readAtRunTime.contains(name), let id = ids[name] {
+                    constantValues[id] = nil
+                }
+            }
         }
+        // Initializers no node read (e.g. a graph output that is a weight).
+        for id in Array(initializerData.keys) { _ = try constant(id) }
         if !missing.isEmpty { throw ExecutionError.unsupportedOps(missing) }
 
         let outputs = graph.outputs.map { (name: $0.name, id: id($0.name)) }
