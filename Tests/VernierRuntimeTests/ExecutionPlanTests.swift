@@ -90,4 +90,20 @@ struct ExecutionPlanTests {
             #expect("\(error)".contains("NonMaxSuppression (1 node: 'y')"))
         }
     }
+
+    @Test func nodesOfConstantsAloneAreFoldedAtPlanTime() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [3].map(Dim.value))
+        b.floats("a", [1, 2, 3])
+        b.floats("b", [10, 20, 30])
+        b.node("Add", ["a", "b"], ["c"])          // constants only: folded
+        b.node("Neg", ["c"], ["n"])               // still constants only: folded
+        b.node("Mul", ["x", "n"], ["y"])          // runs
+        b.output("y")
+        let plan = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        #expect(plan.foldedNodeCount == 2)
+        #expect(plan.steps.map(\.opType) == ["Mul"])
+        let y = try #require(try plan.run(["x": Tensor(shape: [3], values: [1, 0.5, -1])])["y"])
+        #expect(y.scalars(as: Float.self) == [-11, -11, 33])
+    }
 }
