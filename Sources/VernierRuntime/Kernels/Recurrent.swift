@@ -679,50 +679,16 @@ struct RecurrentSteps {
 enum GateMath {
     typealias V = SIMD8<Float>
 
-    /// e^x for x in [-87, 88.7] (clamped outside): x = n ln2 + r, |r| <= ln2/2, e^r by
-    /// Horner to r^7 (relative error near 1e-7), 2^n written into the exponent field.
+    /// exp, sigmoid and tanh are the element-wise kernels' (one implementation, with
+    /// its accuracy tests in ElementwiseKernelTests).
     @inline(__always)
-    static func exp(_ x: V) -> V {
-        let v = x.clamped(lowerBound: V(repeating: -87), upperBound: V(repeating: 88.7))
-        // Adding 1.5 * 2^23 rounds v * log2(e) to an integer held in the low mantissa bits.
-        let shifter = V(repeating: 12_582_912)
-        let biased = v * V(repeating: 1.442_695_040_9) + shifter
-        let n = biased - shifter
-        let r = (v - n * V(repeating: 0.693_145_751_953_125)) - n * V(repeating: 1.428_606_765_330_187e-6)
-        var p = V(repeating: 1.0 / 5040)
-        p = p * r + V(repeating: 1.0 / 720)
-        p = p * r + V(repeating: 1.0 / 120)
-        p = p * r + V(repeating: 1.0 / 24)
-        p = p * r + V(repeating: 1.0 / 6)
-        p = p * r + V(repeating: 0.5)
-        p = p * r + V(repeating: 1)
-        p = p * r + V(repeating: 1)
-        let exponent = (unsafeBitCast(biased, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
-        return p * unsafeBitCast(exponent, to: V.self)
-    }
+    static func exp(_ x: V) -> V { VectorMath.exp(x) }
 
-    /// 1 / (1 + e^-x).
     @inline(__always)
-    static func sigmoid(_ x: V) -> V { V(repeating: 1) / (V(repeating: 1) + exp(-x)) }
+    static func sigmoid(_ x: V) -> V { VectorMath.sigmoid(x) }
 
-    /// tanh: odd Taylor polynomial to x^13 below |x| = 0.25, where e^-2|x| would lose
-    /// digits to cancellation; (1 - e^-2|x|) / (1 + e^-2|x|) with x's sign above.
     @inline(__always)
-    static func tanh(_ x: V) -> V {
-        let magnitude = x.replacing(with: -x, where: x .< 0)
-        let e = exp(V(repeating: -2) * magnitude)
-        var result = (V(repeating: 1) - e) / (V(repeating: 1) + e)
-        result.replace(with: -result, where: x .< 0)
-        let x2 = x * x
-        var p = V(repeating: 21844.0 / 6_081_075)
-        p = p * x2 - V(repeating: 1382.0 / 155_925)
-        p = p * x2 + V(repeating: 62.0 / 2835)
-        p = p * x2 - V(repeating: 17.0 / 315)
-        p = p * x2 + V(repeating: 2.0 / 15)
-        p = p * x2 - V(repeating: 1.0 / 3)
-        result.replace(with: x + x * x2 * p, where: magnitude .< 0.25)
-        return result
-    }
+    static func tanh(_ x: V) -> V { VectorMath.tanh(x) }
 
     /// out[0..<count] += values[0..<count].
     static func add(_ values: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count: Int) {
