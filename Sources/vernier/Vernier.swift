@@ -2,6 +2,10 @@ import ArgumentParser
 import Foundation
 import VernierCost
 
+/// glibc's `mallopt` (declared in <malloc.h>, which the Glibc module does not import).
+@_silgen_name("mallopt")
+private func mallopt(_ parameter: Int32, _ value: Int32) -> Int32
+
 /// The command line. Each subcommand parses flags, calls the libraries, and prints.
 @main
 struct Vernier: ParsableCommand {
@@ -20,6 +24,12 @@ struct Vernier: ParsableCommand {
     /// Runs the command; maps every failure to exit code 2 with a one-line message, and
     /// help/version to 0.
     static func main() {
+        // Large buffers (weight copies, tensors) come from mmap and go back to the system
+        // when freed. glibc otherwise raises its mmap threshold after the first large
+        // free, and later weight copies then stay in the heap after release, holding
+        // tens of MB of a model's peak RSS.
+        let mmapThreshold: Int32 = -3   // M_MMAP_THRESHOLD of <malloc.h> (a macro Swift does not import)
+        _ = mallopt(mmapThreshold, 256 * 1024)
         do {
             var command = try parseAsRoot()
             try command.run()
