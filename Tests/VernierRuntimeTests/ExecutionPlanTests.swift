@@ -31,7 +31,9 @@ struct ExecutionPlanTests {
         b.node("Mul", ["c1", "sig1"], ["m1"])
         b.node("Concat", ["m1", "p0"], ["cat"], ["axis": .int(1)])
         b.node("Conv", ["cat", "w2"], ["c2"])
-        b.node("AveragePool", ["c2"], ["a2"], ["kernel_shape": .ints([3, 3]), "pads": .ints([1, 1, 1, 1])])
+        // ceil_mode windows that run past the padding, divided by the whole window.
+        b.node("AveragePool", ["c2"], ["a2"], ["kernel_shape": .ints([3, 3]), "pads": .ints([1, 1, 1, 1]),
+                                               "strides": .ints([2, 2]), "ceil_mode": .int(1), "count_include_pad": .int(1)])
         b.node("Conv", ["a2", "w3"], ["c3"], ["pads": .ints([1, 1, 1, 1])])
         b.node("Add", ["c3", "a2"], ["sum"])
         b.node("Relu", ["sum"], ["r3"])

@@ -45,57 +45,32 @@ private struct BlockedShape {
 final class BlockedWindowPoolKernel: Kernel {
     let average: Bool
     let countIncludePad: Bool
-    let kernel: [Int], strides: [Int], dilations: [Int]
-    let explicitPads: [Int]?
-    let autoPad: String
-    let outputShape: [Int]
+    /// The window, as the plain pooling kernels read and resolve it.
+    let window: PoolWindow
 
     init(_ ctx: KernelContext, average: Bool) throws {
         self.average = average
-        let node = ctx.node
-        guard let k = try node.ints("kernel_shape"), k.count == 2 else { throw KernelError.invalid("2-D kernel_shape required") }
-        kernel = k
-        strides = try node.ints("strides") ?? [1, 1]
-        dilations = try node.ints("dilations") ?? [1, 1]
-        explicitPads = try node.ints("pads")
-        autoPad = try node.string("auto_pad", default: "NOTSET")
-        countIncludePad = try node.int("count_include_pad", default: 0) != 0
-        guard let dims = ctx.outputTypes.first??.shape?.compactMap(\.constantValue), dims.count == 4 else {
-            throw KernelError.invalid("blocked pooling needs the output shape at plan time")
-        }
-        outputShape = dims
-        guard strides.count == 2, dilations.count == 2, explicitPads.map({ $0.count == 4 }) ?? true else {
-            throw KernelError.invalid("2-D strides, dilations and pads required")
-        }
+        window = try PoolWindow(node: ctx.node)
+        countIncludePad = try ctx.node.int("count_include_pad", default: 0) != 0
+        guard window.kernel.count == 2 else { throw KernelError.invalid("blocked pooling is 2-D, kernel_shape is \(window.kernel)") }
     }
 
     func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
         let x = try requiredInput(inputs, 0)
         let g = try BlockedShape(x)
-        let (oh, ow) = (outputShape[2], outputShape[3])
-        guard outputShape[0] == g.n, outputShape[1] == g.blocks * g.block else {
-            throw KernelError.invalid("input \(x.shape) does not give output \(outputShape)")
-        }
-        // Leading pads: explicit, or SAME_* from the output size.
-        var begin = [0, 0], end = [0, 0]
-        let input = [g.h, g.w], output = [oh, ow]
-        for a in 0..<2 {
-            if autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
-                let total = max(0, (output[a] - 1) * strides[a] + (kernel[a] - 1) * dilations[a] + 1 - input[a])
-                begin[a] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
-                end[a] = total - begin[a]
-            } else if let p = explicitPads, autoPad == "NOTSET" {
-                begin[a] = p[a]
-                end[a] = p[a + 2]
-            }
-        }
-        var y = try outputs.allocate(0, .float, outputShape)
+        let resolved = try window.resolve([g.h, g.w])
+        let (oh, ow) = (resolved.output[0], resolved.output[1])
+        let begin = resolved.padBegin
+        var y = try outputs.allocate(0, .float, [g.n, g.blocks * g.block, oh, ow])
         y.layout = x.layout
         outputs.set(0, y)
         let xp = x.rawPointer.assumingMemoryBound(to: Float.self)
         let yp = y.rawPointer.assumingMemoryBound(to: Float.self)
         let vectors = g.block / 8
-        let (kh, kw, sh, sw, dh, dw) = (kernel[0], kernel[1], strides[0], strides[1], dilations[0], dilations[1])
+        let (kh, kw) = (window.kernel[0], window.kernel[1])
+        let (sh, sw, dh, dw) = (window.strides[0], window.strides[1], window.dilations[0], window.dilations[1])
+        // count_include_pad divides by the whole window, as the plain kernel does.
+        let fullWindow = countIncludePad ? kh * kw : nil
         let rows = g.n * g.blocks * oh
         ThreadPool.parallelFor(rows, minimumPerThread: 4) { range in
             for row in range {
@@ -110,21 +85,16 @@ final class BlockedWindowPoolKernel: Kernel {
                         var count = 0
                         for ky in 0..<kh {
                             let iy = y0 + ky * dh
-                            if iy >= g.h + end[0] { break }
-                            let rowInside = iy >= 0 && iy < g.h
+                            guard iy >= 0 && iy < g.h else { continue }
                             for kx in 0..<kw {
                                 let ix = x0 + kx * dw
-                                if ix >= g.w + end[1] { break }
-                                if rowInside && ix >= 0 && ix < g.w {
-                                    let tap = load8(source + (iy * g.w + ix) * g.block + v * 8)
-                                    acc = self.average ? acc + tap : NormMath.maximum(acc, tap)
-                                    count += 1
-                                } else if self.countIncludePad {
-                                    count += 1
-                                }
+                                guard ix >= 0 && ix < g.w else { continue }
+                                let tap = load8(source + (iy * g.w + ix) * g.block + v * 8)
+                                acc = self.average ? acc + tap : NormMath.maximum(acc, tap)
+                                count += 1
                             }
                         }
-                        if self.average { acc /= SIMD8(repeating: Float(max(count, 1))) }
+                        if self.average { acc /= SIMD8(repeating: Float(max(fullWindow ?? count, 1))) }
                         store8(acc, target + ox * g.block + v * 8)
                     }
                 }
