@@ -108,7 +108,7 @@ public enum MemoryPlanner {
             for (index, output) in node.outputs.enumerated() where isActivation(output) {
                 // Reuse the input's buffer when this op allows it and the input dies here.
                 if index == 0, let b = reusableBuffer(of: node, step: step, output: output, bufferOf: bufferOf, buffers: buffers,
-                                                          lastUse: lastUse, graphOutputs: graphOutputs, bytes: bytes, inferred: inferred) {
+                                                          lastUse: lastUse, graphOutputs: graphOutputs, inferred: inferred) {
                     naive += try bytes(output)
                     bufferOf[output] = b
                     buffers[b].values.append(output)
@@ -130,7 +130,7 @@ public enum MemoryPlanner {
     /// The buffer of an input that `output` may take over, if any.
     static func reusableBuffer(of node: Node, step: Int, output: String, bufferOf: [String: Int], buffers: [PlannedBuffer],
                               lastUse: [String: Int],
-                              graphOutputs: Set<String>, bytes: (String) throws -> Int, inferred: InferredGraph) -> Int? {
+                              graphOutputs: Set<String>, inferred: InferredGraph) -> Int? {
         guard node.isDefaultDomain else { return nil }
         let alias = aliasOps.contains(node.opType)
         guard alias || inPlaceOps.contains(node.opType) else { return nil }

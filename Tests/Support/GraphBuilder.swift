@@ -29,9 +29,7 @@ public struct GraphBuilder {
     }
 
     public mutating func floats(_ name: String, _ values: [Float]) {
-        var bytes: [UInt8] = []
-        for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
-        initializers.append(TensorData(name: name, elementType: .float, dims: [values.count], storage: .bytes(bytes)))
+        initializers.append(TensorData(floats: values, name: name, dims: [values.count]))
     }
 
     public mutating func node(_ op: String, _ inputs: [String], _ outputs: [String], _ attributes: [String: AttributeValue] = [:]) {

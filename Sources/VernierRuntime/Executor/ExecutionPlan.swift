@@ -93,12 +93,10 @@ public final class ExecutionPlan {
     let outputs: [(name: String, id: Int)]
     let outerReads: [(name: String, id: Int)]
     let inputSlots: [Int: OutputSlots.Slot]
-    let keepAll: Bool
 
     init(steps: [Step], memoryPlan: MemoryPlan?, arena: TensorBuffer?, constantBytes: Int, foldedNodeCount: Int,
          valueNames: [String], constants: [(id: Int, tensor: Tensor)], inputs: [(name: String, id: Int, type: TensorType?)],
-         outputs: [(name: String, id: Int)], outerReads: [(name: String, id: Int)], inputSlots: [Int: OutputSlots.Slot],
-         keepAll: Bool) {
+         outputs: [(name: String, id: Int)], outerReads: [(name: String, id: Int)], inputSlots: [Int: OutputSlots.Slot]) {
         self.steps = steps
         self.memoryPlan = memoryPlan
         self.arena = arena
@@ -110,7 +108,6 @@ public final class ExecutionPlan {
         self.outputs = outputs
         self.outerReads = outerReads
         self.inputSlots = inputSlots
-        self.keepAll = keepAll
     }
 
     /// Names and declared types of the inputs the caller must give.
@@ -161,7 +158,7 @@ public final class ExecutionPlan {
                 }
                 values[id] = result
             }
-            if !keepAll { for id in step.releases { values[id] = nil } }
+            for id in step.releases { values[id] = nil }
         }
         var result: [String: Tensor] = [:]
         for (name, id) in outputs {

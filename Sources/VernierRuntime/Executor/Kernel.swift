@@ -123,8 +123,6 @@ public final class OutputSlots {
     var results: [Tensor?]
     var requested: [Bool]
     let maxBytes: Int
-    /// Outputs that did not fit their slot and got memory of their own.
-    private(set) var heapAllocations = 0
 
     init(count: Int, maxBytes: Int) {
         slots = Array(repeating: Slot(buffer: nil, offset: 0, capacity: 0), count: count)
@@ -158,7 +156,6 @@ public final class OutputSlots {
         if index < slots.count, let buffer = slots[index].buffer, bytes <= slots[index].capacity {
             tensor = Tensor(elementType: type, shape: shape, buffer: buffer, byteOffset: slots[index].offset)
         } else {
-            heapAllocations += 1
             tensor = Tensor(elementType: type, shape: shape)
         }
         if index < layouts.count { tensor.layout = layouts[index] }

@@ -74,13 +74,12 @@ struct LayoutPlanner {
                       let outShape = shape(y), outShape.count == 4, inputs.count >= 2 {
                 var tied = false
                 for x in inputs {
-                    if shape(x) == outShape { tie(x, y); tied = true }
-                    else if isChannelVector(x, of: outShape), ["Add", "Sub", "Mul", "Div"].contains(op), inputs.count == 2 {
-                        plainOnly.insert(x)   // per channel: read as a plain vector by the blocked kernel
-                    } else {
-                        plainOnly.insert(x)
-                        plainOnly.insert(y)
-                    }
+                    if shape(x) == outShape { tie(x, y); tied = true; continue }
+                    // A per-channel vector is read plain by the blocked broadcast kernel;
+                    // any other broadcast operand keeps the output plain too.
+                    plainOnly.insert(x)
+                    let perChannel = isChannelVector(x, of: outShape) && ["Add", "Sub", "Mul", "Div"].contains(op) && inputs.count == 2
+                    if !perChannel { plainOnly.insert(y) }
                 }
                 if !tied { plainOnly.insert(y) }
             } else if Self.windowPools.contains(op), let x = node.input(0), let y = node.outputs.first,

@@ -81,7 +81,18 @@ struct PlanCompiler {
         for node in graph.nodes {
             for (_, sub) in node.subgraphs { readAtRunTime.formUnion(GraphValidator.outerReads(of: sub)) }
         }
-        let inputNames = Set(graph.runtimeInputs.map(\.name))
+        /// Counts `node`'s reads of its inputs; a constant whose readers are all done and
+        /// none of which reads it at run time (folded nodes read at plan time, packing
+        /// kernels never again) is dropped.
+        func noteReads(of node: Node, atRunTime: (Int) -> Bool) {
+            for (k, name) in node.inputs.enumerated() where !name.isEmpty {
+                if atRunTime(k) { readAtRunTime.insert(name) }
+                pendingReaders[name, default: 1] -= 1
+                if pendingReaders[name] == 0, !readAtRunTime.contains(name), let id = ids[name] {
+                    constantValues[id] = nil
+                }
+            }
+        }
         let outer = isSubgraph ? GraphValidator.outerReads(of: graph) : []
         let outerReads = outer.sorted().map { (name: $0, id: id($0)) }
         let inputs = graph.runtimeInputs.map { info in
@@ -110,6 +121,7 @@ struct PlanCompiler {
             if !isSubgraph, node.subgraphs.isEmpty, !Self.nondeterministicOps.contains(node.opType),
                let tensors = provenConstants(node) {
                 for (k, tensor) in tensors.enumerated() where outputIDs[k] >= 0 { constantValues[outputIDs[k]] = tensor }
+                noteReads(of: node) { _ in false }
                 folded += 1
                 continue
             }
@@ -155,30 +167,21 @@ struct PlanCompiler {
                     }
                     constantValues[id] = result
                 }
+                noteReads(of: node) { _ in false }
                 folded += 1
                 continue
             }
             steps.append(ExecutionPlan.Step(name: node.displayName, opType: node.qualifiedOpType,
                                             sourceNodes: node.originalNodes, kernel: kernel,
                                             inputIDs: inputIDs, outputIDs: outputIDs, slots: slots, releases: []))
-            // A constant whose readers have all been compiled, each of which packed it,
-            // is not needed any more.
             let packed = Set(kernel.packedInputs)
-            for (k, name) in node.inputs.enumerated() where !name.isEmpty {
-                if !packed.contains(k) { readAtRunTime.insert(name) }
-                pendingReaders[name, default: 1] -= 1
-                if pendingReaders[name] == 0, !readAtRunTime.contains(name), let id = ids[name] {
-                    constantValues[id] = nil
-                }
-            }
+            noteReads(of: node) { !packed.contains($0) }
         }
         // Initializers no node read (e.g. a graph output that is a weight).
         for id in Array(initializerData.keys) { _ = try constant(id) }
         if !missing.isEmpty { throw ExecutionError.unsupportedOps(missing) }
 
         let outputs = graph.outputs.map { (name: $0.name, id: id($0.name)) }
-        steps = withoutPackedConstants(steps, constants: &constantValues,
-                                       keep: Set(outputs.map(\.id)).union(outerReads.map(\.id)))
         steps = withReleases(steps, keep: Set(outputs.map(\.id)).union(outerReads.map(\.id)), constants: constantValues)
 
         // The arena: the memory planner's layout, when every size is known.
@@ -200,13 +203,12 @@ struct PlanCompiler {
             memoryPlan = plan
             arena = buffer
         }
-        _ = inputNames
         let foldedBytes = constantValues.values.reduce(0) { $0 + $1.byteCount }
         constantBytes = max(constantBytes, foldedBytes)
         let plan = ExecutionPlan(
             steps: steps, memoryPlan: memoryPlan, arena: arena, constantBytes: constantBytes, foldedNodeCount: folded,
             valueNames: names, constants: constantValues.map { (id: $0.key, tensor: $0.value) },
-            inputs: inputs, outputs: outputs, outerReads: outerReads, inputSlots: inputSlots, keepAll: false)
+            inputs: inputs, outputs: outputs, outerReads: outerReads, inputSlots: inputSlots)
         plan.channelBlockedValues = blocked
         return plan
     }
@@ -214,14 +216,13 @@ struct PlanCompiler {
     /// The kernel for a node: a blocked-layout kernel when its input is channel-blocked
     /// and the op needs one (pooling, per-channel broadcast, concat), else the registry's.
     func kernelFactory(_ node: Node, blocked: Set<String>) -> KernelFactory? {
-        if let x = node.input(0), node.isDefaultDomain {
+        if node.isDefaultDomain {
             let inputsBlocked = node.inputs.filter { blocked.contains($0) }
             let sameShapes = Set(node.inputs.compactMap { inferred.type(of: $0)?.shape }).count <= 1
             let isBinary = LayoutPlanner.binaryOps.contains(node.opType)
             if !inputsBlocked.isEmpty, !(isBinary && sameShapes), let special = BlockedKernels.factory(for: node) {
                 return special
             }
-            _ = x
         }
         return KernelRegistry.factory(for: node)
     }
@@ -266,27 +267,6 @@ struct PlanCompiler {
             case .double: return Tensor(.double, shape: shape, values: doubles)
             default: return nil
             }
-        }
-    }
-
-    /// Constants that every reader packed into its own layout at plan time are dropped,
-    /// and those readers get nil for them: weights are held once, in the kernel's layout.
-    func withoutPackedConstants(_ steps: [ExecutionPlan.Step], constants: inout [Int: Tensor], keep: Set<Int>) -> [ExecutionPlan.Step] {
-        var needed = keep
-        var packedAnywhere = Set<Int>()
-        for step in steps {
-            let packed = Set(step.kernel.packedInputs)
-            for (k, id) in step.inputIDs.enumerated() where id >= 0 && constants[id] != nil {
-                if packed.contains(k) { packedAnywhere.insert(id) } else { needed.insert(id) }
-            }
-        }
-        let dropped = packedAnywhere.subtracting(needed)
-        guard !dropped.isEmpty else { return steps }
-        for id in dropped { constants[id] = nil }
-        return steps.map { step in
-            ExecutionPlan.Step(name: step.name, opType: step.opType, sourceNodes: step.sourceNodes, kernel: step.kernel,
-                               inputIDs: step.inputIDs.map { dropped.contains($0) ? -1 : $0 },
-                               outputIDs: step.outputIDs, slots: step.slots, releases: step.releases)
         }
     }
 

@@ -384,7 +384,6 @@ final class RecurrentKernel: Kernel {
         let a = attributes
         let shapes = try RecurrentShapes(a, inputs)
         let (seq, batch, hidden, dirs) = (shapes.sequence, shapes.batch, shapes.hidden, shapes.directions)
-        let g = a.cell.gates
         let lengths = try shapes.lengths(inputs.count > 4 ? inputs[4] : nil)
         let weights: RecurrentWeights
         if let constantWeights, constantWeights.matches(shapes) {
