@@ -12,6 +12,8 @@ public struct NodeCost: Sendable {
     /// Input value names ("" for an omitted optional input).
     public var inputNames: [String]
     public var outputTypes: [TensorType?]
+    /// Output value names ("" for an output the node does not produce).
+    public var outputNames: [String]
     /// Elements of the weights this node reads (see `CostModel.isParameter`).
     public var params: Int
     /// Arithmetic work; nil when the op has no formula or its shapes are unknown.
@@ -229,7 +231,7 @@ public enum CostModel {
                 read = sumOfBytes(present)
             }
             return NodeCost(name: node.displayName, opType: node.opType, domain: node.domain,
-                            inputTypes: inputTypes, inputIsWeight: isWeight, inputNames: node.inputs, outputTypes: outputTypes, params: params,
+                            inputTypes: inputTypes, inputIsWeight: isWeight, inputNames: node.inputs, outputTypes: outputTypes, outputNames: node.outputs, params: params,
                             work: qdqAdjusted(formula?(context), node: node, producerOp: producerOp), bytesRead: read, bytesWritten: written, activationBytes: written,
                             subgraphs: subs)
         }

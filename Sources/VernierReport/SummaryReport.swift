@@ -268,7 +268,6 @@ public struct SummaryReport {
 
     public func json() -> JSON {
         let analyzed = table.analyzed
-        let t = table.totals
         return .object([
             ("schema", .string(Self.schema)),
             ("model", .string(model.path ?? "")),

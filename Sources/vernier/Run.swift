@@ -25,9 +25,8 @@ struct Run: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
-    @Option(name: .customLong("input-data"), help: ArgumentHelp(
-        "Feed these arrays (.npz by input name, or .npy for a one-input model).", valueName: "FILE"))
-    var inputData: String?
+    @OptionGroup var data: InputDataOptions
+    @OptionGroup var threading: ThreadOptions
 
     @Option(name: .customLong("save-outputs"), help: ArgumentHelp(
         "Write every output to FILE as a .npz (numpy.load reads it).", valueName: "FILE.npz"))
@@ -36,9 +35,6 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("save-inputs"), help: ArgumentHelp(
         "Write the inputs fed to the model to FILE as a .npz (to replay them in another runtime).", valueName: "FILE.npz"))
     var saveInputs: String?
-
-    @Option(help: "Threads for the kernels (default: all cores).")
-    var threads: Int?
 
     @Option(name: .customLong("repeat"), help: ArgumentHelp(
         "After the first run, time this many more runs (after --warmup untimed ones) and print latency and memory to stderr.",
@@ -51,41 +47,14 @@ struct Run: ParsableCommand {
     @Option(help: "Values printed per output.")
     var show: Int = 8
 
-    @Option(help: "Seed for the random inputs.")
-    var seed: UInt64 = 0x5EED
-
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if show < 0 { throw ValidationError("--show must be 0 or more") }
         if repeatCount < 0 || warmup < 0 { throw ValidationError("--repeat and --warmup must be 0 or more") }
     }
 
     func run() throws {
-        ThreadPool.setThreadCount(threads ?? ProcessInfo.processInfo.activeProcessorCount)
-        var options = model
-        var given: [(name: String, tensor: Tensor)]?
-        if let inputData {
-            var arrays = try NumPyFormat.read(path: inputData)
-            // A lone .npy feeds the model's only input, whatever the file is called.
-            if inputData.hasSuffix(".npy"), arrays.count == 1 {
-                let loaded = try ModelLoader().load(path: model.model)
-                let inputs = loaded.graph.runtimeInputs
-                guard inputs.count == 1 else {
-                    throw CommandError("a .npy holds one array but the model has \(inputs.count) inputs; use a .npz with arrays named "
-                                       + inputs.map(\.name).joined(separator: ", "))
-                }
-                arrays[0].name = inputs[0].name
-            }
-            for (name, tensor) in arrays where !options.inputs.contains(where: { $0.name == name }) {
-                if let binding = InputBinding(argument: "\(name)=" + tensor.shape.map(String.init).joined(separator: "x")) {
-                    options.inputs.append(binding)
-                }
-            }
-            given = arrays
-        }
-        let analyzed = try options.analyze()
-        let feeds = try given.map { try ModelInputs.check($0, against: analyzed.inferred) }
-            ?? ModelInputs.random(for: analyzed.inferred, seed: seed)
+        threading.apply()
+        let (analyzed, feeds) = try data.analyzeAndFeed(model)
         if let saveInputs {
             let arrays = analyzed.inferred.graph.runtimeInputs.compactMap { input in feeds[input.name].map { (name: input.name, tensor: $0) } }
             try AtomicFile.write(Data(try NumPyFormat.writeArchive(arrays)), to: saveInputs)

@@ -115,10 +115,10 @@ public final class ExecutionPlan {
     public var outputNames: [String] { outputs.map(\.name) }
 
     /// Runs the graph. `inputs` by graph input name; `outer` holds values of enclosing
-    /// graphs that a subgraph reads. `stepNanoseconds`, when given, receives each step's
-    /// wall time (monotonic clock), indexed like `steps`.
+    /// graphs that a subgraph reads. `stepTimes`, when given, receives each step's start
+    /// and end (monotonic clock), indexed like `steps`.
     public func run(_ inputs: [String: Tensor], outer: [String: Tensor] = [:],
-                    stepNanoseconds: UnsafeMutableBufferPointer<UInt64>? = nil) throws -> [String: Tensor] {
+                    stepTimes: UnsafeMutableBufferPointer<StepTime>? = nil) throws -> [String: Tensor] {
         var values = [Tensor?](repeating: nil, count: valueNames.count)
         for (id, tensor) in constants { values[id] = tensor }
         for (name, id) in outerReads { values[id] = outer[name] }
@@ -143,7 +143,7 @@ public final class ExecutionPlan {
             inputTensors.removeAll(keepingCapacity: true)
             for id in step.inputIDs { inputTensors.append(id < 0 ? nil : values[id]) }
             step.slots.reset()
-            let start = stepNanoseconds == nil ? 0 : monotonicNanoseconds()
+            let start = stepTimes == nil ? 0 : monotonicNanoseconds()
             do {
                 try step.kernel.run(inputTensors, step.slots)
             } catch let error as ExecutionError {
@@ -151,7 +151,7 @@ public final class ExecutionPlan {
             } catch {
                 throw ExecutionError.kernel(node: step.name, opType: step.opType, message: "\(error)")
             }
-            if let times = stepNanoseconds, index < times.count { times[index] = monotonicNanoseconds() - start }
+            if let times = stepTimes, index < times.count { times[index] = StepTime(start: start, end: monotonicNanoseconds()) }
             for (k, id) in step.outputIDs.enumerated() where id >= 0 {
                 guard let result = step.slots.results[k] else {
                     throw ExecutionError.outputNotProduced(node: step.name, opType: step.opType, output: valueNames[id])
@@ -186,9 +186,21 @@ public final class ExecutionPlan {
     }
 }
 
-/// Monotonic clock in nanoseconds.
+/// When one step of a run started and ended (monotonic clock, ns).
+public struct StepTime: Sendable {
+    public var start: UInt64
+    public var end: UInt64
+
+    public init(start: UInt64 = 0, end: UInt64 = 0) {
+        self.start = start
+        self.end = end
+    }
+}
+
+/// Monotonic clock in nanoseconds (CLOCK_MONOTONIC: never steps back, unaffected by
+/// wall-clock changes).
 @inline(__always)
-func monotonicNanoseconds() -> UInt64 {
+public func monotonicNanoseconds() -> UInt64 {
     var time = timespec()
     clock_gettime(CLOCK_MONOTONIC, &time)
     return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)

@@ -40,8 +40,56 @@ public enum ThreadPool {
         }
     }
 
+    /// Pins each thread of the team (the caller is thread 0) to its own core among
+    /// those the process may use, so threads do not migrate between timed runs. Returns
+    /// the core of each thread, or nil when the OS refused (containers may forbid it).
+    @discardableResult
+    public static func pinThreads() -> [Int]? {
+        var allowed = CPUMask()
+        guard allowed.withPointer({ sched_getaffinity(0, CPUMask.byteCount, $0) }) == 0 else { return nil }
+        let cores = allowed.cores
+        guard !cores.isEmpty else { return nil }
+        let chosen = (0..<threadCount).map { cores[$0 % cores.count] }
+        // One status per thread: each writes only its own slot.
+        let status = UnsafeMutableBufferPointer<Int32>.allocate(capacity: chosen.count)
+        status.initialize(repeating: -1)
+        defer { status.deallocate() }
+        parallelFor(chosen.count) { range in
+            for thread in range {
+                var mask = CPUMask()
+                mask.insert(chosen[thread])
+                status[thread] = mask.withPointer { sched_setaffinity(0, CPUMask.byteCount, $0) }
+            }
+        }
+        return status.allSatisfy { $0 == 0 } ? chosen : nil
+    }
+
     private struct Job {
         let count: Int
         let body: (Range<Int>) -> Void
     }
 }
+
+/// A CPU set as the kernel's affinity calls take it (glibc's `cpu_set_t`: 1,024 bits),
+/// which Swift's Glibc module does not import.
+struct CPUMask {
+    static let byteCount = 128
+    private var words = [UInt64](repeating: 0, count: byteCount / 8)
+
+    mutating func insert(_ core: Int) {
+        guard core >= 0, core < 8 * Self.byteCount else { return }
+        words[core / 64] |= 1 << UInt64(core % 64)
+    }
+
+    var cores: [Int] { (0..<(8 * Self.byteCount)).filter { words[$0 / 64] & (1 << UInt64($0 % 64)) != 0 } }
+
+    mutating func withPointer<R>(_ body: (UnsafeMutableRawPointer) -> R) -> R {
+        words.withUnsafeMutableBytes { body($0.baseAddress!) }
+    }
+}
+
+// glibc's affinity calls; `pid` 0 is the calling thread.
+@_silgen_name("sched_getaffinity")
+private func sched_getaffinity(_ pid: Int32, _ size: Int, _ mask: UnsafeMutableRawPointer) -> Int32
+@_silgen_name("sched_setaffinity")
+private func sched_setaffinity(_ pid: Int32, _ size: Int, _ mask: UnsafeMutableRawPointer) -> Int32

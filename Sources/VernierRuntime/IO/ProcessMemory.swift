@@ -8,6 +8,18 @@ public enum ProcessMemory {
     /// Current resident set size (`VmRSS`), in bytes.
     public static var residentBytes: Int? { statusField("VmRSS:") }
 
+    /// Resets the peak (`VmHWM`) to the current resident set, where the kernel allows
+    /// (Linux 4.0+: writing 5 to /proc/self/clear_refs), and returns the current
+    /// resident bytes: the baseline a later peak is measured against.
+    @discardableResult
+    public static func resetPeak() -> Int? {
+        if let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") {
+            try? handle.write(contentsOf: Data("5".utf8))
+            try? handle.close()
+        }
+        return residentBytes
+    }
+
     static func statusField(_ key: String) -> Int? {
         guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
               let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return nil }

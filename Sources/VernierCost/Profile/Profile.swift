@@ -1,0 +1,211 @@
+import VernierGraph
+
+/// A measured profile: one row per kernel the executor ran (a node, or a fused group
+/// named by its original nodes), joining the static costs of those nodes with their
+/// measured latency and the roofline; plus end-to-end latency and memory.
+public struct Profile: Sendable {
+    /// One kernel: static costs of the nodes it runs and its measured latency.
+    public struct Row: Sendable {
+        public var name: String
+        /// The kernel's op type (`Conv` for a Conv with a fused Relu).
+        public var opType: String
+        /// The op types of the fused nodes joined with `+` (`Conv+BatchNormalization+Relu`).
+        public var fusedOpTypes: String
+        /// The original ONNX nodes the kernel runs, in execution order.
+        public var fused: [String]
+        /// Types of the activations the group reads from outside (weights left out) and
+        /// of the values it produces for the rest of the graph.
+        public var inputTypes: [TensorType?]
+        public var outputTypes: [TensorType?]
+        public var params: Int
+        public var macs: Double
+        public var flops: Double
+        public var intMacs: Double
+        /// Bytes the group reads from outside (weights included) and writes for others:
+        /// values passed between fused nodes stay in registers or cache and are not counted.
+        public var bytesRead: Double
+        public var bytesWritten: Double
+        /// False when a fused node has no cost formula or unknown shapes.
+        public var costKnown: Bool
+        public var latency: LatencyStats
+        /// Share of the sum of all rows' median latencies, and the running total in row order.
+        public var share: Double
+        public var cumulativeShare: Double
+        /// Where the row stands against the device's roofs; nil without a device profile.
+        public var placement: Roofline.Placement?
+
+        public var bytesMoved: Double { bytesRead + bytesWritten }
+        /// Operations (FLOPs plus two per integer MAC) per byte moved.
+        public var intensity: Double? { bytesMoved > 0 ? (flops + 2 * intMacs) / bytesMoved : nil }
+        /// Activation bytes the group writes.
+        public var activationBytes: Double { bytesWritten }
+    }
+
+    /// Rows aggregated by kernel op type.
+    public struct OpLatency: Sendable {
+        public var opType: String
+        public var count: Int
+        /// Sum of the rows' median latencies.
+        public var medianMs: Double
+        public var share: Double
+        public var macs: Double
+        public var flops: Double
+        public var intMacs: Double
+        public var bytesMoved: Double
+    }
+
+    /// The static half (every original node, totals, memory plan).
+    public var table: CostTable
+    /// Rows in execution order.
+    public var rows: [Row]
+    /// Original nodes no kernel runs: constants folded at plan time, Identity and
+    /// Dropout removed.
+    public var notRun: [String]
+    /// End-to-end latency (runs without per-node timers) and the whole-run latency of
+    /// the runs with them.
+    public var endToEnd: LatencyStats?
+    public var timedRun: LatencyStats?
+    /// Sum of the rows' median latencies.
+    public var nodeSumMs: Double
+    public var memory: MeasuredMemory
+    public var threads: Int
+    public var warmupRuns: Int
+    public var interrupted: Bool
+    public var measuringSeconds: Double
+    /// The device profile the roofline columns use, and where it came from.
+    public var device: DeviceProfile?
+    public var deviceSource: String?
+    public var roofline: Roofline?
+    /// The raw timings (every step of every measured run), for traces.
+    public var measurements: MeasuredRuns
+
+    /// Runs measured with per-node timers.
+    public var measuredRuns: Int { rows.first?.latency.count ?? 0 }
+
+    /// Sum of node medians against the end-to-end median, in percent: what the per-node
+    /// view adds or misses (timer cost, work between kernels). Nil without both figures.
+    public var overheadPercent: Double? {
+        guard let e2e = endToEnd?.median, e2e > 0, !rows.isEmpty else { return nil }
+        return (nodeSumMs - e2e) / e2e * 100
+    }
+
+    /// Rows aggregated by op type, most expensive first.
+    public var byOp: [OpLatency] {
+        var order: [String] = []
+        var entries: [String: OpLatency] = [:]
+        for row in rows {
+            if entries[row.opType] == nil {
+                order.append(row.opType)
+                entries[row.opType] = OpLatency(opType: row.opType, count: 0, medianMs: 0, share: 0,
+                                                macs: 0, flops: 0, intMacs: 0, bytesMoved: 0)
+            }
+            entries[row.opType]?.count += 1
+            entries[row.opType]?.medianMs += row.latency.median
+            entries[row.opType]?.share += row.share
+            entries[row.opType]?.macs += row.macs
+            entries[row.opType]?.flops += row.flops
+            entries[row.opType]?.intMacs += row.intMacs
+            entries[row.opType]?.bytesMoved += row.bytesMoved
+        }
+        return order.compactMap { entries[$0] }.sorted { $0.medianMs > $1.medianMs }
+    }
+
+    /// Joins static costs and measurements. Each step's costs are the sums over its
+    /// original nodes, with the values passed inside a fused group left out of the bytes.
+    public static func build(table: CostTable, runs: MeasuredRuns, memory: MeasuredMemory,
+                             device: DeviceProfile?, deviceSource: String?) -> Profile {
+        let costs = Dictionary(table.nodes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        var readers: [String: Set<String>] = [:]
+        for node in table.nodes {
+            for input in node.inputNames where !input.isEmpty { readers[input, default: []].insert(node.name) }
+        }
+        let graphOutputs = Set(table.analyzed.model.graph.outputs.map(\.name))
+        let roofline = device?.roofline(threads: runs.threads)
+        // Values that exist at run time: graph inputs and what kernels produce, passed on
+        // by removed nodes (an Identity of an activation); the rest are constants, which
+        // rows list with the weights rather than as activation inputs.
+        let executed = Set(runs.steps.flatMap(\.sourceNodes))
+        var runtimeValues = Set(table.analyzed.model.graph.runtimeInputs.map(\.name))
+        for node in table.nodes where executed.contains(node.name) || node.inputNames.contains(where: runtimeValues.contains) {
+            runtimeValues.formUnion(node.outputNames.filter { !$0.isEmpty })
+        }
+
+        var rows: [Row] = []
+        var run = Set<String>()
+        for step in runs.steps {
+            let members = step.sourceNodes.compactMap { costs[$0] }
+            run.formUnion(step.sourceNodes)
+            guard let latency = LatencyStats(nanoseconds: step.durations) else { continue }
+            var row = groupCosts(name: step.name, opType: step.opType, members: members, readers: readers,
+                                 graphOutputs: graphOutputs, runtimeValues: runtimeValues, latency: latency)
+            row.fused = step.sourceNodes
+            if row.costKnown, let roofline {
+                let integer = row.intMacs > 0 && 2 * row.intMacs >= row.flops
+                let peak = device?.roofline(threads: runs.threads, integer: integer) ?? roofline
+                row.placement = peak.place(flops: row.flops + 2 * row.intMacs, bytes: row.bytesMoved,
+                                           seconds: latency.median / 1e3)
+            }
+            rows.append(row)
+        }
+        let nodeSum = rows.reduce(0) { $0 + $1.latency.median }
+        var running = 0.0
+        for i in rows.indices {
+            rows[i].share = nodeSum > 0 ? rows[i].latency.median / nodeSum : 0
+            running += rows[i].share
+            rows[i].cumulativeShare = running
+        }
+        return Profile(table: table, rows: rows, notRun: table.nodes.map(\.name).filter { !run.contains($0) },
+                       endToEnd: LatencyStats(nanoseconds: runs.endToEndRuns), timedRun: LatencyStats(nanoseconds: runs.timedRuns),
+                       nodeSumMs: nodeSum, memory: memory, threads: runs.threads, warmupRuns: runs.warmupRuns,
+                       interrupted: runs.interrupted, measuringSeconds: runs.seconds,
+                       device: device, deviceSource: deviceSource, roofline: roofline, measurements: runs)
+    }
+
+    /// The costs of a group of nodes run as one kernel.
+    static func groupCosts(name: String, opType: String, members: [NodeCost], readers: [String: Set<String>],
+                           graphOutputs: Set<String>, runtimeValues: Set<String>, latency: LatencyStats) -> Row {
+        let memberNames = Set(members.map(\.name))
+        var producedInside: [String: TensorType?] = [:]
+        for m in members { for (n, t) in zip(m.outputNames, m.outputTypes) where !n.isEmpty { producedInside[n] = t } }
+        func bytes(_ t: TensorType?) -> Double { CostModel.bytes(t)?.value ?? 0 }
+        // A value stays inside when fused nodes alone read it; a value nobody reads is
+        // still written by its kernel.
+        func escapes(_ value: String) -> Bool {
+            let r = readers[value] ?? []
+            return graphOutputs.contains(value) || r.isEmpty || r.contains { !memberNames.contains($0) }
+        }
+
+        var row = Row(name: name, opType: opType, fusedOpTypes: members.map(\.qualifiedOpType).joined(separator: "+"),
+                      fused: [], inputTypes: [], outputTypes: [], params: 0, macs: 0, flops: 0, intMacs: 0,
+                      bytesRead: 0, bytesWritten: 0, costKnown: !members.isEmpty, latency: latency,
+                      share: 0, cumulativeShare: 0, placement: nil)
+        var seenInputs = Set<String>()
+        for m in members {
+            row.params += m.params
+            if let work = m.work, let macs = work.macs.value, let flops = work.flops.value, let intMacs = work.intMacs.value,
+               let read = m.bytesRead?.value, let written = m.bytesWritten?.value {
+                row.macs += macs
+                row.flops += flops
+                row.intMacs += intMacs
+                row.bytesRead += read
+                row.bytesWritten += written
+            } else {
+                row.costKnown = false
+            }
+            for (i, input) in m.inputNames.enumerated() where !input.isEmpty {
+                let type = i < m.inputTypes.count ? m.inputTypes[i] : nil
+                if let inner = producedInside[input] {
+                    row.bytesRead -= bytes(inner)   // passed inside the group
+                } else if runtimeValues.contains(input), seenInputs.insert(input).inserted {
+                    row.inputTypes.append(type)
+                }
+            }
+            for (n, t) in zip(m.outputNames, m.outputTypes) where !n.isEmpty {
+                if escapes(n) { row.outputTypes.append(t) } else { row.bytesWritten -= bytes(t) }
+            }
+        }
+        row.bytesRead = max(0, row.bytesRead)
+        row.bytesWritten = max(0, row.bytesWritten)
+        return row
+    }
+}
