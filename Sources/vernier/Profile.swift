@@ -91,6 +91,9 @@ struct ProfileCommand: ParsableCommand {
     }
 
     func run() throws {
+        // From the start: Ctrl-C while loading must not kill the process either.
+        Interrupt.install()
+        defer { Interrupt.uninstall() }
         let baseline = ProcessMemory.resetPeak()
         let threads = threading.apply()
         let (analyzed, feeds) = try data.analyzeAndFeed(model)
@@ -106,8 +109,6 @@ struct ProfileCommand: ParsableCommand {
         options.minSeconds = minTime
         options.maxRuns = maxRuns
         let bar = ProgressBar.onTerminal()
-        Interrupt.install()
-        defer { Interrupt.uninstall() }
         let measured = try Profiler.measure(plan, inputs: feeds, options: options,
                                             progress: bar.map { bar in { bar.show($0) } },
                                             shouldStop: { Interrupt.requested })
@@ -158,6 +159,12 @@ enum Interrupt {
 
     static func install() {
         flag = 0
+        // A parent may have started us with SIGINT blocked (the mask is inherited
+        // across exec); a profiler must stay interruptible.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         signal(SIGINT) { _ in
             Interrupt.flag = 1
             signal(SIGINT, SIG_DFL)
