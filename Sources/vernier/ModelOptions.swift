@@ -75,18 +75,34 @@ struct ModelOptions: ParsableArguments {
 
 /// `--format` and `--output`, shared by every command that prints a table.
 struct OutputOptions: ParsableArguments {
-    @Option(help: "Output format: table, csv, json or md.")
-    var format: OutputFormat = .table
+    @Option(help: "Output format: table, csv, json or md (default: from the --output file's extension, else table).")
+    var format: OutputFormat?
 
-    @Option(name: [.short, .long], help: ArgumentHelp("Write to FILE instead of standard output.", valueName: "FILE"))
-    var output: String?
+    @Option(name: [.short, .long], help: ArgumentHelp(
+        "Write to FILE instead of standard output; repeat to write several formats of one measurement (e.g. -o p.md -o p.json).",
+        valueName: "FILE"))
+    var output: [String] = []
 
-    /// Prints `text` or writes it to `--output` (atomically: a temporary file renamed into place).
-    func emit(_ text: String) throws {
-        guard let output else {
-            FileHandle.standardOutput.write(Data(text.utf8))
+    /// The format for `path`: --format when given, else the file's extension
+    /// (.json, .csv, .md), else the terminal table.
+    func format(for path: String?) -> OutputFormat {
+        if let format { return format }
+        guard let path else { return .table }
+        switch (path as NSString).pathExtension.lowercased() {
+        case "json": return .json
+        case "csv": return .csv
+        case "md", "markdown": return .md
+        default: return .table
+        }
+    }
+
+    /// Prints the rendering or writes one per `--output` file (atomically: a temporary
+    /// file renamed into place, so an interrupted run never leaves half a file).
+    func emit(_ render: (OutputFormat) -> String) throws {
+        guard !output.isEmpty else {
+            FileHandle.standardOutput.write(Data(render(format(for: nil)).utf8))
             return
         }
-        try AtomicFile.write(Data(text.utf8), to: output)
+        for path in output { try AtomicFile.write(Data(render(format(for: path)).utf8), to: path) }
     }
 }

@@ -118,7 +118,7 @@ struct ProfileCommand: ParsableCommand {
         let profile = Profile.build(table: table, runs: measured, memory: memory, device: device?.profile, deviceSource: device?.source)
         for w in warnings { FileHandle.standardError.write(Data("vernier: warning: \(w)\n".utf8)) }
         if let trace { try AtomicFile.write(Data(ChromeTrace(profile).render().utf8), to: trace) }
-        try output.emit(ProfileReport(profile, top: top, byOpOnly: byOp).render(output.format))
+        try output.emit(ProfileReport(profile, top: top, byOpOnly: byOp).render)
         if measured.interrupted {
             FileHandle.standardError.write(Data("vernier: interrupted: the profile covers the runs measured so far\n".utf8))
             throw ExitCode(130)

@@ -37,9 +37,14 @@ struct Summary: ParsableCommand {
         var clock = StageClock()
         let table = CostModel.table(for: analyzed)
         clock.lap("cost and memory plan")
-        let text = SummaryReport(table).render(output.format)
+        let report = SummaryReport(table)
+        var rendered: [OutputFormat: String] = [:]
+        for path in output.output.isEmpty ? [nil] : output.output.map(Optional.some) {
+            let format = output.format(for: path)
+            if rendered[format] == nil { rendered[format] = report.render(format) }
+        }
         clock.lap("render")
-        try output.emit(text)
+        try output.emit { rendered[$0] ?? report.render($0) }
         if timings {
             let laps = analyzed.stageSeconds + clock.laps
             let lines = laps.map { String(format: "  %-22@ %8.2f ms", $0.stage as NSString, $0.seconds * 1000) }

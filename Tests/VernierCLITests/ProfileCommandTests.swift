@@ -111,6 +111,22 @@ import Testing
         #expect(byOp.out.contains("\nConv,"), "\(byOp)")
     }
 
+    @Test func severalOutputsWriteOneMeasurementInEachFormat() throws {
+        let folder = try CLI.makeTempFolder("outputs")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let md = folder + "/p.md", json = folder + "/p.json"
+        let r = try CLI.run(["profile", "Models/cifar_cnn.onnx", "--no-roofline", "-o", md, "-o", json] + Self.quick)
+        #expect(r.status == 0 && r.out.isEmpty, "\(r)")
+        let text = try String(contentsOfFile: md, encoding: .utf8)
+        #expect(text.hasPrefix("# Profile of"))
+        let data = try #require(FileManager.default.contents(atPath: json))
+        let totals = try #require(try J.parse(data)["totals"] as? [String: Any])
+        let nodeSum = try #require(totals["node_sum_ms"] as? Double)
+        // The Markdown shows the same sum (3 decimals under 10 ms): both come from one measurement.
+        let shown = nodeSum >= 10 ? String(format: "%.2f", nodeSum) : String(format: "%.3f", nodeSum)
+        #expect(text.contains("**Sum of node medians**: \(shown) ms"), "\(shown) not in the Markdown")
+    }
+
     @Test func rooflineColumnsComeFromTheDeviceProfile() throws {
         let folder = try CLI.makeTempFolder("device")
         defer { try? FileManager.default.removeItem(atPath: folder) }
