@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .target(
@@ -48,13 +49,17 @@ let package = Package(
             dependencies: ["VernierGraph", "VernierCost", "CDNNL", "CZlib"]
         ),
         .target(
+            name: "VernierPlanner",
+            dependencies: ["VernierGraph", "VernierCost", .product(name: "Yams", package: "Yams")]
+        ),
+        .target(
             name: "VernierReport",
-            dependencies: ["VernierGraph", "VernierCost"]
+            dependencies: ["VernierGraph", "VernierCost", "VernierPlanner"]
         ),
         .executableTarget(
             name: "vernier",
             dependencies: [
-                "VernierGraph", "VernierCost", "VernierRuntime", "VernierReport",
+                "VernierGraph", "VernierCost", "VernierRuntime", "VernierPlanner", "VernierReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -81,6 +86,10 @@ let package = Package(
         .testTarget(
             name: "VernierRuntimeTests",
             dependencies: ["VernierGraph", "VernierRuntime", "VernierTestSupport", "ONNXProto"]
+        ),
+        .testTarget(
+            name: "VernierPlannerTests",
+            dependencies: ["VernierGraph", "VernierCost", "VernierPlanner", "VernierTestSupport"]
         ),
         .testTarget(
             name: "VernierCLITests",

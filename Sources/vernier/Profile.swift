@@ -51,6 +51,32 @@ struct ProfileCommand: ParsableCommand {
     @OptionGroup var threading: ThreadOptions
     @OptionGroup var output: OutputOptions
 
+    @OptionGroup var measuring: MeasuringOptions
+
+    @Option(help: ArgumentHelp("Show only the K rows with the largest median latency.", valueName: "K"))
+    var top: Int?
+
+    @Flag(name: .customLong("by-op"), help: "Aggregate the rows by op type.")
+    var byOp = false
+
+    @Option(help: ArgumentHelp("Also write a Chrome trace (Perfetto, chrome://tracing): one event per kernel per run.", valueName: "FILE.json"))
+    var trace: String?
+
+    func validate() throws {
+        if let top, top < 1 { throw ValidationError("--top must be at least 1") }
+    }
+
+    func run() throws {
+        let session = try MeasuringSession(model: model, data: data, threading: threading, measuring: measuring)
+        let profile = session.profile
+        if let trace { try AtomicFile.write(Data(ChromeTrace(profile).render().utf8), to: trace) }
+        try output.emit(ProfileReport(profile, top: top, byOpOnly: byOp).render)
+        try session.finish()
+    }
+}
+
+/// How long and how to measure: shared by the commands that profile a model.
+struct MeasuringOptions: ParsableArguments {
     @Option(help: "Measure at least this many runs of each kind.")
     var runs: Int = 10
 
@@ -62,15 +88,6 @@ struct ProfileCommand: ParsableCommand {
 
     @Option(name: .customLong("max-runs"), help: "Stop after this many runs even before --min-time (fast models).")
     var maxRuns: Int = 10_000
-
-    @Option(help: ArgumentHelp("Show only the K rows with the largest median latency.", valueName: "K"))
-    var top: Int?
-
-    @Flag(name: .customLong("by-op"), help: "Aggregate the rows by op type.")
-    var byOp = false
-
-    @Option(help: ArgumentHelp("Also write a Chrome trace (Perfetto, chrome://tracing): one event per kernel per run.", valueName: "FILE.json"))
-    var trace: String?
 
     @Flag(help: "Pin each thread to its own core while measuring (where the OS allows).")
     var pin = false
@@ -86,50 +103,61 @@ struct ProfileCommand: ParsableCommand {
         if warmup < 0 { throw ValidationError("--warmup must be 0 or more") }
         if !(minTime >= 0 && minTime <= 3600) { throw ValidationError("--min-time must be between 0 and 3600 seconds") }
         if maxRuns < runs { throw ValidationError("--max-runs must be at least --runs") }
-        if let top, top < 1 { throw ValidationError("--top must be at least 1") }
         if noRoofline && deviceProfile != nil { throw ValidationError("--no-roofline and --device-profile exclude each other") }
     }
 
-    func run() throws {
-        // From the start: Ctrl-C while loading must not kill the process either.
-        Interrupt.install()
-        defer { Interrupt.uninstall() }
-        let baseline = ProcessMemory.resetPeak()
-        let threads = threading.apply()
-        let (analyzed, feeds) = try data.analyzeAndFeed(model)
-        let table = CostModel.table(for: analyzed)
-        let plan = try ExecutionPlan.compile(analyzed.inferred, opsets: analyzed.model.opsets)
-        let device = try resolveDevice(threads: threads)
-        var warnings: [String] = []
-        if pin, ThreadPool.pinThreads() == nil { warnings.append("--pin: the OS did not allow pinning threads; measured unpinned") }
-
+    var profilerOptions: ProfilerOptions {
         var options = ProfilerOptions()
         options.warmupRuns = warmup
         options.minRuns = runs
         options.minSeconds = minTime
         options.maxRuns = maxRuns
+        return options
+    }
+
+    /// The device profile for the roofline columns, and a note on where it came from.
+    func resolveDevice(threads: Int) throws -> (profile: DeviceProfile, source: String)? {
+        if noRoofline { return nil }
+        if let deviceProfile { return (try DeviceProfile.load(path: deviceProfile), deviceProfile) }
+        return nil
+    }
+}
+
+/// One model loaded, planned and measured: the pipeline `profile` and `check` share.
+/// Ctrl-C is caught from the start; `finish` turns an interrupted measurement into exit
+/// code 130 once the caller has printed what was measured.
+struct MeasuringSession {
+    let profile: Profile
+
+    init(model: ModelOptions, data: InputDataOptions, threading: ThreadOptions, measuring: MeasuringOptions) throws {
+        // From the start: Ctrl-C while loading must not kill the process either.
+        Interrupt.install()
+        let baseline = ProcessMemory.resetPeak()
+        let threads = threading.apply()
+        let (analyzed, feeds) = try data.analyzeAndFeed(model)
+        let table = CostModel.table(for: analyzed)
+        let plan = try ExecutionPlan.compile(analyzed.inferred, opsets: analyzed.model.opsets)
+        let device = try measuring.resolveDevice(threads: threads)
+        if measuring.pin, ThreadPool.pinThreads() == nil {
+            FileHandle.standardError.write(Data("vernier: warning: --pin: the OS did not allow pinning threads; measuring unpinned\n".utf8))
+        }
         let bar = ProgressBar.onTerminal()
-        let measured = try Profiler.measure(plan, inputs: feeds, options: options,
+        let measured = try Profiler.measure(plan, inputs: feeds, options: measuring.profilerOptions,
                                             progress: bar.map { bar in { bar.show($0) } },
                                             shouldStop: { Interrupt.requested })
         bar?.clear()
         let memory = MeasuredMemory(arenaBytes: plan.arenaBytes, constantBytes: plan.constantBytes,
                                     baselineResidentBytes: baseline, peakResidentBytes: ProcessMemory.peakResidentBytes)
-        let profile = Profile.build(table: table, runs: measured, memory: memory, device: device?.profile, deviceSource: device?.source)
-        for w in warnings { FileHandle.standardError.write(Data("vernier: warning: \(w)\n".utf8)) }
-        if let trace { try AtomicFile.write(Data(ChromeTrace(profile).render().utf8), to: trace) }
-        try output.emit(ProfileReport(profile, top: top, byOpOnly: byOp).render)
-        if measured.interrupted {
-            FileHandle.standardError.write(Data("vernier: interrupted: the profile covers the runs measured so far\n".utf8))
-            throw ExitCode(130)
-        }
+        profile = Profile.build(table: table, runs: measured, memory: memory, device: device?.profile, deviceSource: device?.source)
     }
 
-    /// The device profile for the roofline columns, and a note on where it came from.
-    private func resolveDevice(threads: Int) throws -> (profile: DeviceProfile, source: String)? {
-        if noRoofline { return nil }
-        if let deviceProfile { return (try DeviceProfile.load(path: deviceProfile), deviceProfile) }
-        return nil
+    /// Exit 130 after an interrupted measurement; restores Ctrl-C's default otherwise.
+    func finish() throws {
+        Interrupt.uninstall()
+        if profile.interrupted {
+            FileHandle.standardError.write(Data("vernier: interrupted: the figures cover the runs measured so far\n".utf8))
+            throw ExitCode(130)
+        }
     }
 }
 
