@@ -123,3 +123,36 @@ struct ProfileTests {
         #expect(profile.rows[1].placement?.bound == .memory)
     }
 }
+
+/// Pairing layers of two variants and comparing their outputs.
+struct ComparisonTests {
+    func row(_ name: String, _ op: String, ms: Double = 1) -> Profile.Row {
+        Profile.Row(name: name, opType: op, fusedOpTypes: op, fused: [name], inputTypes: [], outputTypes: [], params: 0,
+                    macs: 0, flops: 0, intMacs: 0, bytesRead: 0, bytesWritten: 0, costKnown: true,
+                    latency: LatencyStats(milliseconds: [ms]), share: 0, cumulativeShare: 0, placement: nil)
+    }
+
+    @Test func layersPairByNameThenByPositionAndOpType() {
+        // The variant renamed conv2, dropped the pool and added a Relu at the end.
+        let base = [row("conv1", "Conv"), row("pool", "MaxPool"), row("conv2", "Conv", ms: 4), row("fc", "Gemm")]
+        let variant = [row("conv1", "Conv"), row("conv2_pruned", "Conv", ms: 3), row("fc", "Gemm"), row("act", "Relu")]
+        let pairs = Comparison.match(base, variant)
+        let described = pairs.map { "\($0.baseline?.name ?? "-")|\($0.candidate?.name ?? "-")|\($0.matchedByName)" }
+        #expect(described == ["conv1|conv1|true", "pool|-|false", "conv2|conv2_pruned|false", "fc|fc|true", "-|act|false"])
+        #expect(pairs[2].deltaMs == -1)
+        #expect(pairs[1].deltaMs == nil)
+    }
+
+    @Test func agreementOfOutputs() throws {
+        let same = try #require(OutputAgreement.compare("y", baseline: [1, 2, 3, 4], candidate: [1, 2, 3, 4], classes: 2))
+        #expect(same.maxAbsDifference == 0 && same.cosineSimilarity == 1 && same.top1Agreement == 1)
+        // Rows [1, 2] and [3, 4]: the candidate flips the second row's arg-max.
+        let flipped = try #require(OutputAgreement.compare("y", baseline: [1, 2, 3, 4], candidate: [1, 2, 4, 3], classes: 2))
+        #expect(flipped.maxAbsDifference == 1)
+        #expect(abs(flipped.cosineSimilarity - 29.0 / 30.0) < 1e-12)   // (1+4+12+12) / (sqrt(30) * sqrt(30))
+        #expect(flipped.top1Agreement == 0.5)
+        let opposite = try #require(OutputAgreement.compare("y", baseline: [1, 0], candidate: [-1, 0], classes: nil))
+        #expect(opposite.cosineSimilarity == -1 && opposite.top1Agreement == nil)
+        #expect(OutputAgreement.compare("y", baseline: [1], candidate: [1, 2], classes: nil) == nil)
+    }
+}

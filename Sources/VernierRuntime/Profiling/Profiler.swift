@@ -23,6 +23,13 @@ public struct ProfilerProgress: Sendable {
     public var elapsedSeconds: Double
     public var options: ProfilerOptions
 
+    public init(phase: Phase, runs: Int, elapsedSeconds: Double, options: ProfilerOptions) {
+        self.phase = phase
+        self.runs = runs
+        self.elapsedSeconds = elapsedSeconds
+        self.options = options
+    }
+
     /// Fraction done, by whichever of the run count and the time is further from its goal.
     public var fraction: Double {
         switch phase {
@@ -32,6 +39,85 @@ public struct ProfilerProgress: Sendable {
             let byTime = options.minSeconds > 0 ? elapsedSeconds / (2 * options.minSeconds) : 1
             return min(1, max(Double(runs) / Double(max(1, options.maxRuns)), min(byRuns, byTime)))
         }
+    }
+}
+
+/// The measurement of one plan, made one round at a time: `Profiler.measure` drives one
+/// alone, `vernier compare` drives several in turn so drift of the machine's speed hits
+/// every model alike. A round is one run with per-step timers and one without, their
+/// order alternating between rounds.
+public final class MeasurementSession {
+    public let plan: ExecutionPlan
+    let inputs: [String: Tensor]
+    public private(set) var result: MeasuredRuns
+    /// Seconds spent in each kind of run so far.
+    public private(set) var timedSeconds = 0.0
+    public private(set) var endToEndSeconds = 0.0
+    public var rounds: Int { result.endToEndRuns.count }
+    private let times: UnsafeMutableBufferPointer<StepTime>
+    private let began = monotonicNanoseconds()
+
+    public init(plan: ExecutionPlan, inputs: [String: Tensor]) {
+        self.plan = plan
+        self.inputs = inputs
+        result = MeasuredRuns(steps: plan.steps.map {
+            MeasuredRuns.Step(name: $0.name, opType: $0.opType, sourceNodes: $0.sourceNodes)
+        }, threads: ThreadPool.threadCount)
+        times = .allocate(capacity: max(1, plan.steps.count))
+    }
+
+    deinit { times.deallocate() }
+
+    /// One untimed run; returns the outputs (for checking agreement between models).
+    @discardableResult
+    public func warmup() throws -> [String: Tensor] {
+        let outputs = try plan.run(inputs)
+        result.warmupRuns += 1
+        return outputs
+    }
+
+    public func round() throws {
+        if rounds % 2 == 0 {
+            try timedRun()
+            try endToEndRun()
+        } else {
+            try endToEndRun()
+            try timedRun()
+        }
+    }
+
+    /// True once both kinds of run reached `options`' run count and time.
+    public func isDone(_ options: ProfilerOptions) -> Bool {
+        rounds >= max(1, options.maxRuns)
+            || (rounds >= options.minRuns && timedSeconds >= options.minSeconds && endToEndSeconds >= options.minSeconds)
+    }
+
+    /// The measurements so far; `interrupted` marks a stop before the goal.
+    public func finish(interrupted: Bool) -> MeasuredRuns {
+        var r = result
+        r.interrupted = interrupted
+        r.seconds = Double(monotonicNanoseconds() - began) / 1e9
+        return r
+    }
+
+    private func timedRun() throws {
+        let start = monotonicNanoseconds()
+        _ = try plan.run(inputs, stepTimes: times)
+        let elapsed = monotonicNanoseconds() - start
+        result.timedRuns.append(elapsed)
+        timedSeconds += Double(elapsed) / 1e9
+        for i in result.steps.indices {
+            result.steps[i].starts.append(times[i].start)
+            result.steps[i].ends.append(times[i].end)
+        }
+    }
+
+    private func endToEndRun() throws {
+        let start = monotonicNanoseconds()
+        _ = try plan.run(inputs)
+        let elapsed = monotonicNanoseconds() - start
+        result.endToEndRuns.append(elapsed)
+        endToEndSeconds += Double(elapsed) / 1e9
     }
 }
 
@@ -54,57 +140,18 @@ public enum Profiler {
             lastReport = now
             progress(ProfilerProgress(phase: phase, runs: runs, elapsedSeconds: Double(now - began) / 1e9, options: options))
         }
-
-        var result = MeasuredRuns(steps: plan.steps.map {
-            MeasuredRuns.Step(name: $0.name, opType: $0.opType, sourceNodes: $0.sourceNodes)
-        }, threads: ThreadPool.threadCount)
+        let session = MeasurementSession(plan: plan, inputs: inputs)
         for i in 0..<max(0, options.warmupRuns) {
-            if shouldStop() { result.interrupted = true; break }
-            _ = try plan.run(inputs)
-            result.warmupRuns += 1
+            if shouldStop() { return session.finish(interrupted: true) }
+            try session.warmup()
             report(.warmup, i + 1)
         }
-
-        let times = UnsafeMutableBufferPointer<StepTime>.allocate(capacity: max(1, plan.steps.count))
-        defer { times.deallocate() }
-        var timedSeconds = 0.0
-        var endToEndSeconds = 0.0
-        func timedRun() throws {
-            let start = monotonicNanoseconds()
-            _ = try plan.run(inputs, stepTimes: times)
-            let elapsed = monotonicNanoseconds() - start
-            result.timedRuns.append(elapsed)
-            timedSeconds += Double(elapsed) / 1e9
-            for i in result.steps.indices {
-                result.steps[i].starts.append(times[i].start)
-                result.steps[i].ends.append(times[i].end)
-            }
+        while !session.isDone(options) {
+            if shouldStop() { return session.finish(interrupted: true) }
+            try session.round()
+            report(.measuring, session.rounds)
         }
-        func endToEndRun() throws {
-            let start = monotonicNanoseconds()
-            _ = try plan.run(inputs)
-            let elapsed = monotonicNanoseconds() - start
-            result.endToEndRuns.append(elapsed)
-            endToEndSeconds += Double(elapsed) / 1e9
-        }
-        if !result.interrupted {
-            var round = 0
-            while round < max(1, options.maxRuns) {
-                if shouldStop() { result.interrupted = true; break }
-                if round % 2 == 0 {
-                    try timedRun()
-                    try endToEndRun()
-                } else {
-                    try endToEndRun()
-                    try timedRun()
-                }
-                round += 1
-                report(.measuring, round)
-                if round >= options.minRuns, timedSeconds >= options.minSeconds, endToEndSeconds >= options.minSeconds { break }
-            }
-            report(.measuring, round, force: true)
-        }
-        result.seconds = Double(monotonicNanoseconds() - began) / 1e9
-        return result
+        report(.measuring, session.rounds, force: true)
+        return session.finish(interrupted: false)
     }
 }

@@ -1,0 +1,159 @@
+import ArgumentParser
+import Foundation
+import VernierCost
+import VernierGraph
+import VernierReport
+import VernierRuntime
+
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure several variants of a model side by side: totals, deltas, per-layer deltas, output agreement.",
+        discussion: """
+        Loads every model, then measures them in interleaved rounds (one round of each \
+        model in turn, like `vernier profile` does for one), so a machine that speeds up or \
+        slows down affects all alike. One column per model: latency median and p90, \
+        params, MACs, weight bytes, planned peak memory, size on disk, each with its delta \
+        against the baseline (--baseline, default the first model) in absolute terms and \
+        in percent.
+
+        Per-layer deltas follow for each model: layers pair up by name, and where names \
+        differ by position and op type (in execution order); a layer only one model has \
+        is listed as such.
+
+        Output agreement: every model runs on the baseline's inputs (random with a fixed \
+        seed, or --input-data) when its inputs have the same names and shapes; outputs \
+        pair by name (or by position when all names differ) and show cosine similarity, \
+        the largest absolute difference and, for classifier-shaped outputs, the share of \
+        rows whose top-1 class agrees. This is fidelity on probe inputs, not task accuracy.
+
+        Examples:
+          vernier compare Models/resnet_mini.onnx pruned.onnx int8.onnx
+          vernier compare a.onnx b.onnx --baseline b.onnx --threads 1 --format md -o compare.md
+        """
+    )
+
+    @Argument(help: "Two or more .onnx models.")
+    var models: [String]
+
+    @Option(help: ArgumentHelp("The model the others are compared with (default: the first).", valueName: "MODEL"))
+    var baseline: String?
+
+    @Option(name: .customLong("input"), help: ArgumentHelp("Bind an input's shape in every model, e.g. --input input_ids=1x128.", valueName: "NAME=DIMS"))
+    var inputs: [InputBinding] = []
+
+    @Option(name: .customLong("dim"), help: ArgumentHelp("Bind a symbolic dim in every model, e.g. --dim seq=128.", valueName: "SYMBOL=N"))
+    var dims: [DimBinding] = []
+
+    @OptionGroup var data: InputDataOptions
+    @OptionGroup var threading: ThreadOptions
+    @OptionGroup var measuring: MeasuringOptions
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if models.count < 2 { throw ValidationError("give at least two models to compare") }
+        if let baseline, baselineIndex(baseline) == nil {
+            throw ValidationError("--baseline \(baseline) is not one of the models given")
+        }
+    }
+
+    private func baselineIndex(_ name: String) -> Int? {
+        models.firstIndex(of: name) ?? models.firstIndex { ($0 as NSString).lastPathComponent == name }
+    }
+
+    /// The shared flags as one model's options.
+    private func modelOptions(_ path: String) throws -> ModelOptions {
+        var arguments = [path]
+        for i in inputs { arguments += ["--input", "\(i.name)=" + i.dims.map(String.init).joined(separator: "x")] }
+        for d in dims { arguments += ["--dim", "\(d.symbol)=\(d.value)"] }
+        return try ModelOptions.parse(arguments)
+    }
+
+    func run() throws {
+        Interrupt.install()
+        let base = baseline.flatMap(baselineIndex) ?? 0
+        threading.apply()
+        struct Loaded {
+            var table: CostTable
+            var plan: ExecutionPlan
+            var feeds: [String: Tensor]
+            var note: String?
+        }
+        var loaded: [Loaded] = []
+        // The baseline's inputs go to every model whose inputs match them.
+        let baseFeeds = try data.analyzeAndFeed(try modelOptions(models[base])).feeds
+        for path in models {
+            var (analyzed, feeds) = try data.analyzeAndFeed(try modelOptions(path))
+            var note: String?
+            let sameInputs = feeds.count == baseFeeds.count && feeds.allSatisfy { name, t in
+                baseFeeds[name].map { $0.shape == t.shape && $0.elementType == t.elementType } ?? false
+            }
+            if sameInputs { feeds = baseFeeds } else { note = "its inputs differ from the baseline's (names, shapes or types)" }
+            let plan = try ExecutionPlan.compile(analyzed.inferred, opsets: analyzed.model.opsets)
+            loaded.append(Loaded(table: CostModel.table(for: analyzed), plan: plan, feeds: feeds, note: note))
+        }
+        let device = try measuring.resolveDevice(threads: ThreadPool.threadCount)
+        if measuring.pin, ThreadPool.pinThreads() == nil {
+            FileHandle.standardError.write(Data("vernier: warning: --pin: the OS did not allow pinning threads; measuring unpinned\n".utf8))
+        }
+
+        let sessions = loaded.map { MeasurementSession(plan: $0.plan, inputs: $0.feeds) }
+        let options = measuring.profilerOptions
+        var firstOutputs: [[String: Tensor]] = Array(repeating: [:], count: sessions.count)
+        var interrupted = false
+        let bar = ProgressBar.onTerminal()
+        let began = Date()
+        warmup: for round in 0..<max(1, options.warmupRuns) {
+            for (i, s) in sessions.enumerated() {
+                if Interrupt.requested { interrupted = true; break warmup }
+                let outputs = try s.warmup()
+                if round == 0 { firstOutputs[i] = outputs }
+            }
+        }
+        while !interrupted, sessions.contains(where: { !$0.isDone(options) }) {
+            for s in sessions where !s.isDone(options) {
+                if Interrupt.requested { interrupted = true; break }
+                try s.round()
+            }
+            bar?.show(ProfilerProgress(phase: .measuring, runs: sessions.map(\.rounds).min() ?? 0,
+                                       elapsedSeconds: Date().timeIntervalSince(began), options: options))
+        }
+        bar?.clear()
+
+        var profiles: [Profile] = []
+        for (i, s) in sessions.enumerated() {
+            let memory = MeasuredMemory(arenaBytes: loaded[i].plan.arenaBytes, constantBytes: loaded[i].plan.constantBytes)
+            profiles.append(Profile.build(table: loaded[i].table, runs: s.finish(interrupted: interrupted || !s.isDone(options)),
+                                          memory: memory, device: device?.profile, deviceSource: device?.source))
+        }
+        var agreement: [[OutputAgreement]] = []
+        var notes: [String?] = []
+        for i in sessions.indices {
+            if i == base || loaded[i].note != nil || firstOutputs[i].isEmpty {
+                agreement.append([])
+                notes.append(i == base ? nil : loaded[i].note ?? "not run")
+                continue
+            }
+            let pairs = Self.pairOutputs(baseline: loaded[base].plan.outputNames, candidate: loaded[i].plan.outputNames)
+            let list = pairs.compactMap { a, b -> OutputAgreement? in
+                guard let x = firstOutputs[base][a], let y = firstOutputs[i][b] else { return nil }
+                return OutputAgreement.compare(a == b ? b : "\(a) -> \(b)", baseline: x, candidate: y)
+            }
+            agreement.append(list)
+            notes.append(list.isEmpty ? "no output pairs with the same number of elements" : nil)
+        }
+        let comparison = Comparison(profiles: profiles, baselineIndex: base, agreement: agreement, agreementNotes: notes)
+        try output.emit(ComparisonReport(comparison).render)
+        Interrupt.uninstall()
+        if interrupted {
+            FileHandle.standardError.write(Data("vernier: interrupted: the figures cover the runs measured so far\n".utf8))
+            throw ExitCode(130)
+        }
+    }
+
+    /// Outputs pair by name; when no name is shared, by position.
+    static func pairOutputs(baseline: [String], candidate: [String]) -> [(String, String)] {
+        let shared = baseline.filter(candidate.contains)
+        if !shared.isEmpty { return shared.map { ($0, $0) } }
+        return Array(zip(baseline, candidate))
+    }
+}
