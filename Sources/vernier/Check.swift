@@ -61,6 +61,9 @@ struct Check: ParsableCommand {
     @Option(help: "Threads for the kernels (default: the budget's, else all cores).")
     var threads: Int?
 
+    @Option(name: .customLong("max-memory"), help: ArgumentHelp("Refuse models whose planned memory exceeds this many MiB.", valueName: "MB"))
+    var maxMemoryMB: Double?
+
     @OptionGroup var measuring: MeasuringOptions
 
     @Option(help: "Output format: table, csv, json or md.")
@@ -85,8 +88,9 @@ struct Check: ParsableCommand {
         if let name = limits.device, name != "host" {
             throw CommandError("--device \(name): only this machine (host) can be measured; prediction for other devices is not built yet")
         }
-        var threading = ThreadOptions()
+        var threading = RuntimeOptions()
         threading.threads = limits.threads
+        threading.maxMemoryMB = maxMemoryMB
         var measuring = measuring
         // The verdict has no roofline columns: do not measure the host for them.
         if measuring.deviceProfile == nil { measuring.noRoofline = true }

@@ -45,7 +45,7 @@ struct Compare: ParsableCommand {
     var dims: [DimBinding] = []
 
     @OptionGroup var data: InputDataOptions
-    @OptionGroup var threading: ThreadOptions
+    @OptionGroup var threading: RuntimeOptions
     @OptionGroup var measuring: MeasuringOptions
     @OptionGroup var output: OutputOptions
 
@@ -88,7 +88,7 @@ struct Compare: ParsableCommand {
                 baseFeeds[name].map { $0.shape == t.shape && $0.elementType == t.elementType } ?? false
             }
             if sameInputs { feeds = baseFeeds } else { note = "its inputs differ from the baseline's (names, shapes or types)" }
-            let plan = try ExecutionPlan.compile(analyzed.inferred, opsets: analyzed.model.opsets)
+            let plan = try ExecutionPlan.compile(analyzed.inferred, opsets: analyzed.model.opsets, options: threading.executionOptions)
             loaded.append(Loaded(table: CostModel.table(for: analyzed), plan: plan, feeds: feeds, note: note))
         }
         let device = try measuring.resolveDevice(threads: ThreadPool.threadCount)

@@ -44,13 +44,26 @@ struct InputDataOptions: ParsableArguments {
     }
 }
 
-/// `--threads`, shared by the commands that execute a model.
-struct ThreadOptions: ParsableArguments {
+/// `--threads` and `--max-memory`, shared by the commands that execute a model.
+struct RuntimeOptions: ParsableArguments {
     @Option(help: "Threads for the kernels (default: all cores).")
     var threads: Int?
 
+    @Option(name: .customLong("max-memory"), help: ArgumentHelp(
+        "Refuse to run a model whose planned activations plus weights exceed this many MiB (default: 80% of physical memory).",
+        valueName: "MB"))
+    var maxMemoryMB: Double?
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let maxMemoryMB, !(maxMemoryMB > 0 && maxMemoryMB < 1e12) { throw ValidationError("--max-memory must be a positive number of MiB") }
+    }
+
+    /// How plans are compiled: the memory limit.
+    var executionOptions: ExecutionOptions {
+        var options = ExecutionOptions()
+        if let maxMemoryMB { options.maxMemoryBytes = Int(maxMemoryMB * 1_048_576) }
+        return options
     }
 
     /// Sizes the thread pool; returns the count.

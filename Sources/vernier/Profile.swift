@@ -48,7 +48,7 @@ struct ProfileCommand: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var data: InputDataOptions
-    @OptionGroup var threading: ThreadOptions
+    @OptionGroup var threading: RuntimeOptions
     @OptionGroup var output: OutputOptions
 
     @OptionGroup var measuring: MeasuringOptions
@@ -140,14 +140,14 @@ struct MeasuringOptions: ParsableArguments {
 struct MeasuringSession {
     let profile: Profile
 
-    init(model: ModelOptions, data: InputDataOptions, threading: ThreadOptions, measuring: MeasuringOptions) throws {
+    init(model: ModelOptions, data: InputDataOptions, threading: RuntimeOptions, measuring: MeasuringOptions) throws {
         // From the start: Ctrl-C while loading must not kill the process either.
         Interrupt.install()
         let baseline = ProcessMemory.resetPeak()
         let threads = threading.apply()
         let (analyzed, feeds) = try data.analyzeAndFeed(model)
         let table = CostModel.table(for: analyzed)
-        let plan = try ExecutionPlan.compile(analyzed.inferred, opsets: analyzed.model.opsets)
+        let plan = try ExecutionPlan.compile(analyzed.inferred, opsets: analyzed.model.opsets, options: threading.executionOptions)
         let device = try measuring.resolveDevice(threads: threads)
         if measuring.pin, ThreadPool.pinThreads() == nil {
             FileHandle.standardError.write(Data("vernier: warning: --pin: the OS did not allow pinning threads; measuring unpinned\n".utf8))

@@ -26,7 +26,7 @@ struct Run: ParsableCommand {
     @OptionGroup var model: ModelOptions
 
     @OptionGroup var data: InputDataOptions
-    @OptionGroup var threading: ThreadOptions
+    @OptionGroup var threading: RuntimeOptions
 
     @Option(name: .customLong("save-outputs"), help: ArgumentHelp(
         "Write every output to FILE as a .npz (numpy.load reads it).", valueName: "FILE.npz"))
@@ -59,7 +59,7 @@ struct Run: ParsableCommand {
             let arrays = analyzed.inferred.graph.runtimeInputs.compactMap { input in feeds[input.name].map { (name: input.name, tensor: $0) } }
             try AtomicFile.write(Data(try NumPyFormat.writeArchive(arrays)), to: saveInputs)
         }
-        let plan = try ExecutionPlan.compile(analyzed.inferred, opsets: analyzed.model.opsets)
+        let plan = try ExecutionPlan.compile(analyzed.inferred, opsets: analyzed.model.opsets, options: threading.executionOptions)
         let outputs = try plan.run(feeds)
 
         var text = ""

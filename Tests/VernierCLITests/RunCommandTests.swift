@@ -69,4 +69,16 @@ import Testing
         let summary = try CLI.run(["summary", model])
         #expect(summary.status == 0, "summary still works: \(summary)")
     }
+
+    @Test func aModelNeedingTerabytesIsRefusedBeforeAllocating() throws {
+        // BERT-mini at batch 1024 x seq 8192: attention scores alone are 1024 x 4 x 8192^2 floats (1 TiB).
+        let huge = try CLI.run(["run", "Models/bert_mini.onnx", "--dim", "batch=1024", "--dim", "seq=8192",
+                                "--max-elements", "1000000000000"], timeout: 120)
+        #expect(huge.status == 2 && huge.stderrIsOneVernierLine, "\(huge)")
+        #expect(huge.err.contains("of activations") && huge.err.contains("--max-memory"), "\(huge)")
+        let limited = try CLI.run(["profile", "Models/resnet_mini.onnx", "--max-memory", "0.1", "--no-roofline"])
+        #expect(limited.status == 2 && limited.err.contains("over the 0.1 MiB limit"), "\(limited)")
+        let fits = try CLI.run(["run", "Models/resnet_mini.onnx", "--max-memory", "1", "--show", "0"])
+        #expect(fits.status == 0, "\(fits)")
+    }
 }

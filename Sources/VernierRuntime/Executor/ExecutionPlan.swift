@@ -19,8 +19,21 @@ public struct ExecutionOptions: Sendable {
     /// Largest tensor a kernel may allocate, in bytes: absurd shapes become an error
     /// instead of an out-of-memory kill.
     public var maxTensorBytes = 1 << 33
+    /// Largest planned footprint (activation arena plus weights) the plan may allocate,
+    /// checked before anything is allocated, so a model that would need a terabyte is
+    /// refused with a message rather than killed by the OS. Default: 80% of physical
+    /// memory.
+    public var maxMemoryBytes = ExecutionOptions.defaultMemoryLimit
 
     public init() {}
+
+    /// 80% of the machine's physical memory (8 GiB when the OS does not say).
+    public static var defaultMemoryLimit: Int {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, size > 0 else { return 1 << 33 }
+        let (bytes, overflow) = pages.multipliedReportingOverflow(by: size)
+        return overflow ? Int.max : Int(Double(bytes) * 0.8)
+    }
 }
 
 /// Why a graph could not be compiled or run.
@@ -33,6 +46,8 @@ public enum ExecutionError: Error, CustomStringConvertible {
     case unexpectedInput(name: String, expected: [String])
     case inputMismatch(name: String, message: String)
     case outputNotProduced(node: String, opType: String, output: String)
+    /// The planned footprint exceeds `ExecutionOptions.maxMemoryBytes`.
+    case memoryLimit(activationBytes: Int, weightBytes: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -50,6 +65,10 @@ public enum ExecutionError: Error, CustomStringConvertible {
             return "'\(name)' is not an input of the graph (inputs: \(expected.joined(separator: ", ")))"
         case let .inputMismatch(name, message): return "input '\(name)': \(message)"
         case let .outputNotProduced(node, op, output): return "node '\(node)' (\(op)) did not produce output '\(output)'"
+        case let .memoryLimit(activations, weights, limit):
+            func mib(_ b: Int) -> String { String(format: "%.1f MiB", Double(b) / 1_048_576) }
+            return "running this model needs \(mib(activations)) of activations plus \(mib(weights)) of weights, "
+                + "over the \(mib(limit)) limit; raise it with --max-memory MB, or bind smaller dims (--dim, --input)"
         }
     }
 }

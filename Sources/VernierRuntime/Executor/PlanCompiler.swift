@@ -11,8 +11,27 @@ extension ExecutionPlan {
     /// shapes differ from the inferred ones.
     public static func compile(_ inferred: InferredGraph, opsets: [OpsetImport],
                                options: ExecutionOptions = ExecutionOptions()) throws -> ExecutionPlan {
+        try checkMemoryLimit(inferred, options: options)
         let graph = options.optimizeGraph ? GraphPasses.optimize(inferred) : inferred
         return try PlanCompiler(inferred: graph, opsets: opsets, options: options, isSubgraph: false).compile()
+    }
+
+    /// Refuses, before anything is allocated, a model whose planned activations plus
+    /// weights exceed the limit. Sizes count with overflow checks: absurd dims saturate.
+    static func checkMemoryLimit(_ inferred: InferredGraph, options: ExecutionOptions) throws {
+        var weights = 0
+        for t in inferred.graph.initializers {
+            let bytes = t.elementType.byteCount(elements: t.elementCount) ?? Int.max
+            let (sum, overflow) = weights.addingReportingOverflow(bytes)
+            weights = overflow ? Int.max : sum
+        }
+        // A plan that cannot be made (a size known only at run time) is limited per
+        // tensor by maxTensorBytes instead.
+        let activations = (try? MemoryPlanner.plan(inferred))?.arenaBytes ?? 0
+        let (total, overflow) = activations.addingReportingOverflow(weights)
+        if overflow || total > options.maxMemoryBytes {
+            throw ExecutionError.memoryLimit(activationBytes: activations, weightBytes: weights, limit: options.maxMemoryBytes)
+        }
     }
 
     /// Compiles a loaded, validated model after inferring its shapes with `inference`.
