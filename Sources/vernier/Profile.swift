@@ -119,11 +119,22 @@ struct MeasuringOptions: ParsableArguments {
         return options
     }
 
-    /// The device profile for the roofline columns, and a note on where it came from.
+    /// The device profile for the roofline columns, and where it came from: the named
+    /// profile or file, else this machine's stored profile, measured now (about 3 s,
+    /// once) when there is none or it was measured on another CPU.
     func resolveDevice(threads: Int) throws -> (profile: DeviceProfile, source: String)? {
         if noRoofline { return nil }
-        if let deviceProfile { return (try DeviceProfile.load(path: deviceProfile), deviceProfile) }
-        return nil
+        if let deviceProfile {
+            let store = DeviceProfileStore.standard
+            return (try store.load(nameOrPath: deviceProfile), store.resolve(deviceProfile))
+        }
+        let previous = ThreadPool.threadCount
+        defer { ThreadPool.setThreadCount(previous) }
+        let host = try DeviceProfileStore.hostProfile {
+            FileHandle.standardError.write(Data("vernier: measuring this machine's roofline once (about 3 s); `vernier device --show` prints it\n".utf8))
+            return try HostProbe.measure()
+        }
+        return (host.profile, host.path ?? "measured now, not saved")
     }
 }
 

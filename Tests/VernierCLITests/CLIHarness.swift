@@ -62,11 +62,16 @@ enum CLI {
     }
 
     /// Runs `vernier args...` in `directory` (default: the repository root), killing it after
-    /// `timeout` seconds. Never throws for the child's own failure; throws only if it cannot start.
-    static func run(_ args: [String], in directory: String? = nil, timeout: Double = 60) throws -> Result {
+    /// `timeout` seconds, with `environment` added to this process's environment. Never throws
+    /// for the child's own failure; throws only if it cannot start.
+    static func run(_ args: [String], in directory: String? = nil, environment: [String: String] = [:],
+                    timeout: Double = 60) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try requireBinary())
         process.arguments = args
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         process.currentDirectoryURL = URL(fileURLWithPath: directory ?? root)
         process.standardInput = FileHandle.nullDevice
         let outPipe = Pipe(), errPipe = Pipe()

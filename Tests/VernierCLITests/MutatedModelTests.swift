@@ -8,6 +8,8 @@ extension SplitMix64 {
 
 /// Feeds corrupted copies of the good models to `vernier summary`: it must answer each with
 /// exit 0 or exit 2 and one `vernier: ` line, never crash, hang or use another exit code.
+/// Every mutant `summary` accepts is then executed, by `vernier run` or (every other one)
+/// `vernier profile`, under the same rules.
 @Suite struct MutatedModelTests {
     enum Kind: String, CaseIterable {
         case truncate, flip, insert, delete, overwrite, duplicate
@@ -249,6 +251,7 @@ extension SplitMix64 {
             if m.format == "json", (try? JSONSerialization.jsonObject(with: r.stdout)) == nil {
                 return .failed("\(what): exit 0 but stdout is not valid JSON")
             }
+            if let failure = execute(m, path: path, what: what) { return .failed(failure) }
             return .exit0(r.seconds)
         case 2:
             if !r.stderrIsOneVernierLine {
@@ -258,6 +261,31 @@ extension SplitMix64 {
             return .exit2(r.seconds)
         default:
             return .failed("\(what): exit \(r.status)\n  stderr: \(r.err.suffix(600))")
+        }
+    }
+
+    /// Runs a mutant that `summary` accepted through the executor: `run` or `profile`
+    /// must also exit 0 or 2 with one message line. Returns the failure, if any.
+    static func execute(_ m: Mutant, path: String, what: String) -> String? {
+        let dims = m.model.contains("bert") ? ["--dim", "batch=1", "--dim", "seq=8"] : []
+        let args = m.index % 2 == 0
+            ? ["run", path, "--threads", "1", "--show", "2"] + dims
+            : ["profile", path, "--runs", "1", "--warmup", "0", "--min-time", "0", "--no-roofline", "--threads", "1", "--format", "json"] + dims
+        let command = "vernier \(args[0])"
+        let r: CLI.Result
+        do { r = try CLI.run(args, timeout: timeout) } catch { return "\(what): could not start \(command): \(error)" }
+        if r.timedOut { return "\(what): \(command) gave no answer within \(Int(timeout)) s (killed)" }
+        if r.signaled { return "\(what): \(command) killed by signal \(r.status)\n  stderr: \(r.err.suffix(600))" }
+        switch r.status {
+        case 0:
+            if args[0] == "profile", (try? JSONSerialization.jsonObject(with: r.stdout)) == nil {
+                return "\(what): \(command) exit 0 but stdout is not valid JSON"
+            }
+            return nil
+        case 2:
+            return r.stderrIsOneVernierLine ? nil : "\(what): \(command) exit 2 but stderr is not one 'vernier: ' line: \(r.err.debugDescription.prefix(600))"
+        default:
+            return "\(what): \(command) exit \(r.status)\n  stderr: \(r.err.suffix(600))"
         }
     }
 

@@ -129,10 +129,11 @@ public enum DeviceProfileError: Error, CustomStringConvertible {
 }
 
 extension DeviceProfile {
-    /// The profile as pretty-printed JSON with sorted keys (stable diffs).
+    /// The profile as pretty-printed JSON with sorted keys (stable diffs); slashes stay
+    /// as they are (`vernier.device/1`, not `vernier.device\/1`).
     public func jsonData() throws -> Data {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         var data = try encoder.encode(self)
         data.append(0x0A)
         return data
