@@ -55,7 +55,7 @@ enum HTML {
         .better { color: var(--better); }
         .worse { color: var(--worse); }
         .partial { background: #fff4e5; border: 1px solid #f0c36d; padding: 6px 10px; border-radius: 6px; }
-        svg.chart { display: block; max-width: 100%; height: auto; margin: 6px 0;
+        svg.chart { display: block; max-width: 100%; min-width: 560px; height: auto; margin: 6px 0;
                     font-family: inherit; font-size: 12px; }
         svg.chart text { fill: var(--fg); }
         svg.chart text.muted { fill: var(--muted); }

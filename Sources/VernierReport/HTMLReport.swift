@@ -146,7 +146,7 @@ public struct HTMLReport {
                              axisTitle: "median latency (ms)", label: "The slowest layers by median latency")
         return paragraph("The \(rows.count) slowest of \(p.rows.count) layers by median latency, with their share of the sum of "
                          + "all layers' medians. A layer is one kernel: fused groups are named by their first node, (+N) "
-                         + "counting the others. Hover a bar for its costs.") + chart.render() + "\n"
+                         + "counting the others. Hover a bar for its costs.") + figure(chart.render())
     }
 
     func opTypes(_ p: Profile) -> String {
@@ -170,13 +170,14 @@ public struct HTMLReport {
                              items: items, axisTitle: "% of the model's total", label: "Cost by op type: share of time and of FLOPs")
         return paragraph("Layers grouped by their kernel's op type (a fused Conv group counts as Conv), most time first. "
                          + "An op type whose share of time is far above its share of FLOPs is slow for the work it does.")
-            + chart.render() + "\n"
+            + figure(chart.render())
     }
 
     func roofline(_ p: Profile, report: ProfileReport) -> String {
         guard let roof = p.roofline, p.device != nil else {
-            return paragraph("No roofline: this profile was measured without a device profile "
-                             + "(give one with <code>--device-profile FILE</code>).", escaped: true)
+            return paragraph("No roofline: this profile was measured without a device profile (<code>--no-roofline</code>); "
+                             + "without that flag the host's measured roofs or <code>--device-profile NAME|FILE</code> give one.",
+                             escaped: true)
         }
         let points = p.rows.compactMap { r -> RooflineChart.Point? in
             guard let placed = r.placement, placed.achievedGflops > 0, placed.achievedGflops.isFinite,
@@ -194,7 +195,7 @@ public struct HTMLReport {
                          + "reached; its area follows its share of the time. Below the sloped roof a layer is memory-bound, "
                          + "below the flat one compute-bound; the gap to the roof is what is left to gain."
                          + (left > 0 ? " \(left) layer(s) without arithmetic (data movement) or a known cost are not drawn." : ""))
-            + chart.render() + "\n"
+            + figure(chart.render())
     }
 
     func memoryTimeline(_ p: Profile) -> String {
@@ -213,7 +214,7 @@ public struct HTMLReport {
             text += " The executor's arena, planned after fusing layers, is \(Format.bytes(p.memory.arenaBytes))."
         }
         text += " Weights and constants (\(Format.bytes(p.memory.constantBytes))) are held besides."
-        return paragraph(text) + chart.render() + "\n"
+        return paragraph(text) + figure(chart.render())
     }
 
     /// Every row, as in the terminal table; numeric cells carry their value for sorting.
@@ -297,7 +298,7 @@ public struct HTMLReport {
         let series = labels.indices.map { BarChart.Series(name: labels[$0], cssClass: "s\($0 % 6)") }
         let chart = BarChart(series: series, items: items, axisTitle: "milliseconds", label: "Latency per model: end to end and by op type")
         return paragraph("End-to-end median latency, then the \(ops.count) op types that take longest in any model "
-                         + "(sum of their layers' medians).") + chart.render() + "\n"
+                         + "(sum of their layers' medians).") + figure(chart.render())
     }
 
     // MARK: Helpers
@@ -310,6 +311,10 @@ public struct HTMLReport {
     }
 
     private func e(_ s: String) -> String { HTML.escape(s) }
+
+    /// A chart in a box that scrolls sideways when the window is narrower than the chart
+    /// can shrink to (its text would be unreadable).
+    private func figure(_ svg: String) -> String { "<div class=\"scroll\">\(svg)</div>\n" }
 
     private func ms(_ v: Double) -> String { ProfileReport.ms(v) }
 

@@ -310,7 +310,12 @@ struct RooflineChart {
                         anchor: ridgeRight ? "end" : "start", cssClass: "muted")
         out += SVG.text(String(format: "peak %.1f GFLOP/s", peak), x: plot.right - 4, y: plot.y(peak) - 6, anchor: "end")
         if roofStart < ridge {
-            out += SVG.text(String(format: "%.1f GB/s", bandwidth), x: plot.x(roofStart) + 6, y: plot.y(roofStart * bandwidth) - 8)
+            // Above the rising roof (nothing measured is there), lifted by as much as the
+            // roof climbs under the text.
+            let label = String(format: "%.1f GB/s", bandwidth)
+            let x0 = plot.x(roofStart), y0 = plot.y(roofStart * bandwidth)
+            let climb = (y0 - plot.y(peak)) / max(1, plot.x(ridge) - x0)
+            out += SVG.text(label, x: x0 + 6, y: y0 - 6 - climb * (6 + Double(label.count) * 6.6))
         }
         // Largest first, so small points stay visible on top.
         for p in points.sorted(by: { $0.share > $1.share }) {

@@ -17,8 +17,9 @@ struct Report: ParsableCommand {
         sum of the node medians and its overhead, params, MACs, weight bytes, planned arena, \
         measured peak RSS); a bar chart of the 15 slowest layers; cost by op type (share of \
         time next to share of FLOPs); a roofline chart (log-log: intensity in FLOP/byte \
-        across, achieved GFLOP/s up, one point per layer coloured by its bound; needs \
-        --device-profile); the memory timeline (live activation bytes after each step, \
+        across, achieved GFLOP/s up, one point per layer coloured by its bound; against \
+        the host's stored roofs or --device-profile's, none with --no-roofline); the \
+        memory timeline (live activation bytes after each step, \
         peak marked); and the full per-layer table, which sorts by a click on a column \
         header. Hover a bar or point for its details.
 

@@ -75,7 +75,7 @@ struct HTMLReportTests {
 
     @Test func missingDeviceOrPlanGivesASentenceInsteadOfAChart() throws {
         let html = HTMLReport(profiles: [try profile()]).render()
-        #expect(html.contains("No roofline: this profile was measured without a device profile"))
+        #expect(html.contains("No roofline: this profile was measured without a device profile (<code>--no-roofline</code>)"))
         #expect(count("<svg ", in: html) == 3)
         var unplanned = try profile()
         unplanned.table.memory = nil
