@@ -92,6 +92,9 @@ enum Ticks {
 enum SVG {
     /// A coordinate with one decimal at most: keeps the file small.
     static func n(_ v: Double) -> String {
+        // Coordinates come from scales over finite data; this only keeps a degenerate
+        // input (an infinite roof) from trapping in the Int conversion.
+        guard v.isFinite, abs(v) < 1e9 else { return "0" }
         let r = (v * 10).rounded() / 10
         return r == r.rounded() ? String(Int(r)) : String(format: "%.1f", r)
     }
