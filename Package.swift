@@ -81,7 +81,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VernierCostTests",
-            dependencies: ["VernierGraph", "VernierCost", "VernierTestSupport"]
+            dependencies: ["VernierGraph", "VernierCost", "VernierReport", "VernierTestSupport"]
         ),
         .testTarget(
             name: "VernierRuntimeTests",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates Reports/ for the models in Models/: the static summary and the measured
-# profile of each model as Markdown and JSON (and one Chrome trace), so a reader sees
+# profile of each model as Markdown, JSON and HTML (and one Chrome trace), so a reader sees
 # real output without building. Profiles measure this machine: run it on a quiet one.
 #   Scripts/make_reports.sh
 set -euo pipefail
@@ -18,8 +18,9 @@ for model in Models/*.onnx; do
   fi
   run summary "$model" "${args[@]}" --format md --output "Reports/$name.summary.md"
   run summary "$model" "${args[@]}" --format json --output "Reports/$name.summary.json"
-  # One measurement, written in both formats.
-  run profile "$model" "${args[@]}" --output "Reports/$name.profile.md" --output "Reports/$name.profile.json"
+  # One measurement, written in both formats and as the HTML report with charts.
+  run profile "$model" "${args[@]}" --output "Reports/$name.profile.md" --output "Reports/$name.profile.json" \
+    --html "Reports/$name.html"
 done
 # A small trace (five runs) to open in Perfetto or chrome://tracing.
 run profile Models/resnet_mini.onnx --runs 5 --min-time 0 --trace Reports/resnet_mini.trace.json > /dev/null

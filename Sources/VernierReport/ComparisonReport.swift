@@ -41,14 +41,14 @@ public struct ComparisonReport {
     ]
 
     /// The model's file name, or its whole path when two models share a file name.
-    private func label(_ i: Int) -> String {
+    func label(_ i: Int) -> String {
         let paths = comparison.profiles.enumerated().map { $0.element.table.analyzed.model.path ?? "model \($0.offset + 1)" }
         let names = paths.map { ($0 as NSString).lastPathComponent }
         let name = names.filter { $0 == names[i] }.count > 1 ? paths[i] : names[i]
         return name + (i == comparison.baselineIndex ? " (baseline)" : "")
     }
 
-    private func deltaText(_ value: Double, _ base: Double, _ total: Total) -> String {
+    func deltaText(_ value: Double, _ base: Double, _ total: Total) -> String {
         let delta = value - base
         let sign = delta >= 0 ? "+" : "-"
         let pct = base != 0 ? String(format: " (%+.1f%%)", delta / base * 100) : ""
@@ -113,14 +113,19 @@ public struct ComparisonReport {
             let right: Set<Int> = [3, 4, 5, 6, 7, 8]
             out += markdown ? Format.markdownTable(cols, body, rightAligned: right) : Format.columns(cols, body, rightAligned: right)
         }
-        let notes = c.profiles.indices.compactMap { i -> String? in
+        out += markdown ? "\n## Notes\n\n" : "\nNotes:\n"
+        for n in notes { out += (markdown ? "- " : "  - ") + n + "\n" }
+        return out
+    }
+
+    /// Why output agreement is missing for a model, and what the figures mean.
+    var notes: [String] {
+        let c = comparison
+        return c.profiles.indices.compactMap { i -> String? in
             guard i != c.baselineIndex, c.agreement[i].isEmpty, let note = c.agreementNotes[i] else { return nil }
             return "\(label(i)): output agreement not measured: \(note)"
         } + ["peak memory is the planned arena plus weights: one process runs every model, so its resident set cannot be split between them",
              "output agreement is measured on the same random (or --input-data) inputs: fidelity on probe inputs, not task accuracy"]
-        out += markdown ? "\n## Notes\n\n" : "\nNotes:\n"
-        for n in notes { out += (markdown ? "- " : "  - ") + n + "\n" }
-        return out
     }
 
     private func macs(_ row: Profile.Row?) -> String {

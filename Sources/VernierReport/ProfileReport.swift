@@ -65,26 +65,11 @@ public struct ProfileReport {
         if !byOpOnly {
             if markdown { out += top.map { "## Top \($0) layers by latency\n\n" } ?? "## Layers\n\n" }
             else if let top { out += "Top \(top) layers by latency:\n" }
-            let columns = ["#", "Node", "Op", "Inputs", "Outputs", "Params", "MACs", "FLOPs", "Act",
-                           "Median ms", "p90 ms", "%Time", "Cum%", "GFLOP/s", "GB/s", "%Roof", "Bound"]
             let index = Dictionary(profile.rows.enumerated().map { ($0.element.name, $0.offset + 1) }, uniquingKeysWith: { a, _ in a })
             let body: [[String]] = shownRows.map { item in
-                let r = item.row
-                let name = r.fused.count > 1 ? "\(r.name) (+\(r.fused.count - 1))" : r.name
-                return [String(index[r.name] ?? 0), name, r.fusedOpTypes.isEmpty ? r.opType : r.fusedOpTypes,
-                        r.inputTypes.map(Format.shape).joined(separator: " "),
-                        r.outputTypes.map(Format.shape).joined(separator: " "),
-                        r.params == 0 ? "" : Format.count(r.params),
-                        blank(r.macs + r.intMacs, known: r.costKnown), blank(r.flops, known: r.costKnown),
-                        r.costKnown ? Format.bytes(Int(r.activationBytes)) : "?",
-                        Self.ms(r.latency.median), Self.ms(r.latency.p90),
-                        String(format: "%.1f", r.share * 100), String(format: "%.1f", item.cumulative * 100),
-                        r.placement.map { $0.achievedGflops > 0 ? String(format: "%.1f", $0.achievedGflops) : "" } ?? "",
-                        r.placement.map { String(format: "%.1f", $0.achievedGBps) } ?? "",
-                        r.placement.map { String(format: "%.0f", $0.percentOfRoof) } ?? "",
-                        r.placement?.bound.rawValue ?? ""]
+                layerCells(item.row, number: index[item.row.name] ?? 0, cumulative: item.cumulative).map(\.text)
             }
-            let numeric: Set<Int> = [0, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+            let columns = Self.layerColumns, numeric = Self.numericLayerColumns
             out += markdown ? Format.markdownTable(columns, body, rightAligned: numeric)
                             : Format.columns(columns, body, rightAligned: numeric)
             out += "\n"
@@ -110,6 +95,32 @@ public struct ProfileReport {
             for n in notes { out += (markdown ? "- " : "  - ") + n + "\n" }
         }
         return out
+    }
+
+    /// The per-layer table's columns: the terminal, Markdown and HTML tables share them.
+    static let layerColumns = ["#", "Node", "Op", "Inputs", "Outputs", "Params", "MACs", "FLOPs", "Act",
+                               "Median ms", "p90 ms", "%Time", "Cum%", "GFLOP/s", "GB/s", "%Roof", "Bound"]
+    /// The columns that hold numbers (right-aligned, sorted numerically).
+    static let numericLayerColumns: Set<Int> = [0, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+
+    /// One row of the per-layer table (`number` is its place in execution order): each
+    /// cell's text and, in numeric columns, the number behind it (nil when unknown).
+    func layerCells(_ r: Profile.Row, number: Int, cumulative: Double) -> [(text: String, value: Double?)] {
+        let name = r.fused.count > 1 ? "\(r.name) (+\(r.fused.count - 1))" : r.name
+        let known: (Double) -> Double? = { r.costKnown ? $0 : nil }
+        return [(String(number), Double(number)), (name, nil), (r.fusedOpTypes.isEmpty ? r.opType : r.fusedOpTypes, nil),
+                (r.inputTypes.map(Format.shape).joined(separator: " "), nil),
+                (r.outputTypes.map(Format.shape).joined(separator: " "), nil),
+                (r.params == 0 ? "" : Format.count(r.params), Double(r.params)),
+                (blank(r.macs + r.intMacs, known: r.costKnown), known(r.macs + r.intMacs)),
+                (blank(r.flops, known: r.costKnown), known(r.flops)),
+                (r.costKnown ? Format.bytes(Int(r.activationBytes)) : "?", known(r.activationBytes)),
+                (Self.ms(r.latency.median), r.latency.median), (Self.ms(r.latency.p90), r.latency.p90),
+                (String(format: "%.1f", r.share * 100), r.share * 100), (String(format: "%.1f", cumulative * 100), cumulative * 100),
+                (r.placement.map { $0.achievedGflops > 0 ? String(format: "%.1f", $0.achievedGflops) : "" } ?? "", r.placement?.achievedGflops),
+                (r.placement.map { String(format: "%.1f", $0.achievedGBps) } ?? "", r.placement?.achievedGBps),
+                (r.placement.map { String(format: "%.0f", $0.percentOfRoof) } ?? "", r.placement?.percentOfRoof),
+                (r.placement?.bound.rawValue ?? "", nil)]
     }
 
     var headerLines: [(String, String)] {

@@ -57,20 +57,29 @@ struct Compare: ParsableCommand {
     }
 
     private func baselineIndex(_ name: String) -> Int? {
-        models.firstIndex(of: name) ?? models.firstIndex { ($0 as NSString).lastPathComponent == name }
-    }
-
-    /// The shared flags as one model's options.
-    private func modelOptions(_ path: String) throws -> ModelOptions {
-        var arguments = [path]
-        for i in inputs { arguments += ["--input", "\(i.name)=" + i.dims.map(String.init).joined(separator: "x")] }
-        for d in dims { arguments += ["--dim", "\(d.symbol)=\(d.value)"] }
-        return try ModelOptions.parse(arguments)
+        ComparingSession.index(of: name, in: models)
     }
 
     func run() throws {
+        let session = try ComparingSession(models: models, baseline: baseline.flatMap(baselineIndex) ?? 0, inputs: inputs,
+                                           dims: dims, data: data, threading: threading, measuring: measuring)
+        try output.emit(ComparisonReport(session.comparison).render)
+        try session.finish()
+    }
+}
+
+/// Several models loaded, then measured in interleaved rounds, with their outputs
+/// compared on the baseline's inputs: the pipeline `compare` and `report` share.
+/// `finish` turns an interrupted measurement into exit code 130 once the caller has
+/// written what was measured.
+struct ComparingSession {
+    let comparison: Comparison
+    let interrupted: Bool
+
+    init(models: [String], baseline base: Int, inputs: [InputBinding], dims: [DimBinding], data: InputDataOptions,
+         threading: ThreadOptions, measuring: MeasuringOptions) throws {
+        func modelOptions(_ path: String) throws -> ModelOptions { try .binding(path, inputs: inputs, dims: dims) }
         Interrupt.install()
-        let base = baseline.flatMap(baselineIndex) ?? 0
         threading.apply()
         struct Loaded {
             var table: CostTable
@@ -141,13 +150,22 @@ struct Compare: ParsableCommand {
             agreement.append(list)
             notes.append(list.isEmpty ? "no output pairs with the same number of elements" : nil)
         }
-        let comparison = Comparison(profiles: profiles, baselineIndex: base, agreement: agreement, agreementNotes: notes)
-        try output.emit(ComparisonReport(comparison).render)
+        comparison = Comparison(profiles: profiles, baselineIndex: base, agreement: agreement, agreementNotes: notes)
+        self.interrupted = interrupted
+    }
+
+    /// Exit 130 after an interrupted measurement; restores Ctrl-C's default otherwise.
+    func finish() throws {
         Interrupt.uninstall()
         if interrupted {
             FileHandle.standardError.write(Data("vernier: interrupted: the figures cover the runs measured so far\n".utf8))
             throw ExitCode(130)
         }
+    }
+
+    /// The model `name` refers to: a path as given, else a file name.
+    static func index(of name: String, in models: [String]) -> Int? {
+        models.firstIndex(of: name) ?? models.firstIndex { ($0 as NSString).lastPathComponent == name }
     }
 
     /// Outputs pair by name; when no name is shared, by position.

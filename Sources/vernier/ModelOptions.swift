@@ -73,6 +73,17 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
+extension ModelOptions {
+    /// The options for `path` with shape bindings given once for several models (as if
+    /// typed after each path).
+    static func binding(_ path: String, inputs: [InputBinding], dims: [DimBinding]) throws -> ModelOptions {
+        var arguments = [path]
+        for i in inputs { arguments += ["--input", "\(i.name)=" + i.dims.map(String.init).joined(separator: "x")] }
+        for d in dims { arguments += ["--dim", "\(d.symbol)=\(d.value)"] }
+        return try ModelOptions.parse(arguments)
+    }
+}
+
 /// `--format` and `--output`, shared by every command that prints a table.
 struct OutputOptions: ParsableArguments {
     @Option(help: "Output format: table, csv, json or md (default: from the --output file's extension, else table).")

@@ -62,6 +62,9 @@ struct ProfileCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Also write a Chrome trace (Perfetto, chrome://tracing): one event per kernel per run.", valueName: "FILE.json"))
     var trace: String?
 
+    @Option(help: ArgumentHelp("Also write a self-contained HTML report with charts (as `vernier report` does).", valueName: "FILE.html"))
+    var html: String?
+
     func validate() throws {
         if let top, top < 1 { throw ValidationError("--top must be at least 1") }
     }
@@ -70,6 +73,7 @@ struct ProfileCommand: ParsableCommand {
         let session = try MeasuringSession(model: model, data: data, threading: threading, measuring: measuring)
         let profile = session.profile
         if let trace { try AtomicFile.write(Data(ChromeTrace(profile).render().utf8), to: trace) }
+        if let html { try AtomicFile.write(Data(HTMLReport(profiles: [profile]).render().utf8), to: html) }
         try output.emit(ProfileReport(profile, top: top, byOpOnly: byOp).render)
         try session.finish()
     }
