@@ -77,7 +77,7 @@ struct ComparingSession {
     let interrupted: Bool
 
     init(models: [String], baseline base: Int, inputs: [InputBinding], dims: [DimBinding], data: InputDataOptions,
-         threading: ThreadOptions, measuring: MeasuringOptions) throws {
+         threading: RuntimeOptions, measuring: MeasuringOptions) throws {
         func modelOptions(_ path: String) throws -> ModelOptions { try .binding(path, inputs: inputs, dims: dims) }
         Interrupt.install()
         threading.apply()

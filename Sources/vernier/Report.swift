@@ -54,7 +54,7 @@ struct Report: ParsableCommand {
     var dims: [DimBinding] = []
 
     @OptionGroup var data: InputDataOptions
-    @OptionGroup var threading: ThreadOptions
+    @OptionGroup var threading: RuntimeOptions
     @OptionGroup var measuring: MeasuringOptions
 
     func validate() throws {
