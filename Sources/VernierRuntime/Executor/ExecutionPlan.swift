@@ -159,10 +159,12 @@ public final class ExecutionPlan {
         }
         var inputTensors: [Tensor?] = []
         for (index, step) in steps.enumerated() {
-            inputTensors.removeAll(keepingCapacity: true)
+            // A step's time covers its whole share of the loop, freeing the values it
+            // was the last to read included (a large heap tensor's munmap is not free),
+            // so the steps add up to the run.
+            let start = stepTimes == nil ? 0 : monotonicNanoseconds()
             for id in step.inputIDs { inputTensors.append(id < 0 ? nil : values[id]) }
             step.slots.reset()
-            let start = stepTimes == nil ? 0 : monotonicNanoseconds()
             do {
                 try step.kernel.run(inputTensors, step.slots)
             } catch let error as ExecutionError {
@@ -170,14 +172,15 @@ public final class ExecutionPlan {
             } catch {
                 throw ExecutionError.kernel(node: step.name, opType: step.opType, message: "\(error)")
             }
-            if let times = stepTimes, index < times.count { times[index] = StepTime(start: start, end: monotonicNanoseconds()) }
             for (k, id) in step.outputIDs.enumerated() where id >= 0 {
                 guard let result = step.slots.results[k] else {
                     throw ExecutionError.outputNotProduced(node: step.name, opType: step.opType, output: valueNames[id])
                 }
                 values[id] = result
             }
+            inputTensors.removeAll(keepingCapacity: true)
             for id in step.releases { values[id] = nil }
+            if let times = stepTimes, index < times.count { times[index] = StepTime(start: start, end: monotonicNanoseconds()) }
         }
         var result: [String: Tensor] = [:]
         for (name, id) in outputs {
