@@ -121,6 +121,19 @@ public enum Format {
         return out
     }
 
+    /// The "Totals" block of a report: `- **key**: value` lines in Markdown, aligned
+    /// `key  value` lines on a terminal.
+    public static func totalsSection(_ lines: [(String, String)], markdown: Bool) -> String {
+        if markdown { return "## Totals\n\n" + lines.map { "- **\($0.0)**: \($0.1)" }.joined(separator: "\n") + "\n" }
+        return "Totals:\n" + lines.map { "  " + $0.0.padding(toLength: 24, withPad: " ", startingAt: 0) + $0.1 }.joined(separator: "\n") + "\n"
+    }
+
+    /// The "Notes" block of a report; empty when there are none.
+    public static func notesSection(_ notes: [String], markdown: Bool) -> String {
+        guard !notes.isEmpty else { return "" }
+        return (markdown ? "\n## Notes\n\n" : "\nNotes:\n") + notes.map { (markdown ? "- " : "  - ") + $0 + "\n" }.joined()
+    }
+
     /// A Markdown table; pipes in cells are escaped.
     public static func markdownTable(_ header: [String], _ rows: [[String]], rightAligned: Set<Int> = []) -> String {
         func esc(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|") }

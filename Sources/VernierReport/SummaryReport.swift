@@ -114,16 +114,8 @@ public struct SummaryReport {
                         : Format.columns(opColumns, opRows, rightAligned: [1, 2, 3, 4])
         out += "\n"
         let totalLines = self.totalLines
-        if markdown {
-            out += "## Totals\n\n" + totalLines.map { "- **\($0.0)**: \($0.1)" }.joined(separator: "\n") + "\n"
-        } else {
-            out += "Totals:\n" + totalLines.map { "  " + $0.0.padding(toLength: 24, withPad: " ", startingAt: 0) + $0.1 }.joined(separator: "\n") + "\n"
-        }
-        let notes = self.notes
-        if !notes.isEmpty {
-            out += markdown ? "\n## Notes\n\n" : "\nNotes:\n"
-            for n in notes { out += (markdown ? "- " : "  - ") + n + "\n" }
-        }
+        out += Format.totalsSection(totalLines, markdown: markdown)
+        out += Format.notesSection(notes, markdown: markdown)
         return out
     }
 

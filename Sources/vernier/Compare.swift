@@ -38,11 +38,7 @@ struct Compare: ParsableCommand {
     @Option(help: ArgumentHelp("The model the others are compared with (default: the first).", valueName: "MODEL"))
     var baseline: String?
 
-    @Option(name: .customLong("input"), help: ArgumentHelp("Bind an input's shape in every model, e.g. --input input_ids=1x128.", valueName: "NAME=DIMS"))
-    var inputs: [InputBinding] = []
-
-    @Option(name: .customLong("dim"), help: ArgumentHelp("Bind a symbolic dim in every model, e.g. --dim seq=128.", valueName: "SYMBOL=N"))
-    var dims: [DimBinding] = []
+    @OptionGroup var bindings: SharedBindings
 
     @OptionGroup var data: InputDataOptions
     @OptionGroup var threading: RuntimeOptions
@@ -61,8 +57,8 @@ struct Compare: ParsableCommand {
     }
 
     func run() throws {
-        let session = try ComparingSession(models: models, baseline: baseline.flatMap(baselineIndex) ?? 0, inputs: inputs,
-                                           dims: dims, data: data, threading: threading, measuring: measuring)
+        let session = try ComparingSession(models: models, baseline: baseline.flatMap(baselineIndex) ?? 0, inputs: bindings.inputs,
+                                           dims: bindings.dims, data: data, threading: threading, measuring: measuring)
         try output.emit(ComparisonReport(session.comparison).render)
         try session.finish()
     }

@@ -84,6 +84,15 @@ extension ModelOptions {
     }
 }
 
+/// `--input` and `--dim` applied to every model of a command that takes several.
+struct SharedBindings: ParsableArguments {
+    @Option(name: .customLong("input"), help: ArgumentHelp("Bind an input's shape in every model, e.g. --input input_ids=1x128.", valueName: "NAME=DIMS"))
+    var inputs: [InputBinding] = []
+
+    @Option(name: .customLong("dim"), help: ArgumentHelp("Bind a symbolic dim in every model, e.g. --dim seq=128.", valueName: "SYMBOL=N"))
+    var dims: [DimBinding] = []
+}
+
 /// `--format` and `--output`, shared by every command that prints a table.
 struct OutputOptions: ParsableArguments {
     @Option(help: "Output format: table, csv, json or md (default: from the --output file's extension, else table).")

@@ -47,11 +47,7 @@ struct Report: ParsableCommand {
     @Option(help: ArgumentHelp("With several models, the one the others are compared with (default: the first).", valueName: "MODEL"))
     var baseline: String?
 
-    @Option(name: .customLong("input"), help: ArgumentHelp("Bind an input's shape in every model, e.g. --input input_ids=1x128.", valueName: "NAME=DIMS"))
-    var inputs: [InputBinding] = []
-
-    @Option(name: .customLong("dim"), help: ArgumentHelp("Bind a symbolic dim in every model, e.g. --dim seq=128.", valueName: "SYMBOL=N"))
-    var dims: [DimBinding] = []
+    @OptionGroup var bindings: SharedBindings
 
     @OptionGroup var data: InputDataOptions
     @OptionGroup var threading: RuntimeOptions
@@ -66,13 +62,13 @@ struct Report: ParsableCommand {
 
     func run() throws {
         if models.count == 1 {
-            let model = try ModelOptions.binding(models[0], inputs: inputs, dims: dims)
+            let model = try ModelOptions.binding(models[0], inputs: bindings.inputs, dims: bindings.dims)
             let session = try MeasuringSession(model: model, data: data, threading: threading, measuring: measuring)
             try write(HTMLReport(profiles: [session.profile]))
             try session.finish()
         } else {
             let base = baseline.flatMap { ComparingSession.index(of: $0, in: models) } ?? 0
-            let session = try ComparingSession(models: models, baseline: base, inputs: inputs, dims: dims, data: data,
+            let session = try ComparingSession(models: models, baseline: base, inputs: bindings.inputs, dims: bindings.dims, data: data,
                                                threading: threading, measuring: measuring)
             try write(HTMLReport(profiles: session.comparison.profiles, comparison: session.comparison))
             try session.finish()
