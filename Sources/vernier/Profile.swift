@@ -96,7 +96,7 @@ struct MeasuringOptions: ParsableArguments {
     @Flag(help: "Pin each thread to its own core while measuring (where the OS allows).")
     var pin = false
 
-    @Option(name: .customLong("device-profile"), help: ArgumentHelp("Roofs from this device profile instead of the host's.", valueName: "FILE"))
+    @Option(name: .customLong("device-profile"), help: ArgumentHelp("Roofs from this device profile (a stored name, see `vernier device --list`, or a .json file) instead of the host's.", valueName: "NAME|FILE"))
     var deviceProfile: String?
 
     @Flag(name: .customLong("no-roofline"), help: "Skip the roofline columns (and measuring the host).")
