@@ -4,8 +4,10 @@
 # vernier binary too (VERNIER_CLI_BINARY). The mutated-model sweep is skipped: 2,000
 # sanitized processes add nothing the fuzzer (Scripts/fuzz.sh, AddressSanitizer) does not.
 #   Scripts/sanitize.sh [address|thread]... [-- extra swift test arguments, e.g. --filter Profile]
-# Note: oneDNN and libgomp are not instrumented; ThreadSanitizer cannot see their
-# synchronization, so it checks our Swift code between their calls.
+# Note: oneDNN and libgomp are not instrumented; ThreadSanitizer cannot see an OpenMP
+# team's fork and join, so code called from libgomp is suppressed
+# (Scripts/tsan-suppressions.txt) and it checks the rest: Swift concurrency, Dispatch,
+# the CLI's and the tests' own threads.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -24,7 +26,7 @@ for s in "${sanitizers[@]}"; do
   swift build --build-tests --sanitize="$s" --scratch-path "$scratch"
   bin="$(swift build --sanitize="$s" --scratch-path "$scratch" --show-bin-path)"
   echo "== $s sanitizer: testing" >&2
-  if VERNIER_CLI_BINARY="$bin/vernier" ASAN_OPTIONS="detect_leaks=0" TSAN_OPTIONS="halt_on_error=1" \
+  if VERNIER_CLI_BINARY="$bin/vernier" ASAN_OPTIONS="detect_leaks=0" TSAN_OPTIONS="halt_on_error=1 suppressions=$root/Scripts/tsan-suppressions.txt" \
      swift test --skip-build --sanitize="$s" --scratch-path "$scratch" --skip MutatedModelTests "$@" 2>&1 | tee "$scratch/test-output.txt"; then
     echo "== $s sanitizer: passed" >&2
   else
