@@ -83,23 +83,20 @@ struct ComparingSession {
             var feeds: [String: Tensor]
             var note: String?
         }
-        var loaded: [Loaded] = []
+        let analyzed = try models.map { try data.analyzeAndFeed(try modelOptions($0)) }
         // The baseline's inputs go to every model whose inputs match them.
-        let baseFeeds = try data.analyzeAndFeed(try modelOptions(models[base])).feeds
-        for path in models {
-            var (analyzed, feeds) = try data.analyzeAndFeed(try modelOptions(path))
-            var note: String?
-            let sameInputs = feeds.count == baseFeeds.count && feeds.allSatisfy { name, t in
+        let baseFeeds = analyzed[base].feeds
+        var loaded: [Loaded] = []
+        for (model, ownFeeds) in analyzed {
+            let sameInputs = ownFeeds.count == baseFeeds.count && ownFeeds.allSatisfy { name, t in
                 baseFeeds[name].map { $0.shape == t.shape && $0.elementType == t.elementType } ?? false
             }
-            if sameInputs { feeds = baseFeeds } else { note = "its inputs differ from the baseline's (names, shapes or types)" }
-            let plan = try ExecutionPlan.compile(analyzed.inferred, opsets: analyzed.model.opsets, options: threading.executionOptions)
-            loaded.append(Loaded(table: CostModel.table(for: analyzed), plan: plan, feeds: feeds, note: note))
+            let plan = try ExecutionPlan.compile(model.inferred, opsets: model.model.opsets, options: threading.executionOptions)
+            loaded.append(Loaded(table: CostModel.table(for: model), plan: plan, feeds: sameInputs ? baseFeeds : ownFeeds,
+                                 note: sameInputs ? nil : "its inputs differ from the baseline's (names, shapes or types)"))
         }
         let device = try measuring.resolveDevice(threads: ThreadPool.threadCount)
-        if measuring.pin, ThreadPool.pinThreads() == nil {
-            FileHandle.standardError.write(Data("vernier: warning: --pin: the OS did not allow pinning threads; measuring unpinned\n".utf8))
-        }
+        measuring.pinIfAsked()
 
         let sessions = loaded.map { MeasurementSession(plan: $0.plan, inputs: $0.feeds) }
         let options = measuring.profilerOptions
@@ -151,13 +148,7 @@ struct ComparingSession {
     }
 
     /// Exit 130 after an interrupted measurement; restores Ctrl-C's default otherwise.
-    func finish() throws {
-        Interrupt.uninstall()
-        if interrupted {
-            FileHandle.standardError.write(Data("vernier: interrupted: the figures cover the runs measured so far\n".utf8))
-            throw ExitCode(130)
-        }
-    }
+    func finish() throws { try Interrupt.finish(interrupted: interrupted) }
 
     /// The model `name` refers to: a path as given, else a file name.
     static func index(of name: String, in models: [String]) -> Int? {

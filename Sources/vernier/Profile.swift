@@ -119,6 +119,13 @@ struct MeasuringOptions: ParsableArguments {
         return options
     }
 
+    /// Pins the threads when --pin asks for it; warns when the OS refuses.
+    func pinIfAsked() {
+        if pin, ThreadPool.pinThreads() == nil {
+            FileHandle.standardError.write(Data("vernier: warning: --pin: the OS did not allow pinning threads; measuring unpinned\n".utf8))
+        }
+    }
+
     /// The device profile for the roofline columns, and where it came from: the named
     /// profile or file, else this machine's stored profile, measured now (about 3 s,
     /// once) when there is none or it was measured on another CPU.
@@ -153,9 +160,7 @@ struct MeasuringSession {
         let table = CostModel.table(for: analyzed)
         let plan = try ExecutionPlan.compile(analyzed.inferred, opsets: analyzed.model.opsets, options: threading.executionOptions)
         let device = try measuring.resolveDevice(threads: threads)
-        if measuring.pin, ThreadPool.pinThreads() == nil {
-            FileHandle.standardError.write(Data("vernier: warning: --pin: the OS did not allow pinning threads; measuring unpinned\n".utf8))
-        }
+        measuring.pinIfAsked()
         let bar = ProgressBar.onTerminal()
         let measured = try Profiler.measure(plan, inputs: feeds, options: measuring.profilerOptions,
                                             progress: bar.map { bar in { bar.show($0) } },
@@ -167,13 +172,7 @@ struct MeasuringSession {
     }
 
     /// Exit 130 after an interrupted measurement; restores Ctrl-C's default otherwise.
-    func finish() throws {
-        Interrupt.uninstall()
-        if profile.interrupted {
-            FileHandle.standardError.write(Data("vernier: interrupted: the figures cover the runs measured so far\n".utf8))
-            throw ExitCode(130)
-        }
-    }
+    func finish() throws { try Interrupt.finish(interrupted: profile.interrupted) }
 }
 
 /// A one-line progress bar on stderr, redrawn in place; only when stderr is a terminal.
@@ -215,4 +214,14 @@ enum Interrupt {
     }
 
     static func uninstall() { signal(SIGINT, SIG_DFL) }
+
+    /// Restores Ctrl-C's default, then turns a measurement cut short into exit code 130
+    /// (after the caller has written what was measured).
+    static func finish(interrupted: Bool) throws {
+        uninstall()
+        if interrupted {
+            FileHandle.standardError.write(Data("vernier: interrupted: the figures cover the runs measured so far\n".utf8))
+            throw ExitCode(130)
+        }
+    }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import VernierCost
 import VernierGraph
 import VernierRuntime
 
@@ -76,11 +77,11 @@ struct Run: ParsableCommand {
                 _ = try plan.run(feeds)
                 milliseconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
             }
-            milliseconds.sort()
-            func quantile(_ q: Double) -> Double { milliseconds[min(milliseconds.count - 1, Int(q * Double(milliseconds.count)))] }
+            // The same statistics as `vernier profile` (interpolated percentiles).
+            let stats = LatencyStats(milliseconds: milliseconds)
             let mb = { (bytes: Int) in String(format: "%.1f MB", Double(bytes) / 1e6) }
             let line = String(format: "latency: median %.3f ms, p90 %.3f ms, min %.3f ms over %d runs (%d threads); ",
-                              quantile(0.5), quantile(0.9), milliseconds[0], milliseconds.count, ThreadPool.threadCount)
+                              stats.median, stats.p90, stats.min, stats.count, ThreadPool.threadCount)
                 + "\(plan.steps.count) kernels, \(plan.channelBlockedValues.count) blocked activations; "
                 + "arena \(mb(plan.arenaBytes)), weights \(mb(plan.constantBytes)), peak RSS \(ProcessMemory.peakResidentBytes.map(mb) ?? "unknown")\n"
             FileHandle.standardError.write(Data(line.utf8))
