@@ -40,7 +40,7 @@ let package = Package(
         ),
         .target(
             name: "VernierCost",
-            dependencies: ["VernierGraph"]
+            dependencies: ["VernierGraph", .product(name: "Yams", package: "Yams")]
         ),
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),

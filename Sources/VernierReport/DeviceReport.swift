@@ -25,18 +25,41 @@ public struct DeviceReport {
         header.append(("caches", Self.cachesText(profile.caches)))
         if let path { header.append(("file", path)) }
         if let notes = profile.notes { header.append(("notes", notes)) }
+        header.append(("prediction", Self.calibrationText(profile)))
         let width = header.map(\.0.count).max() ?? 0
         var out = header.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }
             .joined(separator: "\n") + "\n\n"
         let rows = profile.roofs.map { roof in
             [String(roof.threads), String(format: "%.1f", roof.fp32Gflops),
              roof.int8Gops.map { String(format: "%.1f", $0) } ?? "-",
+             roof.fp16Gflops.map { String(format: "%.1f", $0) } ?? "-",
              String(format: "%.2f", roof.bandwidthGBps),
              String(format: "%.2f", roof.fp32Gflops / roof.bandwidthGBps)]
         }
-        out += Format.columns(["threads", "fp32 GFLOP/s", "int8 GOP/s", "bandwidth GB/s", "ridge FLOPs/byte"],
-                              rows, rightAligned: [0, 1, 2, 3, 4])
+        out += Format.columns(["threads", "fp32 GFLOP/s", "int8 GOP/s", "fp16 GFLOP/s", "bandwidth GB/s", "ridge FLOPs/byte"],
+                              rows, rightAligned: [0, 1, 2, 3, 4, 5])
+        let model = profile.effectiveEfficiency
+        out += "\nefficiency (share of the roofline reached, by kernel size in us of roofline time):\n\n"
+        let curves = model.curves.filter { $0.bound == nil }.sorted {
+            ($0.threads, $0.opClass?.rawValue ?? "~all") < ($1.threads, $1.opClass?.rawValue ?? "~all")
+        }
+        out += Format.columns(["threads", "class", "kernels", "curve (ideal us: efficiency)"], curves.map { c in
+            [String(c.threads), c.opClass?.rawValue ?? "all", String(c.samples),
+             c.points.map { String(format: "%.3g: %.2f", $0.idealUs, $0.efficiency) }.joined(separator: ", ")]
+        }, rightAligned: [0, 2])
+        out += "\n" + Format.columns(["threads", "per-kernel overhead us", "per-run overhead us"], model.overheads.map {
+            [String($0.threads), String(format: "%.2f", $0.perKernelUs), String(format: "%.1f", $0.perRunUs)]
+        }, rightAligned: [0, 1, 2])
         return out
+    }
+
+    /// "calibrated on N profiles (...)" or "uncalibrated (built-in priors)".
+    public static func calibrationText(_ profile: DeviceProfile) -> String {
+        guard let e = profile.efficiency, e.calibrated else {
+            return "uncalibrated: efficiencies are built-in priors; fit them with `vernier device --calibrate`"
+        }
+        return "calibrated on \(e.fittedOn.count) profile(s), \(e.sampleCount) kernels\(e.fittedAt.map { ", " + $0 } ?? ""): "
+            + e.fittedOn.joined(separator: ", ")
     }
 
     /// `L1d 32 KiB, L2 512 KiB, L3 32 MiB`; unknown levels are left out.
@@ -59,14 +82,23 @@ public struct DeviceReport {
     /// The profiles of a folder as a table (name, cpu, source, measured_at), or a line
     /// saying the folder has none.
     public static func listTable(_ entries: [DeviceProfileStore.Entry], directory: String) -> String {
-        guard !entries.isEmpty else {
-            return "no device profiles in \(directory); measure this machine with `vernier device --measure`\n"
+        var out: String
+        if entries.isEmpty {
+            out = "no device profiles in \(directory); measure this machine with `vernier device --measure`\n"
+        } else {
+            let rows = entries.map { entry -> [String] in
+                guard let p = entry.profile else { return [entry.name, "(unreadable: \(entry.problem ?? "unknown problem"))", "", "", ""] }
+                return [entry.name, p.cpu, p.source.rawValue, p.isCalibrated ? "calibrated" : "uncalibrated", p.measuredAt ?? "-"]
+            }
+            out = "profiles in \(directory):\n\n" + Format.columns(["name", "cpu", "source", "prediction", "measured_at"], rows)
         }
-        let rows = entries.map { entry -> [String] in
-            guard let p = entry.profile else { return [entry.name, "(unreadable: \(entry.problem ?? "unknown problem"))", "", ""] }
-            return [entry.name, p.cpu, p.source.rawValue, p.measuredAt ?? "-"]
+        let stored = Set(entries.map(\.name))
+        let builtins = BuiltinDevices.all.filter { !stored.contains($0.name) }
+        if !builtins.isEmpty {
+            out += "\nbuilt-in profiles (spec-derived; a stored file of the same name overrides one):\n\n"
+            out += Format.columns(["name", "cpu", "cores"], builtins.map { [$0.name, $0.cpu, String($0.cores)] }, rightAligned: [2])
         }
-        return "profiles in \(directory):\n\n" + Format.columns(["name", "cpu", "source", "measured_at"], rows)
+        return out
     }
 
     /// The listing as JSON: `{"directory", "profiles": [{"name", "path", "cpu", "source",
@@ -81,9 +113,17 @@ public struct DeviceReport {
                 ("source", p.map { .string($0.source.rawValue) } ?? .null),
                 ("measured_at", p?.measuredAt.map { .string($0) } ?? .null),
                 ("cores", p.map { .int($0.cores) } ?? .null),
+                ("calibrated", p.map { .bool($0.isCalibrated) } ?? .null),
                 ("error", entry.problem.map { .string($0) } ?? .null),
             ])
         }
-        return JSON.object([("directory", .string(directory)), ("profiles", .array(profiles))]).serialized() + "\n"
+        let stored = Set(entries.map(\.name))
+        let builtins: [JSON] = BuiltinDevices.all.filter { !stored.contains($0.name) }.map { p in
+            .object([("name", .string(p.name)), ("path", .string("built-in")), ("cpu", .string(p.cpu)),
+                     ("source", .string(p.source.rawValue)), ("measured_at", .null), ("cores", .int(p.cores)),
+                     ("calibrated", .bool(p.isCalibrated)), ("error", .null)])
+        }
+        return JSON.object([("directory", .string(directory)), ("profiles", .array(profiles)),
+                            ("builtin", .array(builtins))]).serialized() + "\n"
     }
 }

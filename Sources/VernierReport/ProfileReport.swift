@@ -253,6 +253,7 @@ public struct ProfileReport {
             ("op", .string(r.opType)),
             ("fused_ops", .string(r.fusedOpTypes)),
             ("fused", .array(r.fused.map(JSON.string))),
+            ("op_class", .string(r.opClass.rawValue)),
             ("input_shapes", .array(r.inputTypes.map(Format.jsonShape))),
             ("output_shapes", .array(r.outputTypes.map(Format.jsonShape))),
             ("params", .int(r.params)),

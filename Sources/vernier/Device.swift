@@ -23,7 +23,7 @@ enum DeviceFormat: String, ExpressibleByArgument, CaseIterable {
 struct DeviceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device",
-        abstract: "Measure this machine's roofline (peak GFLOP/s, memory bandwidth) or show stored device profiles.",
+        abstract: "Device profiles: measure this machine's roofline, list and show profiles, calibrate prediction, measure its accuracy.",
         discussion: """
         The profiler places each layer on the roofline of the machine it runs on: a layer \
         doing I FLOPs per byte it moves can run at most at min(peak, I x bandwidth). \
@@ -70,12 +70,20 @@ struct DeviceCommand: ParsableCommand {
         count); its ridge point, fp32_gflops / bandwidth_gbps FLOPs per byte, \
         separates memory-bound from compute-bound layers.
 
+        Built-in profiles (rpi4, rpi5, orin-nano, laptop-x86) are derived from public         specs (their notes give the arithmetic) and are uncalibrated: `vernier predict` on         them uses prior efficiencies and says so. A stored NAME.json overrides the         built-in of that name.
+
+        Calibration (--calibrate PROFILE --from FILE...): fits the efficiency curves of         PROFILE (default host) on measured profiles: Vernier's JSON profiles (`vernier         profile --format json -o F.json`, which record their thread count) and ONNX Runtime         profiler traces (SessionOptions.enable_profiling; the trace does not record threads,         give --ort-threads). Each file's model is its name up to the first dot         (resnet18.t2.json is resnet18). The fitted profile is saved as NAME.json in the         profile folder (or --output) and lists the models it was fitted on.
+
+        Accuracy (--accuracy PROFILE --from FILE...): leave-one-out: for each model,         calibrate on all the others and predict it; prints the error of each model's         end-to-end latency and of each layer, the share within 10% and 20%, and the RMSPE.         With --rows R.json...: predict each model from Vernier's kernels (R, its Vernier         profile) against the latency measured in its --from file (e.g. ONNX Runtime's).
+
         Examples:
           vernier device --measure
           vernier device --measure --threads 1,2 --output mybox.json
           vernier device --show                       # this machine's stored profile
-          vernier device --show rpi4 --format json    # rpi4.json in the profile folder
+          vernier device --show rpi4 --format json    # stored rpi4.json, else the built-in
           vernier device --list
+          vernier device --calibrate rpi5 --from ort_resnet18.json --from ort_bert.json --ort-threads 4
+          vernier device --accuracy host --from profiles/*.json
         """
     )
 
@@ -85,12 +93,27 @@ struct DeviceCommand: ParsableCommand {
     @Flag(help: "Print a stored profile: PROFILE, or this machine's when none is given (the default action).")
     var show = false
 
-    @Flag(help: "List the profiles in the profile folder.")
+    @Flag(help: "List the profiles in the profile folder and the built-in ones.")
     var list = false
 
-    @Argument(help: ArgumentHelp("With --show: a profile name (NAME.json in the profile folder) or a file path.",
+    @Flag(help: "Fit PROFILE's efficiency curves on measured profiles (--from) and save it.")
+    var calibrate = false
+
+    @Flag(help: "Leave-one-out accuracy of prediction on PROFILE over measured profiles (--from).")
+    var accuracy = false
+
+    @Argument(help: ArgumentHelp("With --show, --calibrate, --accuracy: a profile name (stored NAME.json, else built-in) or a file path; default host.",
                                  valueName: "PROFILE"))
     var profile: String?
+
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("With --calibrate / --accuracy: measured profiles (Vernier JSON or ONNX Runtime traces).", valueName: "FILE"))
+    var from: [String] = []
+
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("With --accuracy: Vernier profiles whose kernels are predicted, against the latency in the --from file of the same model.", valueName: "FILE"))
+    var rows: [String] = []
+
+    @Option(name: .customLong("ort-threads"), help: ArgumentHelp("Threads ONNX Runtime traces in --from were measured with.", valueName: "N"))
+    var ortThreads: Int = 1
 
     @Option(name: [.short, .long], help: ArgumentHelp("With --measure: save the profile to FILE instead.", valueName: "FILE"))
     var output: String?
@@ -105,15 +128,26 @@ struct DeviceCommand: ParsableCommand {
     var format: DeviceFormat = .table
 
     func validate() throws {
-        if [measure, show, list].filter({ $0 }).count > 1 {
-            throw ValidationError("give one of --measure, --show and --list")
+        if [measure, show, list, calibrate, accuracy].filter({ $0 }).count > 1 {
+            throw ValidationError("give one of --measure, --show, --list, --calibrate and --accuracy")
         }
         if profile != nil && (measure || list) {
-            throw ValidationError("a profile name or path goes with --show only")
+            throw ValidationError("a profile name or path goes with --show, --calibrate or --accuracy")
         }
-        if !measure && (output != nil || threads != nil) {
-            throw ValidationError("--output and --threads go with --measure only")
+        if !(measure || calibrate) && output != nil {
+            throw ValidationError("--output goes with --measure or --calibrate")
         }
+        if !measure && threads != nil {
+            throw ValidationError("--threads goes with --measure only")
+        }
+        if (calibrate || accuracy) && from.isEmpty {
+            throw ValidationError("--\(calibrate ? "calibrate" : "accuracy") needs measured profiles: --from FILE...")
+        }
+        if !(calibrate || accuracy) && !from.isEmpty {
+            throw ValidationError("--from goes with --calibrate or --accuracy")
+        }
+        if !accuracy && !rows.isEmpty { throw ValidationError("--rows goes with --accuracy only") }
+        if ortThreads < 1 { throw ValidationError("--ort-threads must be at least 1") }
         if !(seconds.isFinite && seconds > 0 && seconds <= 60) {
             throw ValidationError("--seconds must be more than 0 and at most 60")
         }
@@ -122,6 +156,8 @@ struct DeviceCommand: ParsableCommand {
     func run() throws {
         let store = DeviceProfileStore.standard
         if measure { return try runMeasure(store) }
+        if calibrate { return try runCalibrate(store) }
+        if accuracy { return try runAccuracy(store) }
         if list {
             let entries = store.list()
             emit(format == .json ? DeviceReport.listJSON(entries, directory: store.directory)
@@ -130,7 +166,7 @@ struct DeviceCommand: ParsableCommand {
         }
         let nameOrPath = profile ?? DeviceProfileStore.hostName
         let loaded = try store.load(nameOrPath: nameOrPath)
-        try print(loaded, path: store.resolve(nameOrPath))
+        try print(loaded, path: store.origin(of: nameOrPath))
     }
 
     private func runMeasure(_ store: DeviceProfileStore) throws {
@@ -149,6 +185,46 @@ struct DeviceCommand: ParsableCommand {
             throw CommandError("\(error); give a writable --output FILE or set VERNIER_DEVICE_DIR")
         }
         try print(measured, path: path)
+    }
+
+    /// The profile to calibrate or evaluate: the named one; for the host, the stored
+    /// measurement, measured now when there is none usable.
+    private func baseProfile(_ store: DeviceProfileStore) throws -> DeviceProfile {
+        let name = profile ?? DeviceProfileStore.hostName
+        if name == DeviceProfileStore.hostName {
+            return try DeviceProfileStore.hostProfile { try HostProbe.measure() }.profile
+        }
+        return try store.load(nameOrPath: name)
+    }
+
+    private func readSamples(_ paths: [String]) throws -> [ModelSamples] {
+        try paths.map { try ModelSamples.read(path: $0, ortThreads: ortThreads) }
+    }
+
+    private func runCalibrate(_ store: DeviceProfileStore) throws {
+        let base = try baseProfile(store)
+        let sets = try readSamples(from)
+        let fitted = try base.calibrated(on: sets, fittedAt: ISO8601DateFormatter().string(from: Date()))
+        let path = output ?? store.path(forName: base.name)
+        try store.save(fitted, to: path)
+        try print(fitted, path: path)
+    }
+
+    private func runAccuracy(_ store: DeviceProfileStore) throws {
+        let base = try baseProfile(store)
+        let measured = try readSamples(from)
+        let result: PredictionAccuracy
+        if rows.isEmpty {
+            result = try PredictionAccuracy.leaveOneOut(base: base, calibration: measured, targets: measured)
+        } else {
+            let targets = try readSamples(rows)
+            result = try PredictionAccuracy.leaveOneOut(base: base, calibration: measured, targets: targets, truth: measured)
+        }
+        guard !result.models.isEmpty else {
+            throw CommandError("no model could be held out: each needs a measured end-to-end latency (and with --rows, a --from file of the same model and thread count)")
+        }
+        let report = AccuracyReport(result, device: base.name)
+        emit(format == .json ? report.json().serialized() + "\n" : report.markdown())
     }
 
     /// Three figures per thread count, plus about a second of set-up.

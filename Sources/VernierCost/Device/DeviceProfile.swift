@@ -1,4 +1,5 @@
 import Foundation
+import Yams
 
 /// What a machine can do, as the roofline model sees it: peak arithmetic rate and memory
 /// bandwidth per thread count, and its cache sizes. `vernier device --measure` measures
@@ -24,21 +25,24 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         public var threads: Int
         /// Peak fp32 rate (GFLOP/s, one multiply-add = 2 FLOPs) reached by a large GEMM.
         public var fp32Gflops: Double
-        /// Peak int8 rate (GOP/s, one multiply-add = 2 ops) when measured.
+        /// Peak int8 rate (GOP/s, one multiply-add = 2 ops) when known.
         public var int8Gops: Double?
+        /// Peak fp16 rate (GFLOP/s) when the device computes in fp16 natively.
+        public var fp16Gflops: Double?
         /// Sustained memory bandwidth (GB/s = 1e9 bytes/s, bytes read + bytes written)
         /// of a copy much larger than the last-level cache.
         public var bandwidthGBps: Double
 
-        public init(threads: Int, fp32Gflops: Double, int8Gops: Double? = nil, bandwidthGBps: Double) {
+        public init(threads: Int, fp32Gflops: Double, int8Gops: Double? = nil, fp16Gflops: Double? = nil, bandwidthGBps: Double) {
             self.threads = threads
             self.fp32Gflops = fp32Gflops
             self.int8Gops = int8Gops
+            self.fp16Gflops = fp16Gflops
             self.bandwidthGBps = bandwidthGBps
         }
 
         enum CodingKeys: String, CodingKey {
-            case threads, fp32Gflops = "fp32_gflops", int8Gops = "int8_gops", bandwidthGBps = "bandwidth_gbps"
+            case threads, fp32Gflops = "fp32_gflops", int8Gops = "int8_gops", fp16Gflops = "fp16_gflops", bandwidthGBps = "bandwidth_gbps"
         }
     }
 
@@ -77,9 +81,11 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
     public var roofs: [Roof]
     /// Where the spec figures come from, for spec-derived profiles.
     public var notes: String?
+    /// Efficiency curves and overheads for prediction; nil means the built-in priors.
+    public var efficiency: EfficiencyModel?
 
     public init(name: String, cpu: String, source: Source, measuredAt: String? = nil, cores: Int, isa: [String],
-                caches: Caches, roofs: [Roof], notes: String? = nil) {
+                caches: Caches, roofs: [Roof], notes: String? = nil, efficiency: EfficiencyModel? = nil) {
         self.schema = Self.currentSchema
         self.name = name
         self.cpu = cpu
@@ -90,11 +96,20 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
         self.caches = caches
         self.roofs = roofs.sorted { $0.threads < $1.threads }
         self.notes = notes
+        self.efficiency = efficiency
     }
 
     enum CodingKeys: String, CodingKey {
-        case schema, name, cpu, source, measuredAt = "measured_at", cores, isa, caches, roofs, notes
+        case schema, name, cpu, source, measuredAt = "measured_at", cores, isa, caches, roofs, notes, efficiency
     }
+
+    /// The efficiency model prediction uses: the fitted one, else the priors.
+    public var effectiveEfficiency: EfficiencyModel {
+        efficiency ?? .priors(threadCounts: roofs.map(\.threads))
+    }
+
+    /// Whether predictions on this profile rest on a calibration.
+    public var isCalibrated: Bool { efficiency?.calibrated ?? false }
 
     /// The roof at `threads`: the entry for that count, else the nearest measured count
     /// below it (more threads than were measured gain nothing we know of), else the
@@ -139,18 +154,30 @@ extension DeviceProfile {
         return data
     }
 
-    /// Reads and checks a profile: schema, at least one roof, positive figures.
+    /// Reads and checks a profile: schema, at least one roof, positive figures. Files
+    /// ending in `.yaml` or `.yml` are YAML with the same fields; others JSON.
     public static func load(path: String) throws -> DeviceProfile {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw DeviceProfileError.unreadable(path: path, reason: (error as NSError).localizedDescription)
         }
-        return try decode(data, path: path)
+        return try decode(data, path: path, yaml: path.hasSuffix(".yaml") || path.hasSuffix(".yml"))
     }
 
-    static func decode(_ data: Data, path: String) throws -> DeviceProfile {
+    static func decode(_ data: Data, path: String, yaml: Bool = false) throws -> DeviceProfile {
         let profile: DeviceProfile
-        do { profile = try JSONDecoder().decode(DeviceProfile.self, from: data) } catch {
+        do {
+            if yaml {
+                guard let text = String(data: data, encoding: .utf8) else {
+                    throw DeviceProfileError.invalid(path: path, reason: "not UTF-8 text")
+                }
+                profile = try YAMLDecoder().decode(DeviceProfile.self, from: text)
+            } else {
+                profile = try JSONDecoder().decode(DeviceProfile.self, from: data)
+            }
+        } catch let error as DeviceProfileError {
+            throw error
+        } catch {
             throw DeviceProfileError.invalid(path: path, reason: "\(error)".split(separator: "\n").first.map(String.init) ?? "bad JSON")
         }
         guard profile.schema.hasPrefix("vernier.device/") else {
@@ -159,8 +186,18 @@ extension DeviceProfile {
         guard !profile.roofs.isEmpty else { throw DeviceProfileError.invalid(path: path, reason: "no roofs") }
         for roof in profile.roofs {
             guard roof.threads >= 1, roof.fp32Gflops > 0, roof.fp32Gflops.isFinite,
-                  roof.bandwidthGBps > 0, roof.bandwidthGBps.isFinite, (roof.int8Gops ?? 1) > 0 else {
+                  roof.bandwidthGBps > 0, roof.bandwidthGBps.isFinite, (roof.int8Gops ?? 1) > 0, (roof.fp16Gflops ?? 1) > 0 else {
                 throw DeviceProfileError.invalid(path: path, reason: "roof at \(roof.threads) threads has a non-positive figure")
+            }
+        }
+        for curve in profile.efficiency?.curves ?? [] {
+            guard !curve.points.isEmpty, curve.points.allSatisfy({ $0.idealUs > 0 && $0.idealUs.isFinite && $0.efficiency > 0 && $0.efficiency.isFinite }) else {
+                throw DeviceProfileError.invalid(path: path, reason: "an efficiency curve at \(curve.threads) threads has no points or a non-positive one")
+            }
+        }
+        for overhead in profile.efficiency?.overheads ?? [] {
+            guard overhead.perKernelUs >= 0, overhead.perRunUs >= 0, overhead.perKernelUs.isFinite, overhead.perRunUs.isFinite else {
+                throw DeviceProfileError.invalid(path: path, reason: "negative overhead at \(overhead.threads) threads")
             }
         }
         return profile

@@ -41,9 +41,9 @@ public struct DeviceProfileStore: Sendable, Equatable {
     }
 
     /// Whether `nameOrPath` names a file rather than a profile in the folder: it
-    /// contains a `/` or ends in `.json`.
+    /// contains a `/` or ends in `.json`, `.yaml` or `.yml`.
     public static func isPath(_ nameOrPath: String) -> Bool {
-        nameOrPath.contains("/") || nameOrPath.hasSuffix(".json")
+        nameOrPath.contains("/") || [".json", ".yaml", ".yml"].contains { nameOrPath.hasSuffix($0) }
     }
 
     /// The file `nameOrPath` stands for: itself when it is a path, else `NAME.json` in
@@ -53,14 +53,26 @@ public struct DeviceProfileStore: Sendable, Equatable {
     }
 
     /// Reads and checks a profile given by name (`host`, `rpi4`: `NAME.json` in the
-    /// folder) or by path (anything with a `/` or ending in `.json`).
+    /// folder, else the built-in profile of that name) or by path (anything with a `/`
+    /// or ending in `.json`, `.yaml` or `.yml`). A stored file overrides a built-in of
+    /// the same name: that is where a calibrated built-in is kept.
     public func load(nameOrPath: String) throws -> DeviceProfile {
         guard !nameOrPath.isEmpty else { throw DeviceStoreError.emptyName }
         let path = resolve(nameOrPath)
         if !Self.isPath(nameOrPath), !FileManager.default.fileExists(atPath: path) {
+            if let builtin = BuiltinDevices.named(nameOrPath) { return builtin }
             throw DeviceStoreError.notFound(name: nameOrPath, directory: directory)
         }
         return try DeviceProfile.load(path: path)
+    }
+
+    /// Where a profile given by name or path was read from: the file, or "built-in".
+    public func origin(of nameOrPath: String) -> String {
+        let path = resolve(nameOrPath)
+        if !Self.isPath(nameOrPath), !FileManager.default.fileExists(atPath: path), BuiltinDevices.named(nameOrPath) != nil {
+            return "built-in"
+        }
+        return path
     }
 
     /// Writes `profile` to `path` atomically: the JSON goes to a temporary file in the
@@ -171,7 +183,8 @@ public enum DeviceStoreError: Error, Equatable, CustomStringConvertible {
         case let .notFound(name, directory) where name == DeviceProfileStore.hostName:
             return "no measured profile of this machine in \(directory); measure it with `vernier device --measure`"
         case let .notFound(name, directory):
-            return "no device profile named \(name) in \(directory); `vernier device --list` shows the stored ones"
+            let builtins = BuiltinDevices.all.map(\.name).joined(separator: ", ")
+            return "no device profile named \(name) in \(directory) and no built-in one (\(builtins)); `vernier device --list` shows them all"
         case let .unwritable(path, reason):
             return "cannot write device profile \(path): \(reason)"
         }

@@ -27,6 +27,8 @@ public struct Profile: Sendable {
         public var bytesWritten: Double
         /// False when a fused node has no cost formula or unknown shapes.
         public var costKnown: Bool
+        /// The class whose efficiency curve predicts this kernel.
+        public var opClass: OpClass = .other
         public var latency: LatencyStats
         /// Share of the sum of all rows' median latencies, and the running total in row order.
         public var share: Double
@@ -39,6 +41,40 @@ public struct Profile: Sendable {
         public var intensity: Double? { bytesMoved > 0 ? (flops + 2 * intMacs) / bytesMoved : nil }
         /// Activation bytes the group writes.
         public var activationBytes: Double { bytesWritten }
+        /// Integer arithmetic dominates: placed against the int8 roof.
+        public var isInteger: Bool { intMacs > 0 && 2 * intMacs >= flops }
+
+        /// A row from a kernel's static costs and its measured latency.
+        public init(costs c: KernelCosts, latency: LatencyStats) {
+            self.init(name: c.name, opType: c.opType, fusedOpTypes: c.fusedOpTypes, fused: c.fused, inputTypes: c.inputTypes,
+                      outputTypes: c.outputTypes, params: c.params, macs: c.macs, flops: c.flops, intMacs: c.intMacs,
+                      bytesRead: c.bytesRead, bytesWritten: c.bytesWritten, costKnown: c.costKnown, opClass: c.opClass,
+                      latency: latency, share: 0, cumulativeShare: 0, placement: nil)
+        }
+
+        public init(name: String, opType: String, fusedOpTypes: String, fused: [String], inputTypes: [TensorType?],
+                    outputTypes: [TensorType?], params: Int, macs: Double, flops: Double, intMacs: Double,
+                    bytesRead: Double, bytesWritten: Double, costKnown: Bool, opClass: OpClass = .other,
+                    latency: LatencyStats, share: Double, cumulativeShare: Double, placement: Roofline.Placement?) {
+            self.name = name
+            self.opType = opType
+            self.fusedOpTypes = fusedOpTypes
+            self.fused = fused
+            self.inputTypes = inputTypes
+            self.outputTypes = outputTypes
+            self.params = params
+            self.macs = macs
+            self.flops = flops
+            self.intMacs = intMacs
+            self.bytesRead = bytesRead
+            self.bytesWritten = bytesWritten
+            self.costKnown = costKnown
+            self.opClass = opClass
+            self.latency = latency
+            self.share = share
+            self.cumulativeShare = cumulativeShare
+            self.placement = placement
+        }
     }
 
     /// Rows aggregated by kernel op type.
@@ -114,34 +150,17 @@ public struct Profile: Sendable {
     /// original nodes, with the values passed inside a fused group left out of the bytes.
     public static func build(table: CostTable, runs: MeasuredRuns, memory: MeasuredMemory,
                              device: DeviceProfile?, deviceSource: String?) -> Profile {
-        let costs = Dictionary(table.nodes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        var readers: [String: Set<String>] = [:]
-        for node in table.nodes {
-            for input in node.inputNames where !input.isEmpty { readers[input, default: []].insert(node.name) }
-        }
-        let graphOutputs = Set(table.analyzed.model.graph.outputs.map(\.name))
         let roofline = device?.roofline(threads: runs.threads)
-        // Values that exist at run time: graph inputs and what kernels produce, passed on
-        // by removed nodes (an Identity of an activation); the rest are constants, which
-        // rows list with the weights rather than as activation inputs.
-        let executed = Set(runs.steps.flatMap(\.sourceNodes))
-        var runtimeValues = Set(table.analyzed.model.graph.runtimeInputs.map(\.name))
-        for node in table.nodes where executed.contains(node.name) || node.inputNames.contains(where: runtimeValues.contains) {
-            runtimeValues.formUnion(node.outputNames.filter { !$0.isEmpty })
-        }
+        let grouping = KernelGrouping(table: table, executedNodes: Set(runs.steps.flatMap(\.sourceNodes)))
 
         var rows: [Row] = []
         var run = Set<String>()
         for step in runs.steps {
-            let members = step.sourceNodes.compactMap { costs[$0] }
             run.formUnion(step.sourceNodes)
             guard let latency = LatencyStats(nanoseconds: step.durations) else { continue }
-            var row = groupCosts(name: step.name, opType: step.opType, members: members, readers: readers,
-                                 graphOutputs: graphOutputs, runtimeValues: runtimeValues, latency: latency)
-            row.fused = step.sourceNodes
+            var row = Row(costs: grouping.costs(name: step.name, opType: step.opType, nodes: step.sourceNodes), latency: latency)
             if row.costKnown, let roofline {
-                let integer = row.intMacs > 0 && 2 * row.intMacs >= row.flops
-                let peak = device?.roofline(threads: runs.threads, integer: integer) ?? roofline
+                let peak = device?.roofline(threads: runs.threads, integer: row.isInteger) ?? roofline
                 row.placement = peak.place(flops: row.flops + 2 * row.intMacs, bytes: row.bytesMoved,
                                            seconds: latency.median / 1e3)
             }
@@ -159,53 +178,5 @@ public struct Profile: Sendable {
                        nodeSumMs: nodeSum, memory: memory, threads: runs.threads, warmupRuns: runs.warmupRuns,
                        interrupted: runs.interrupted, measuringSeconds: runs.seconds,
                        device: device, deviceSource: deviceSource, roofline: roofline, measurements: runs)
-    }
-
-    /// The costs of a group of nodes run as one kernel.
-    static func groupCosts(name: String, opType: String, members: [NodeCost], readers: [String: Set<String>],
-                           graphOutputs: Set<String>, runtimeValues: Set<String>, latency: LatencyStats) -> Row {
-        let memberNames = Set(members.map(\.name))
-        var producedInside: [String: TensorType?] = [:]
-        for m in members { for (n, t) in zip(m.outputNames, m.outputTypes) where !n.isEmpty { producedInside[n] = t } }
-        func bytes(_ t: TensorType?) -> Double { CostModel.bytes(t)?.value ?? 0 }
-        // A value stays inside when fused nodes alone read it; a value nobody reads is
-        // still written by its kernel.
-        func escapes(_ value: String) -> Bool {
-            let r = readers[value] ?? []
-            return graphOutputs.contains(value) || r.isEmpty || r.contains { !memberNames.contains($0) }
-        }
-
-        var row = Row(name: name, opType: opType, fusedOpTypes: members.map(\.qualifiedOpType).joined(separator: "+"),
-                      fused: [], inputTypes: [], outputTypes: [], params: 0, macs: 0, flops: 0, intMacs: 0,
-                      bytesRead: 0, bytesWritten: 0, costKnown: !members.isEmpty, latency: latency,
-                      share: 0, cumulativeShare: 0, placement: nil)
-        var seenInputs = Set<String>()
-        for m in members {
-            row.params += m.params
-            if let work = m.work, let macs = work.macs.value, let flops = work.flops.value, let intMacs = work.intMacs.value,
-               let read = m.bytesRead?.value, let written = m.bytesWritten?.value {
-                row.macs += macs
-                row.flops += flops
-                row.intMacs += intMacs
-                row.bytesRead += read
-                row.bytesWritten += written
-            } else {
-                row.costKnown = false
-            }
-            for (i, input) in m.inputNames.enumerated() where !input.isEmpty {
-                let type = i < m.inputTypes.count ? m.inputTypes[i] : nil
-                if let inner = producedInside[input] {
-                    row.bytesRead -= bytes(inner)   // passed inside the group
-                } else if runtimeValues.contains(input), seenInputs.insert(input).inserted {
-                    row.inputTypes.append(type)
-                }
-            }
-            for (n, t) in zip(m.outputNames, m.outputTypes) where !n.isEmpty {
-                if escapes(n) { row.outputTypes.append(t) } else { row.bytesWritten -= bytes(t) }
-            }
-        }
-        row.bytesRead = max(0, row.bytesRead)
-        row.bytesWritten = max(0, row.bytesWritten)
-        return row
     }
 }

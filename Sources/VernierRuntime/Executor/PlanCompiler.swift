@@ -49,11 +49,6 @@ struct PlanCompiler {
     let options: ExecutionOptions
     let isSubgraph: Bool
 
-    /// Ops whose output must not be computed once at plan time.
-    static let nondeterministicOps: Set<String> = [
-        "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli",
-    ]
-
     func compile() throws -> ExecutionPlan {
         let graph = inferred.graph
         var ids: [String: Int] = [:]
@@ -137,7 +132,7 @@ struct PlanCompiler {
             let inputIDs = (node.inputs + implicitInputs).map { $0.isEmpty ? -1 : id($0) }
             let outputIDs = node.outputs.map { $0.isEmpty ? -1 : id($0) }
             // Values inference already proved constant need no kernel at all.
-            if !isSubgraph, node.subgraphs.isEmpty, !Self.nondeterministicOps.contains(node.opType),
+            if !isSubgraph, PlanTimeConstants.isFoldable(node),
                let tensors = provenConstants(node) {
                 for (k, tensor) in tensors.enumerated() where outputIDs[k] >= 0 { constantValues[outputIDs[k]] = tensor }
                 noteReads(of: node) { _ in false }
@@ -170,8 +165,7 @@ struct PlanCompiler {
                 slots.layouts[k] = layout(output)
             }
 
-            let foldable = options.foldConstants && node.subgraphs.isEmpty
-                && !Self.nondeterministicOps.contains(node.opType)
+            let foldable = options.foldConstants && PlanTimeConstants.isFoldable(node)
                 && inputIDs.allSatisfy { $0 < 0 || isConstant($0) }
             if foldable {
                 do {

@@ -1,0 +1,151 @@
+import Foundation
+
+/// A kernel's predicted time and how it was reached.
+public struct KernelPrediction: Sendable, Equatable {
+    /// Time at the roofline for the kernel's intensity.
+    public var idealUs: Double
+    /// Share of the roofline the kernel's class reaches at its size.
+    public var efficiency: Double
+    public var overheadUs: Double
+    public var bound: Roofline.Bound
+    /// `idealUs / efficiency + overheadUs`.
+    public var predictedUs: Double
+}
+
+extension DeviceProfile {
+    /// The roofline time of `kernel` at `threads` and the roof that sets it; nil when the
+    /// profile has no roofs.
+    public func idealTime(of kernel: KernelSample, threads: Int) -> (us: Double, bound: Roofline.Bound)? {
+        guard let roofline = roofline(threads: threads, integer: kernel.integer) else { return nil }
+        let computeUs = kernel.ops / (roofline.peakGflops * 1e3)
+        let memoryUs = kernel.bytes / (roofline.bandwidthGBps * 1e3)
+        return computeUs > memoryUs ? (computeUs, .compute) : (memoryUs, .memory)
+    }
+
+    /// The predicted time of one kernel at `threads`.
+    public func predict(_ kernel: KernelSample, threads: Int) -> KernelPrediction? {
+        guard let (ideal, bound) = idealTime(of: kernel, threads: threads) else { return nil }
+        let model = effectiveEfficiency
+        let efficiency = model.curve(for: kernel.opClass, bound: bound, threads: threads)?.efficiency(atIdealUs: ideal) ?? 1
+        let overhead = model.overhead(threads: threads).perKernelUs
+        return KernelPrediction(idealUs: ideal, efficiency: efficiency, overheadUs: overhead, bound: bound,
+                                predictedUs: ideal / max(efficiency, 1e-6) + overhead)
+    }
+
+    /// Predicted end-to-end time of a model's kernels at `threads`: the kernels' sum plus
+    /// the per-run overhead.
+    public func predictEndToEndUs(_ kernels: [KernelSample], threads: Int) -> Double {
+        let sum = kernels.reduce(0.0) { $0 + (predict($1, threads: threads)?.predictedUs ?? 0) }
+        return sum + effectiveEfficiency.overhead(threads: threads).perRunUs
+    }
+
+    /// This profile with its efficiency model fitted on measured kernels (`sets`: one per
+    /// model and thread count, any runtime). Thread counts without samples keep no
+    /// curves of their own and borrow the nearest fitted count's.
+    public func calibrated(on sets: [ModelSamples], fittedAt: String? = nil) throws -> DeviceProfile {
+        var curves: [EfficiencyModel.Curve] = []
+        var overheads: [EfficiencyModel.Overhead] = []
+        var sampleCount = 0
+        for threads in Set(sets.map(\.threads)).sorted() {
+            let atThreads = sets.filter { $0.threads == threads }
+            let kernels = atThreads.flatMap(\.kernels).filter { ($0.measuredUs ?? 0) > 0 }
+            guard !kernels.isEmpty else { continue }
+            let fit = Calibrator(profile: self, threads: threads)
+            let perKernel = fit.perKernelOverhead(kernels)
+            let points = kernels.compactMap { fit.point($0, overheadUs: perKernel) }
+            sampleCount += points.count
+            curves += fit.curves(points)
+            // Time outside kernels: input/output copies; the median over models, never negative.
+            let outside = atThreads.compactMap { set in set.endToEndUs.map { $0 - set.kernelSumUs } }.sorted()
+            let perRun = outside.isEmpty ? 0 : max(0, outside[outside.count / 2])
+            overheads.append(.init(threads: threads, perKernelUs: perKernel, perRunUs: perRun))
+        }
+        guard sampleCount > 0 else { throw CalibrationError.noSamples }
+        var copy = self
+        let models = Set(sets.map { "\($0.model) (\($0.runtime.rawValue), \($0.threads)t)" }).sorted()
+        copy.efficiency = EfficiencyModel(curves: curves, overheads: overheads, calibrated: true, fittedOn: models,
+                                          fittedAt: fittedAt, sampleCount: sampleCount)
+        return copy
+    }
+}
+
+/// Why a calibration could not be made.
+public enum CalibrationError: Error, Equatable, CustomStringConvertible {
+    case noSamples
+
+    public var description: String {
+        "no measured kernels with known costs to calibrate on; pass profiles from `vernier profile --format json` or ONNX Runtime's profiler"
+    }
+}
+
+/// Fits efficiency curves at one thread count.
+struct Calibrator {
+    /// One measured kernel placed against the roofline.
+    struct FitPoint {
+        var opClass: OpClass
+        var bound: Roofline.Bound
+        var idealUs: Double
+        /// Measured time less the per-kernel overhead.
+        var workUs: Double
+    }
+
+    let profile: DeviceProfile
+    let threads: Int
+
+    /// Fewest kernels a (class, bound) curve, a class curve, and a bin are fitted on.
+    static let minBoundCurve = 12
+    static let minClassCurve = 4
+    static let perBin = 6
+    static let maxBins = 6
+
+    /// The fixed cost every kernel pays: the 5th percentile of measured times (the
+    /// fastest kernels do almost nothing else), so outliers below it do not set it.
+    func perKernelOverhead(_ kernels: [KernelSample]) -> Double {
+        let times = kernels.compactMap(\.measuredUs).sorted()
+        guard !times.isEmpty else { return 0 }
+        return times[Int(Double(times.count - 1) * 0.05)]
+    }
+
+    func point(_ kernel: KernelSample, overheadUs: Double) -> FitPoint? {
+        guard let measured = kernel.measuredUs, measured > 0, kernel.ops + kernel.bytes > 0,
+              let (ideal, bound) = profile.idealTime(of: kernel, threads: threads), ideal > 0 else { return nil }
+        // A kernel faster than the overhead still did some work; keep a floor so its
+        // efficiency stays finite.
+        return FitPoint(opClass: kernel.opClass, bound: bound, idealUs: ideal, workUs: max(measured - overheadUs, 0.25 * measured))
+    }
+
+    /// Curves for every (class, bound) and class with enough kernels, and one over all.
+    func curves(_ points: [FitPoint]) -> [EfficiencyModel.Curve] {
+        var out: [EfficiencyModel.Curve] = []
+        for opClass in OpClass.allCases {
+            let ofClass = points.filter { $0.opClass == opClass }
+            guard ofClass.count >= Self.minClassCurve else { continue }
+            out.append(curve(ofClass, opClass: opClass, bound: nil))
+            for bound in [Roofline.Bound.compute, .memory] {
+                let side = ofClass.filter { $0.bound == bound }
+                if side.count >= Self.minBoundCurve { out.append(curve(side, opClass: opClass, bound: bound)) }
+            }
+        }
+        out.append(curve(points, opClass: nil, bound: nil))
+        return out
+    }
+
+    /// Points sorted by size and cut into bins of equal count; each bin's efficiency is
+    /// its total ideal time over its total measured work time, so the curve reproduces
+    /// the bin's summed latency (what end-to-end prediction adds up).
+    func curve(_ points: [FitPoint], opClass: OpClass?, bound: Roofline.Bound?) -> EfficiencyModel.Curve {
+        let sorted = points.sorted { $0.idealUs < $1.idealUs }
+        let bins = max(1, min(Self.maxBins, sorted.count / Self.perBin))
+        var curvePoints: [EfficiencyModel.Point] = []
+        for b in 0..<bins {
+            let lo = b * sorted.count / bins, hi = (b + 1) * sorted.count / bins
+            let bin = sorted[lo..<hi]
+            guard !bin.isEmpty else { continue }
+            let logMean = bin.reduce(0.0) { $0 + log($1.idealUs) } / Double(bin.count)
+            let ideal = bin.reduce(0.0) { $0 + $1.idealUs }
+            let work = bin.reduce(0.0) { $0 + $1.workUs }
+            curvePoints.append(.init(idealUs: exp(logMean), efficiency: work > 0 ? ideal / work : 1))
+        }
+        return EfficiencyModel.Curve(opClass: opClass, bound: bound, threads: threads, points: curvePoints, samples: sorted.count)
+    }
+}

@@ -1,0 +1,234 @@
+import Foundation
+
+/// One kernel as prediction sees it: its class, its work and traffic, and (when it was
+/// measured) its median time. Calibration fits on measured samples; prediction fills in
+/// the time of unmeasured ones.
+public struct KernelSample: Sendable, Equatable {
+    public var name: String
+    public var opClass: OpClass
+    /// Arithmetic operations: FLOPs plus two per integer multiply-add.
+    public var ops: Double
+    /// Bytes read and written.
+    public var bytes: Double
+    /// Integer arithmetic dominates (measured against the int8 roof).
+    public var integer: Bool
+    public var measuredUs: Double?
+
+    public init(name: String, opClass: OpClass, ops: Double, bytes: Double, integer: Bool, measuredUs: Double? = nil) {
+        self.name = name
+        self.opClass = opClass
+        self.ops = ops
+        self.bytes = bytes
+        self.integer = integer
+        self.measuredUs = measuredUs
+    }
+}
+
+/// The kernels of one model at one thread count, with the whole-run latency when it was
+/// measured: one Vernier profile, or one ONNX Runtime profile.
+public struct ModelSamples: Sendable, Equatable {
+    /// Which runtime measured the kernels.
+    public enum Runtime: String, Sendable {
+        case vernier
+        case onnxRuntime = "onnxruntime"
+    }
+
+    /// The model's name (file stem), which leave-one-out holds out by.
+    public var model: String
+    public var runtime: Runtime
+    public var threads: Int
+    public var kernels: [KernelSample]
+    /// Median end-to-end latency.
+    public var endToEndUs: Double?
+
+    public init(model: String, runtime: Runtime, threads: Int, kernels: [KernelSample], endToEndUs: Double?) {
+        self.model = model
+        self.runtime = runtime
+        self.threads = threads
+        self.kernels = kernels
+        self.endToEndUs = endToEndUs
+    }
+
+    /// Sum of the measured kernel times.
+    public var kernelSumUs: Double { kernels.reduce(0) { $0 + ($1.measuredUs ?? 0) } }
+}
+
+/// Problems reading a profile to calibrate or evaluate on.
+public enum CalibrationInputError: Error, Equatable, CustomStringConvertible {
+    case unreadable(path: String, reason: String)
+    case unrecognized(path: String)
+    case invalid(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .unreadable(path, reason): return "cannot read \(path): \(reason)"
+        case let .unrecognized(path):
+            return "\(path) is neither a Vernier profile (`vernier profile --format json`) nor an ONNX Runtime profile (SessionOptions.enable_profiling)"
+        case let .invalid(path, reason): return "\(path): \(reason)"
+        }
+    }
+}
+
+extension ModelSamples {
+    /// Reads a profile file: a Vernier JSON profile (`vernier.profile/1`) or an ONNX
+    /// Runtime profiler trace (a JSON array of events). ONNX Runtime's trace does not
+    /// say how many threads ran, so `ortThreads` gives it.
+    public static func read(path: String, ortThreads: Int = 1) throws -> ModelSamples {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw CalibrationInputError.unreadable(path: path, reason: (error as NSError).localizedDescription)
+        }
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: data) } catch {
+            throw CalibrationInputError.unrecognized(path: path)
+        }
+        let model = modelName(path: path)
+        if let dict = object as? [String: Any], let schema = dict["schema"] as? String, schema.hasPrefix("vernier.profile/") {
+            return try fromVernierProfile(dict, model: model, path: path)
+        }
+        if let events = object as? [[String: Any]] {
+            return try fromONNXRuntimeTrace(events, model: model, threads: ortThreads, path: path)
+        }
+        if let dict = object as? [String: Any], let events = dict["traceEvents"] as? [[String: Any]] {
+            return try fromONNXRuntimeTrace(events, model: model, threads: ortThreads, path: path)
+        }
+        throw CalibrationInputError.unrecognized(path: path)
+    }
+
+    /// The file name up to its first dot: `resnet18.t2.json` is model `resnet18`.
+    static func modelName(path: String) -> String {
+        let file = (path as NSString).lastPathComponent
+        return file.split(separator: ".").first.map(String.init) ?? file
+    }
+
+    // MARK: Vernier profiles
+
+    static func fromVernierProfile(_ json: [String: Any], model: String, path: String) throws -> ModelSamples {
+        guard let totals = json["totals"] as? [String: Any], let nodes = json["nodes"] as? [[String: Any]] else {
+            throw CalibrationInputError.invalid(path: path, reason: "no totals or nodes")
+        }
+        let threads = (totals["threads"] as? NSNumber)?.intValue ?? 1
+        let shares = nodes.reduce(0.0) { $0 + ((($1["share"] as? NSNumber)?.doubleValue) ?? 0) }
+        if !nodes.isEmpty, shares < 0.999 {
+            throw CalibrationInputError.invalid(path: path, reason: "the profile lists only some kernels (written with --top); write it without --top")
+        }
+        var kernels: [KernelSample] = []
+        for node in nodes {
+            // Rows whose costs are unknown (null) cannot be placed on the roofline.
+            guard let name = node["name"] as? String, let op = node["op"] as? String,
+                  let flops = (node["flops"] as? NSNumber)?.doubleValue,
+                  let read = (node["bytes_read"] as? NSNumber)?.doubleValue,
+                  let written = (node["bytes_written"] as? NSNumber)?.doubleValue,
+                  let latency = node["latency_ms"] as? [String: Any],
+                  let median = (latency["median"] as? NSNumber)?.doubleValue else { continue }
+            let intMacs = (node["int_macs"] as? NSNumber)?.doubleValue ?? 0
+            let opClass = (node["op_class"] as? String).flatMap(OpClass.init(rawValue:)) ?? OpClass.classify(opType: op)
+            kernels.append(KernelSample(name: name, opClass: opClass, ops: flops + 2 * intMacs, bytes: read + written,
+                                        integer: intMacs > 0 && 2 * intMacs >= flops, measuredUs: median * 1e3))
+        }
+        let e2e = ((totals["latency_ms"] as? [String: Any])?["median"] as? NSNumber)?.doubleValue
+        return ModelSamples(model: model, runtime: .vernier, threads: max(1, threads), kernels: kernels,
+                            endToEndUs: e2e.map { $0 * 1e3 })
+    }
+
+    // MARK: ONNX Runtime traces
+
+    /// Kernels from ONNX Runtime's profiler: `Node` events named `<node>_kernel_time`
+    /// (median over runs), costs from the shapes in their args (the trace has shapes
+    /// but no attributes), and the median `model_run` after the first as end to end.
+    static func fromONNXRuntimeTrace(_ events: [[String: Any]], model: String, threads: Int, path: String) throws -> ModelSamples {
+        var order: [String] = []
+        var durations: [String: [Double]] = [:]
+        var costs: [String: (OpClass, Double, Double, Bool)] = [:]
+        var runs: [Double] = []
+        for event in events {
+            guard let name = event["name"] as? String, let dur = (event["dur"] as? NSNumber)?.doubleValue else { continue }
+            let category = event["cat"] as? String
+            if category == "Session", name == "model_run" { runs.append(dur); continue }
+            guard category == "Node", name.hasSuffix("_kernel_time"), let args = event["args"] as? [String: Any],
+                  let op = args["op_name"] as? String else { continue }
+            let node = String(name.dropLast("_kernel_time".count))
+            if durations[node] == nil {
+                order.append(node)
+                costs[node] = ORTKernelCost.estimate(op: op, inputs: ORTKernelCost.shapes(args["input_type_shape"]),
+                                                     outputs: ORTKernelCost.shapes(args["output_type_shape"]))
+            }
+            durations[node, default: []].append(dur)
+        }
+        guard !order.isEmpty else {
+            throw CalibrationInputError.invalid(path: path, reason: "no kernel events (profile a session with enable_profiling and run it)")
+        }
+        let kernels = order.compactMap { node -> KernelSample? in
+            guard let times = durations[node], let (opClass, ops, bytes, integer) = costs[node] else { return nil }
+            return KernelSample(name: node, opClass: opClass, ops: ops, bytes: bytes, integer: integer,
+                                measuredUs: LatencyStats(milliseconds: times).median)
+        }
+        // The first run of a session warms caches and allocators.
+        let measuredRuns = runs.count > 1 ? Array(runs.dropFirst()) : runs
+        let e2e = measuredRuns.isEmpty ? nil : LatencyStats(milliseconds: measuredRuns).median
+        return ModelSamples(model: model, runtime: .onnxRuntime, threads: max(1, threads), kernels: kernels, endToEndUs: e2e)
+    }
+}
+
+/// Costs of an ONNX Runtime kernel from the tensor shapes its trace event lists.
+enum ORTKernelCost {
+    struct Shape {
+        var elementBytes: Double
+        var dims: [Int]
+        var elements: Double { dims.reduce(1.0) { $0 * Double(max(0, $1)) } }
+        var bytes: Double { elements * elementBytes }
+    }
+
+    /// `[{"float": [1, 3, 224, 224]}, ...]` as shapes.
+    static func shapes(_ value: Any?) -> [Shape] {
+        guard let list = value as? [[String: Any]] else { return [] }
+        return list.compactMap { entry in
+            guard let (type, dims) = entry.first, let numbers = dims as? [NSNumber] else { return nil }
+            return Shape(elementBytes: elementBytes(type), dims: numbers.map(\.intValue))
+        }
+    }
+
+    static func elementBytes(_ type: String) -> Double {
+        switch type {
+        case "double", "int64", "uint64": return 8
+        case "float", "int32", "uint32": return 4
+        case "float16", "bfloat16", "int16", "uint16": return 2
+        default: return 1
+        }
+    }
+
+    static let integerOps: Set<String> = [
+        "QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QGemm",
+    ]
+
+    /// (class, ops, bytes, integer) of one kernel.
+    static func estimate(op: String, inputs: [Shape], outputs: [Shape]) -> (OpClass, Double, Double, Bool) {
+        let bytes = inputs.reduce(0) { $0 + $1.bytes } + outputs.reduce(0) { $0 + $1.bytes }
+        let outElements = outputs.first?.elements ?? 0
+        let weightIndex = op == "QLinearConv" ? 3 : 1
+        let weight = inputs.count > weightIndex ? inputs[weightIndex].dims : nil
+        let channels = inputs.first.flatMap { $0.dims.count >= 2 ? $0.dims[1] : nil }
+        let opClass = OpClass.classify(opType: op, weightShape: weight, inputChannels: channels)
+        var macs = 0.0
+        switch opClass {
+        case .conv, .depthwiseConv:
+            if let w = weight, w.count >= 2 { macs = outElements * w.dropFirst().reduce(1.0) { $0 * Double($1) } }
+        case .convTranspose:
+            if let x = inputs.first, inputs.count > 1 { macs = x.elements * inputs[1].dims.dropFirst().reduce(1.0) { $0 * Double($1) } }
+        case .matmul:
+            // MatMul [.., M, K] x [.., K, N]; Gemm [M, K] (or transposed): K = elements / M.
+            if let a = inputs.first, let k = a.dims.last {
+                if op.contains("Gemm"), let m = outputs.first?.dims.first, m > 0 {
+                    macs = outElements * (a.elements / Double(m))
+                } else {
+                    macs = outElements * Double(k)
+                }
+            }
+        default:
+            break
+        }
+        let integer = integerOps.contains(op)
+        let ops = macs > 0 ? 2 * macs : outElements
+        return (opClass, ops, bytes, integer)
+    }
+}

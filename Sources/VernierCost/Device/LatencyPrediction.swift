@@ -1,0 +1,52 @@
+import VernierGraph
+
+/// A model's latency predicted for a device: one row per kernel the executor would run
+/// (the same fused groups a profile measures), each its roofline time divided by its
+/// class's efficiency plus the per-kernel overhead; the total adds the per-run overhead.
+public struct LatencyPrediction: Sendable {
+    public struct Row: Sendable {
+        public var costs: KernelCosts
+        /// Nil when the kernel's costs are unknown (no formula, unknown shapes).
+        public var prediction: KernelPrediction?
+        public var share: Double
+        public var cumulativeShare: Double
+
+        public var predictedMs: Double { (prediction?.predictedUs ?? 0) / 1e3 }
+    }
+
+    public var table: CostTable
+    public var rows: [Row]
+    /// Original nodes no kernel runs (folded at plan time, removed).
+    public var notRun: [String]
+    public var device: DeviceProfile
+    public var threads: Int
+    public var kernelSumMs: Double
+    public var perRunMs: Double
+    public var totalMs: Double { kernelSumMs + perRunMs }
+    /// Kernels whose costs are unknown, so they add nothing to the total.
+    public var unpredicted: [String] { rows.filter { $0.prediction == nil }.map(\.costs.name) }
+
+    /// Predicts the kernels of `optimized` (the graph after `GraphPasses.optimize`, whose
+    /// nodes name their original nodes) with costs from `table` (of the original graph).
+    public static func build(table: CostTable, optimized: InferredGraph, device: DeviceProfile, threads: Int) -> LatencyPrediction {
+        let folded = PlanTimeConstants.foldedNodes(optimized)
+        let kernels = optimized.graph.nodes.filter { !folded.contains($0.name) }
+        let grouping = KernelGrouping(table: table, executedNodes: Set(kernels.flatMap(\.originalNodes)))
+        var rows: [Row] = kernels.map { node in
+            let costs = grouping.costs(name: node.displayName, opType: node.qualifiedOpType, nodes: node.originalNodes)
+            let prediction = costs.costKnown ? device.predict(costs.sample, threads: threads) : nil
+            return Row(costs: costs, prediction: prediction, share: 0, cumulativeShare: 0)
+        }
+        let sum = rows.reduce(0) { $0 + $1.predictedMs }
+        var running = 0.0
+        for i in rows.indices {
+            rows[i].share = sum > 0 ? rows[i].predictedMs / sum : 0
+            running += rows[i].share
+            rows[i].cumulativeShare = running
+        }
+        let run = Set(rows.flatMap(\.costs.fused))
+        return LatencyPrediction(table: table, rows: rows, notRun: table.nodes.map(\.name).filter { !run.contains($0) },
+                                 device: device, threads: threads, kernelSumMs: sum,
+                                 perRunMs: device.effectiveEfficiency.overhead(threads: threads).perRunUs / 1e3)
+    }
+}
