@@ -30,11 +30,28 @@ public struct BudgetVerdict: Sendable {
         public var overshootPercent: Double?
     }
 
+    /// What the figures rest on: a measurement on this machine or a prediction.
+    public struct Basis: Sendable, Equatable {
+        public var modelPath: String
+        /// `host`, or the device profile predicted for.
+        public var device: String
+        /// True when the latency is predicted, not measured.
+        public var predicted: Bool
+        /// For predictions: whether the device profile is calibrated.
+        public var calibrated: Bool
+        public var threads: Int
+        public var runs: Int
+        public var warmupRuns: Int
+        public var interrupted: Bool
+        /// Arena plus weights, bytes.
+        public var plannedBytes: Int
+        public var seconds: Double
+    }
+
     public var checks: [Check]
     /// The most expensive layers (at most five), listed when a budget fails.
     public var offenders: [Offender]
-    /// The profile the verdict was drawn from.
-    public var profile: Profile
+    public var basis: Basis
     public var budget: Budget
 
     public var pass: Bool { checks.allSatisfy(\.pass) }
@@ -68,15 +85,56 @@ public struct BudgetVerdict: Sendable {
                                     basis: "planned arena plus weights (this OS reports no peak resident set)"))
             }
         }
-        if let limit = budget.sizeMiB {
-            checks.append(Check(name: "model_size", value: Double(profile.table.analyzed.model.fileBytes) / mebibyte, limit: limit,
-                                unit: "MiB", basis: "model file plus external data on disk"))
+        if let limit = budget.sizeMiB { checks.append(sizeCheck(profile.table, limit: limit)) }
+        let layers = profile.rows.map { (name: $0.name, opType: $0.fusedOpTypes.isEmpty ? $0.opType : $0.fusedOpTypes, ms: $0.latency.median, share: $0.share) }
+        let basis = Basis(modelPath: profile.table.analyzed.model.path ?? "", device: "host", predicted: false, calibrated: true,
+                          threads: profile.threads, runs: profile.endToEnd?.count ?? 0, warmupRuns: profile.warmupRuns,
+                          interrupted: profile.interrupted, plannedBytes: profile.memory.plannedBytes, seconds: profile.measuringSeconds)
+        return BudgetVerdict(checks: checks, offenders: offenders(layers, checks: checks, overshootMs: overshootMs),
+                             basis: basis, budget: budget)
+    }
+
+    /// Compares a latency prediction for another device with a budget: the predicted
+    /// total against the latency limit (whatever the percentile: a prediction has no
+    /// spread), the planned arena plus weights against the memory limit.
+    public static func evaluate(_ prediction: LatencyPrediction, against budget: Budget) -> BudgetVerdict {
+        var checks: [Check] = []
+        var overshootMs: Double?
+        let device = prediction.device
+        let planned = (prediction.table.memory?.arenaBytes ?? 0) + prediction.table.totals.weightBytes
+        if let limit = budget.latencyMs {
+            let value = prediction.totalMs
+            let name = budget.percentile == 50 ? "latency_median" : "latency_p\(budget.percentile)"
+            checks.append(Check(name: name, value: value, limit: limit, unit: "ms",
+                                basis: "predicted for \(device.name) (\(device.isCalibrated ? "calibrated" : "uncalibrated: spec-derived priors")); a prediction has no percentiles"))
+            if value > limit { overshootMs = value - limit }
         }
-        let failing = checks.contains { !$0.pass }
-        let offenders: [Offender] = failing ? profile.rows.sorted { $0.latency.median > $1.latency.median }.prefix(5).map { row in
-            Offender(name: row.name, opType: row.fusedOpTypes.isEmpty ? row.opType : row.fusedOpTypes, medianMs: row.latency.median,
-                     share: row.share, overshootPercent: overshootMs.map { row.latency.median / $0 * 100 })
-        } : []
-        return BudgetVerdict(checks: checks, offenders: offenders, profile: profile, budget: budget)
+        if let limit = budget.memoryMiB {
+            checks.append(Check(name: "peak_memory", value: Double(planned) / mebibyte, limit: limit, unit: "MiB",
+                                basis: "planned arena plus weights (predicted, not measured)"))
+        }
+        if let limit = budget.sizeMiB { checks.append(sizeCheck(prediction.table, limit: limit)) }
+        let layers = prediction.rows.map { (name: $0.costs.name, opType: $0.costs.fusedOpTypes.isEmpty ? $0.costs.opType : $0.costs.fusedOpTypes,
+                                            ms: $0.predictedMs, share: $0.share) }
+        let basis = Basis(modelPath: prediction.table.analyzed.model.path ?? "", device: device.name, predicted: true,
+                          calibrated: device.isCalibrated, threads: prediction.threads, runs: 0, warmupRuns: 0,
+                          interrupted: false, plannedBytes: planned, seconds: 0)
+        return BudgetVerdict(checks: checks, offenders: offenders(layers, checks: checks, overshootMs: overshootMs),
+                             basis: basis, budget: budget)
+    }
+
+    static func sizeCheck(_ table: CostTable, limit: Double) -> Check {
+        Check(name: "model_size", value: Double(table.analyzed.model.fileBytes) / mebibyte, limit: limit,
+              unit: "MiB", basis: "model file plus external data on disk")
+    }
+
+    /// The five slowest layers when a check fails.
+    static func offenders(_ layers: [(name: String, opType: String, ms: Double, share: Double)], checks: [Check],
+                          overshootMs: Double?) -> [Offender] {
+        guard checks.contains(where: { !$0.pass }) else { return [] }
+        return layers.sorted { $0.ms > $1.ms }.prefix(5).map { layer in
+            Offender(name: layer.name, opType: layer.opType, medianMs: layer.ms, share: layer.share,
+                     overshootPercent: overshootMs.map { layer.ms / $0 * 100 })
+        }
     }
 }

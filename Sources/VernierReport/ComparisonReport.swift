@@ -71,7 +71,9 @@ public struct ComparisonReport {
         let base = c.baseline
         var out = ""
         let threads = base.threads
-        let headline = "Comparison of \(c.profiles.count) models, baseline \(label(c.baselineIndex)); measured in interleaved rounds, \(threads) thread(s)"
+        let how = c.predictedFor.map { "predicted for \($0.name) (\($0.isCalibrated ? "calibrated" : "uncalibrated")), not measured" }
+            ?? "measured in interleaved rounds"
+        let headline = "Comparison of \(c.profiles.count) models, baseline \(label(c.baselineIndex)); \(how), \(threads) thread(s)"
         out += markdown ? "# \(headline)\n\n" : headline + "\n\n"
         var header = ["Total"] + c.profiles.indices.map(label)
         var rows: [[String]] = Self.totals.map { total in
@@ -81,7 +83,9 @@ public struct ComparisonReport {
                 return "\(total.format(v)) \(deltaText(v, b, total))"
             }
         }
-        rows.append(["Runs"] + c.profiles.map { "\($0.endToEnd?.count ?? 0)" + ($0.interrupted ? " (partial)" : "") })
+        if c.predictedFor == nil {
+            rows.append(["Runs"] + c.profiles.map { "\($0.endToEnd?.count ?? 0)" + ($0.interrupted ? " (partial)" : "") })
+        }
         rows.append(["Output agreement"] + c.profiles.indices.map { agreementText($0) })
         if markdown { header = header.map { $0 } }
         out += markdown ? Format.markdownTable(header, rows) : Format.columns(header, rows)
@@ -162,6 +166,7 @@ public struct ComparisonReport {
             ("schema", .string(Self.schema)),
             ("baseline", .string(c.baseline.table.analyzed.model.path ?? "")),
             ("threads", .int(c.baseline.threads)),
+            ("predicted_for", c.predictedFor.map { .object([("device", .string($0.name)), ("calibrated", .bool($0.isCalibrated))]) } ?? .null),
             ("models", .array(c.profiles.indices.map { i in
                 let p = c.profiles[i]
                 var deltas: [(String, JSON)] = []

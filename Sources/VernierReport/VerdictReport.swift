@@ -38,13 +38,13 @@ public struct VerdictReport {
     }
 
     func text(markdown: Bool) -> String {
-        let p = verdict.profile
-        let model = p.table.analyzed.model.path ?? "(memory)"
+        let b = verdict.basis
+        let model = b.modelPath.isEmpty ? "(memory)" : b.modelPath
         let failed = verdict.failed.count
         let headline = verdict.pass ? "PASS: \(model) meets all \(verdict.checks.count) budget(s)"
             : "FAIL: \(model) exceeds \(failed) of \(verdict.checks.count) budget(s)"
         var out = markdown ? "# \(headline)\n\n" : headline + "\n\n"
-        let columns = ["Check", "Measured", "Limit", "Headroom", "Result"]
+        let columns = ["Check", b.predicted ? "Predicted" : "Measured", "Limit", "Headroom", "Result"]
         let rows = verdict.checks.map { c in
             [label[c.name] ?? c.name, value(c.value, c.unit), value(c.limit, c.unit),
              String(format: "%+.1f%%", c.headroomPercent), c.pass ? "PASS" : "FAIL"]
@@ -52,20 +52,25 @@ public struct VerdictReport {
         out += markdown ? Format.markdownTable(columns, rows, rightAligned: [1, 2, 3])
                         : Format.columns(columns, rows, rightAligned: [1, 2, 3])
         out += "\n"
-        let runs = p.endToEnd?.count ?? 0
-        out += "Measured on this machine: \(p.threads) thread(s), \(runs) end-to-end runs after \(p.warmupRuns) warm-up"
-            + (p.interrupted ? " (interrupted: partial)" : "") + "; planned memory \(Format.bytes(p.memory.plannedBytes)) (arena + weights).\n"
+        if b.predicted {
+            out += "Predicted for device \(b.device) at \(b.threads) thread(s), not measured"
+                + (b.calibrated ? " (calibrated profile)" : " (uncalibrated: spec-derived roofs and prior efficiencies; expect errors of tens of percent)")
+                + "; planned memory \(Format.bytes(b.plannedBytes)) (arena + weights).\n"
+        } else {
+            out += "Measured on this machine: \(b.threads) thread(s), \(b.runs) end-to-end runs after \(b.warmupRuns) warm-up"
+                + (b.interrupted ? " (interrupted: partial)" : "") + "; planned memory \(Format.bytes(b.plannedBytes)) (arena + weights).\n"
+        }
         for c in verdict.checks { out += (markdown ? "- " : "  ") + "\(label[c.name] ?? c.name): \(c.basis)\n" }
         if !verdict.offenders.isEmpty {
             let latencyFail = verdict.failed.first { $0.unit == "ms" }
             out += "\n"
             if let over = latencyFail {
-                out += "Latency is \(ProfileReport.ms(over.value - over.limit)) ms over budget. Top layers by median latency:\n"
+                out += "Latency is \(ProfileReport.ms(over.value - over.limit)) ms over budget. Top layers by \(b.predicted ? "predicted" : "median") latency:\n"
             } else {
-                out += "Top layers by median latency:\n"
+                out += "Top layers by \(b.predicted ? "predicted" : "median") latency:\n"
             }
             if markdown { out += "\n" }
-            var cols = ["Layer", "Op", "Median ms", "%Time"]
+            var cols = ["Layer", "Op", b.predicted ? "Predicted ms" : "Median ms", "%Time"]
             if latencyFail != nil { cols.append("%Overshoot") }
             let body = verdict.offenders.map { o -> [String] in
                 var r = [o.name, o.opType, ProfileReport.ms(o.medianMs), String(format: "%.1f", o.share * 100)]
@@ -78,10 +83,10 @@ public struct VerdictReport {
     }
 
     public func json() -> JSON {
-        let p = verdict.profile
+        let b = verdict.basis
         return .object([
             ("schema", .string(Self.schema)),
-            ("model", .string(p.table.analyzed.model.path ?? "")),
+            ("model", .string(b.modelPath)),
             ("pass", .bool(verdict.pass)),
             ("checks", .array(verdict.checks.map { c in
                 .object([("name", .string(c.name)), ("value", .double(c.value)), ("limit", .double(c.limit)),
@@ -93,8 +98,9 @@ public struct VerdictReport {
                          ("share", .double(o.share)), ("overshoot_pct", o.overshootPercent.map(JSON.double) ?? .null)])
             })),
             ("measured", .object([
-                ("device", .string("host")), ("threads", .int(p.threads)), ("runs", .int(p.endToEnd?.count ?? 0)),
-                ("interrupted", .bool(p.interrupted)), ("planned_bytes", .int(p.memory.plannedBytes)),
+                ("device", .string(b.device)), ("predicted", .bool(b.predicted)), ("calibrated", .bool(b.calibrated)),
+                ("threads", .int(b.threads)), ("runs", .int(b.runs)),
+                ("interrupted", .bool(b.interrupted)), ("planned_bytes", .int(b.plannedBytes)),
             ])),
         ])
     }
@@ -106,8 +112,8 @@ public struct VerdictReport {
             s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
                 .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
         }
-        let model = verdict.profile.table.analyzed.model.path ?? "model"
-        let time = String(format: "%.3f", verdict.profile.measuringSeconds)
+        let model = verdict.basis.modelPath.isEmpty ? "model" : verdict.basis.modelPath
+        let time = String(format: "%.3f", verdict.basis.seconds)
         var out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         out += "<testsuites name=\"vernier check\" tests=\"\(verdict.checks.count)\" failures=\"\(verdict.failed.count)\" time=\"\(time)\">\n"
         out += "  <testsuite name=\"\(escape(model))\" tests=\"\(verdict.checks.count)\" failures=\"\(verdict.failed.count)\" errors=\"0\" time=\"\(time)\">\n"

@@ -25,6 +25,11 @@ struct Check: ParsableCommand {
           size_mb: 20
           threads: 2
 
+        --device NAME other than host predicts instead of measuring (see `vernier \
+        predict`): the predicted latency against the limit, the planned arena plus \
+        weights against the memory limit; the output says it is a prediction, and \
+        whether the device profile is calibrated.
+
         Exit codes, for CI: 0 every budget holds, 1 at least one fails, 2 an error (bad \
         file, bad flag, an op without a kernel), 130 interrupted. --format json prints \
         {"pass": ..., "checks": [{"name", "value", "limit", "unit", "pass", ...}], ...}; \
@@ -34,6 +39,7 @@ struct Check: ParsableCommand {
           vernier check Models/resnet_mini.onnx --latency-ms 5 --memory-mb 64
           vernier check model.onnx --budget budget.yaml --junit check.xml
           vernier check model.onnx --latency-ms 20 --percentile 99 --format json
+          vernier check model.onnx --latency-ms 50 --device rpi5 --threads 4
         """
     )
 
@@ -55,7 +61,7 @@ struct Check: ParsableCommand {
     @Option(help: ArgumentHelp("Budget file (YAML or JSON); flags override its values.", valueName: "FILE"))
     var budget: String?
 
-    @Option(help: ArgumentHelp("Where to measure: host (this machine; the only one until device prediction lands).", valueName: "NAME"))
+    @Option(help: ArgumentHelp("host (default): measure on this machine; any other device profile (rpi4, a stored name, a file): predict, see `vernier predict`.", valueName: "NAME"))
     var device: String?
 
     @Option(help: "Threads for the kernels (default: the budget's, else all cores).")
@@ -85,8 +91,17 @@ struct Check: ParsableCommand {
         guard limits.hasLimits else {
             throw CommandError("no budget given: use --latency-ms, --memory-mb, --size-mb or --budget FILE")
         }
-        if let name = limits.device, name != "host" {
-            throw CommandError("--device \(name): only this machine (host) can be measured; prediction for other devices is not built yet")
+        if let name = limits.device, !DeviceSelection.isHost(name) {
+            // Another device: predicted from its profile, nothing runs.
+            let (profile, _) = try DeviceSelection.load(name)
+            let analyzed = try model.analyze()
+            let prediction = DeviceSelection.predict(analyzed, on: profile, threads: limits.threads ?? profile.cores)
+            let verdict = BudgetVerdict.evaluate(prediction, against: limits)
+            let report = VerdictReport(verdict)
+            FileHandle.standardOutput.write(Data(report.render(format).utf8))
+            if let junit { try AtomicFile.write(Data(report.junit().utf8), to: junit) }
+            if !verdict.pass { throw ExitCode(1) }
+            return
         }
         var threading = RuntimeOptions()
         threading.threads = limits.threads

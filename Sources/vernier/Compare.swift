@@ -26,8 +26,13 @@ struct Compare: ParsableCommand {
         the largest absolute difference and, for classifier-shaped outputs, the share of \
         rows whose top-1 class agrees. This is fidelity on probe inputs, not task accuracy.
 
+        --device NAME other than host predicts each model's latency on that device \
+        (see `vernier predict`) instead of measuring: nothing runs, so there is no \
+        output agreement.
+
         Examples:
           vernier compare Models/resnet_mini.onnx pruned.onnx int8.onnx
+          vernier compare a.onnx b.onnx --device rpi5 --threads 4
           vernier compare a.onnx b.onnx --baseline b.onnx --threads 1 --format md -o compare.md
         """
     )
@@ -45,6 +50,9 @@ struct Compare: ParsableCommand {
     @OptionGroup var measuring: MeasuringOptions
     @OptionGroup var output: OutputOptions
 
+    @Option(help: ArgumentHelp("host (default): measure here; another device profile: predict its latencies (see `vernier predict`).", valueName: "NAME"))
+    var device: String?
+
     func validate() throws {
         if models.count < 2 { throw ValidationError("give at least two models to compare") }
         if let baseline, baselineIndex(baseline) == nil {
@@ -57,6 +65,18 @@ struct Compare: ParsableCommand {
     }
 
     func run() throws {
+        if let device, !DeviceSelection.isHost(device) {
+            let (profile, _) = try DeviceSelection.load(device)
+            let profiles = try models.map { path -> Profile in
+                let analyzed = try ModelOptions.binding(path, inputs: bindings.inputs, dims: bindings.dims).analyze()
+                return Profile(prediction: DeviceSelection.predict(analyzed, on: profile, threads: threading.threads ?? profile.cores))
+            }
+            let comparison = Comparison(profiles: profiles, baselineIndex: baseline.flatMap(baselineIndex) ?? 0,
+                                        agreement: profiles.map { _ in [] },
+                                        agreementNotes: profiles.indices.map { _ in "predicted, not run" }, predictedFor: profile)
+            try output.emit(ComparisonReport(comparison).render)
+            return
+        }
         let session = try ComparingSession(models: models, baseline: baseline.flatMap(baselineIndex) ?? 0, inputs: bindings.inputs,
                                            dims: bindings.dims, data: data, threading: threading, measuring: measuring)
         try output.emit(ComparisonReport(session.comparison).render)

@@ -98,12 +98,22 @@ struct Calibrator {
     static let perBin = 6
     static let maxBins = 6
 
-    /// The fixed cost every kernel pays: the 5th percentile of measured times (the
-    /// fastest kernels do almost nothing else), so outliers below it do not set it.
+    /// The fixed cost every kernel pays: the intercept of measured time against
+    /// roofline time over the smaller half of the kernels (least squares), where fixed
+    /// costs show most; kept between 0 and the fastest measured kernel.
     func perKernelOverhead(_ kernels: [KernelSample]) -> Double {
-        let times = kernels.compactMap(\.measuredUs).sorted()
-        guard !times.isEmpty else { return 0 }
-        return times[Int(Double(times.count - 1) * 0.05)]
+        let pairs = kernels.compactMap { k -> (x: Double, y: Double)? in
+            guard let y = k.measuredUs, let (x, _) = profile.idealTime(of: k, threads: threads) else { return nil }
+            return (x, y)
+        }.sorted { $0.x < $1.x }
+        guard let fastest = pairs.map(\.y).min() else { return 0 }
+        let small = pairs.prefix(max(4, pairs.count / 2))
+        let n = Double(small.count)
+        let meanX = small.reduce(0) { $0 + $1.x } / n, meanY = small.reduce(0) { $0 + $1.y } / n
+        let sxx = small.reduce(0) { $0 + ($1.x - meanX) * ($1.x - meanX) }
+        let sxy = small.reduce(0) { $0 + ($1.x - meanX) * ($1.y - meanY) }
+        let intercept = sxx > 0 ? meanY - sxy / sxx * meanX : fastest
+        return min(max(0, intercept), fastest)
     }
 
     func point(_ kernel: KernelSample, overheadUs: Double) -> FitPoint? {

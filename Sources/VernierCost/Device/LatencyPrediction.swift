@@ -50,3 +50,23 @@ public struct LatencyPrediction: Sendable {
                                  perRunMs: device.effectiveEfficiency.overhead(threads: threads).perRunUs / 1e3)
     }
 }
+
+extension Profile {
+    /// A prediction in a profile's shape, for the views that compare profiles
+    /// (`compare --device`): each row's latency is its predicted time (one sample), the
+    /// end-to-end latency the predicted total; memory is the plan's.
+    public init(prediction p: LatencyPrediction) {
+        let rows = p.rows.map { r -> Row in
+            var row = Row(costs: r.costs, latency: LatencyStats(milliseconds: [r.predictedMs]))
+            row.share = r.share
+            row.cumulativeShare = r.cumulativeShare
+            return row
+        }
+        let steps = p.rows.map { MeasuredRuns.Step(name: $0.costs.name, opType: $0.costs.opType, sourceNodes: $0.costs.fused) }
+        let memory = MeasuredMemory(arenaBytes: p.table.memory?.arenaBytes ?? 0, constantBytes: p.table.totals.weightBytes)
+        self.init(table: p.table, rows: rows, notRun: p.notRun, endToEnd: LatencyStats(milliseconds: [p.totalMs]), timedRun: nil,
+                  nodeSumMs: p.kernelSumMs, memory: memory, threads: p.threads, warmupRuns: 0, interrupted: false,
+                  measuringSeconds: 0, device: p.device, deviceSource: nil, roofline: p.device.roofline(threads: p.threads),
+                  measurements: MeasuredRuns(steps: steps, threads: p.threads))
+    }
+}

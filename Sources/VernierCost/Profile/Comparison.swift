@@ -67,12 +67,16 @@ public struct Comparison: Sendable {
     /// and when inputs or outputs do not correspond); a note says why when empty.
     public var agreement: [[OutputAgreement]]
     public var agreementNotes: [String?]
+    /// The device the latencies were predicted for; nil when they were measured here.
+    public var predictedFor: DeviceProfile?
 
-    public init(profiles: [Profile], baselineIndex: Int, agreement: [[OutputAgreement]], agreementNotes: [String?]) {
+    public init(profiles: [Profile], baselineIndex: Int, agreement: [[OutputAgreement]], agreementNotes: [String?],
+                predictedFor: DeviceProfile? = nil) {
         self.profiles = profiles
         self.baselineIndex = baselineIndex
         self.agreement = agreement
         self.agreementNotes = agreementNotes
+        self.predictedFor = predictedFor
     }
 
     public var baseline: Profile { profiles[baselineIndex] }
