@@ -47,9 +47,10 @@ public struct DeviceReport {
             [String(c.threads), c.opClass?.rawValue ?? "all", String(c.samples),
              c.points.map { String(format: "%.3g: %.2f", $0.idealUs, $0.efficiency) }.joined(separator: ", ")]
         }, rightAligned: [0, 2])
-        out += "\n" + Format.columns(["threads", "per-kernel overhead us", "per-run overhead us"], model.overheads.map {
-            [String($0.threads), String(format: "%.2f", $0.perKernelUs), String(format: "%.1f", $0.perRunUs)]
-        }, rightAligned: [0, 1, 2])
+        out += "\n" + Format.columns(["threads", "per-kernel overhead us", "per-run overhead us", "per-run share of kernels"], model.overheads.map {
+            [String($0.threads), String(format: "%.2f", $0.perKernelUs), String(format: "%.1f", $0.perRunUs),
+             String(format: "%+.1f%%", $0.perRunFraction * 100)]
+        }, rightAligned: [0, 1, 2, 3])
         return out
     }
 

@@ -199,7 +199,9 @@ struct DeviceProfileTests {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let store = DeviceProfileStore(directory: folder)
         #expect(Self.errorText { _ = try store.load(nameOrPath: "host") }?.contains("vernier device --measure") == true)
-        #expect(Self.errorText { _ = try store.load(nameOrPath: "rpi4") }?.contains("no device profile named rpi4") == true)
+        // A name neither stored nor built in; the message lists the built-ins.
+        let unknown = Self.errorText { _ = try store.load(nameOrPath: "edgebox") }
+        #expect(unknown?.contains("no device profile named edgebox") == true && unknown?.contains("rpi4") == true)
         #expect(Self.errorText { _ = try store.load(nameOrPath: folder + "/missing.json") }?
             .contains("cannot read device profile \(folder)/missing.json") == true)
     }

@@ -36,7 +36,7 @@ extension DeviceProfile {
     /// the per-run overhead.
     public func predictEndToEndUs(_ kernels: [KernelSample], threads: Int) -> Double {
         let sum = kernels.reduce(0.0) { $0 + (predict($1, threads: threads)?.predictedUs ?? 0) }
-        return sum + effectiveEfficiency.overhead(threads: threads).perRunUs
+        return effectiveEfficiency.overhead(threads: threads).runUs(kernelSumUs: sum)
     }
 
     /// This profile with its efficiency model fitted on measured kernels (`sets`: one per
@@ -55,10 +55,9 @@ extension DeviceProfile {
             let points = kernels.compactMap { fit.point($0, overheadUs: perKernel) }
             sampleCount += points.count
             curves += fit.curves(points)
-            // Time outside kernels: input/output copies; the median over models, never negative.
-            let outside = atThreads.compactMap { set in set.endToEndUs.map { $0 - set.kernelSumUs } }.sorted()
-            let perRun = outside.isEmpty ? 0 : max(0, outside[outside.count / 2])
-            overheads.append(.init(threads: threads, perKernelUs: perKernel, perRunUs: perRun))
+            let runs = atThreads.compactMap { set in set.endToEndUs.map { (kernelSum: set.kernelSumUs, run: $0) } }
+            let (fraction, constant) = Calibrator.runOverhead(runs)
+            overheads.append(.init(threads: threads, perKernelUs: perKernel, perRunUs: constant, perRunFraction: fraction))
         }
         guard sampleCount > 0 else { throw CalibrationError.noSamples }
         var copy = self
@@ -114,6 +113,28 @@ struct Calibrator {
         let sxy = small.reduce(0) { $0 + ($1.x - meanX) * ($1.y - meanY) }
         let intercept = sxx > 0 ? meanY - sxy / sxx * meanX : fastest
         return min(max(0, intercept), fastest)
+    }
+
+    /// Time outside kernels (input and output copies, work between kernels): run =
+    /// kernel sum x (1 + fraction) + constant, fitted by least squares on relative
+    /// errors so small models weigh as much as large ones; the constant is never
+    /// negative and the fraction stays within -5%...+50%.
+    static func runOverhead(_ runs: [(kernelSum: Double, run: Double)]) -> (fraction: Double, constantUs: Double) {
+        let valid = runs.filter { $0.kernelSum > 0 && $0.run > 0 }
+        guard !valid.isEmpty else { return (0, 0) }
+        // Minimise sum(((1 + f) s + c - r) / r)^2: with u = s / r, v = 1 / r and target
+        // t = 1 - u, solve for (f, c) in f u + c v = t.
+        var suu = 0.0, suv = 0.0, svv = 0.0, sut = 0.0, svt = 0.0
+        for x in valid {
+            let u = x.kernelSum / x.run, v = 1 / x.run, t = 1 - u
+            suu += u * u; suv += u * v; svv += v * v; sut += u * t; svt += v * t
+        }
+        let det = suu * svv - suv * suv
+        var f = det > 0 ? (sut * svv - svt * suv) / det : sut / suu
+        var c = det > 0 ? (suu * svt - suv * sut) / det : 0
+        if c < 0 || !c.isFinite { c = 0; f = sut / suu }
+        f = min(0.5, max(-0.05, f))
+        return (f, c)
     }
 
     func point(_ kernel: KernelSample, overheadUs: Double) -> FitPoint? {

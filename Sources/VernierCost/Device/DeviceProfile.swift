@@ -196,7 +196,8 @@ extension DeviceProfile {
             }
         }
         for overhead in profile.efficiency?.overheads ?? [] {
-            guard overhead.perKernelUs >= 0, overhead.perRunUs >= 0, overhead.perKernelUs.isFinite, overhead.perRunUs.isFinite else {
+            guard overhead.perKernelUs >= 0, overhead.perRunUs >= 0, overhead.perKernelUs.isFinite, overhead.perRunUs.isFinite,
+                  overhead.perRunFraction > -1, overhead.perRunFraction.isFinite else {
                 throw DeviceProfileError.invalid(path: path, reason: "negative overhead at \(overhead.threads) threads")
             }
         }

@@ -63,19 +63,36 @@ public struct EfficiencyModel: Codable, Sendable, Equatable {
     }
 
     /// Fixed costs at one thread count: per kernel (launch, dispatch, thread wake-up)
-    /// and per run (feeding inputs, copying outputs out).
+    /// and per run (feeding inputs, copying outputs out, the work between kernels), the
+    /// latter as a constant plus a share of the kernels' sum.
     public struct Overhead: Codable, Sendable, Equatable {
         public var threads: Int
         public var perKernelUs: Double
         public var perRunUs: Double
+        /// The run takes the kernels' sum times (1 + this), plus `perRunUs`.
+        public var perRunFraction: Double
 
-        public init(threads: Int, perKernelUs: Double, perRunUs: Double) {
+        public init(threads: Int, perKernelUs: Double, perRunUs: Double, perRunFraction: Double = 0) {
             self.threads = threads
             self.perKernelUs = perKernelUs
             self.perRunUs = perRunUs
+            self.perRunFraction = perRunFraction
         }
 
-        enum CodingKeys: String, CodingKey { case threads, perKernelUs = "per_kernel_us", perRunUs = "per_run_us" }
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            threads = try c.decode(Int.self, forKey: .threads)
+            perKernelUs = try c.decode(Double.self, forKey: .perKernelUs)
+            perRunUs = try c.decode(Double.self, forKey: .perRunUs)
+            perRunFraction = try c.decodeIfPresent(Double.self, forKey: .perRunFraction) ?? 0
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case threads, perKernelUs = "per_kernel_us", perRunUs = "per_run_us", perRunFraction = "per_run_fraction"
+        }
+
+        /// A run's time from its kernels' summed time.
+        public func runUs(kernelSumUs: Double) -> Double { kernelSumUs * (1 + perRunFraction) + perRunUs }
     }
 
     public var curves: [Curve]

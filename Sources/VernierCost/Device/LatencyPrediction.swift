@@ -21,6 +21,7 @@ public struct LatencyPrediction: Sendable {
     public var device: DeviceProfile
     public var threads: Int
     public var kernelSumMs: Double
+    /// Time outside kernels, from the device's per-run overhead.
     public var perRunMs: Double
     public var totalMs: Double { kernelSumMs + perRunMs }
     /// Kernels whose costs are unknown, so they add nothing to the total.
@@ -47,7 +48,7 @@ public struct LatencyPrediction: Sendable {
         let run = Set(rows.flatMap(\.costs.fused))
         return LatencyPrediction(table: table, rows: rows, notRun: table.nodes.map(\.name).filter { !run.contains($0) },
                                  device: device, threads: threads, kernelSumMs: sum,
-                                 perRunMs: device.effectiveEfficiency.overhead(threads: threads).perRunUs / 1e3)
+                                 perRunMs: device.effectiveEfficiency.overhead(threads: threads).runUs(kernelSumUs: sum * 1e3) / 1e3 - sum)
     }
 }
 
