@@ -144,7 +144,7 @@ struct Prune: ParsableCommand {
                 status = "not prunable: " + (g.blockers.first ?? "") + (g.blockers.count > 1 ? " (+\(g.blockers.count - 1) more)" : "")
             }
             lines.append(g.name.padding(toLength: max(width, g.name.count), withPad: " ", startingAt: 0) + "  "
-                         + channels.padding(toLength: 11, withPad: " ", startingAt: 0) + "  " + status)
+                         + (channels.count >= 11 ? channels : channels.padding(toLength: 11, withPad: " ", startingAt: 0)) + "  " + status)
             lines.append(String(repeating: " ", count: width + 15) + "members: " + g.nodes.joined(separator: ", "))
         }
         return lines.joined(separator: "\n") + "\n"
@@ -156,6 +156,8 @@ struct Prune: ParsableCommand {
         func row(_ name: String, _ a: String, _ b: String, _ ratio: Double?) -> String {
             pad(name) + pad(a) + pad(b) + (ratio.map { String(format: "%.1f%%", $0 * 100) } ?? "")
         }
+        // Symbolic costs (batch, seq) compare at every symbol = 1.
+        func atOne(_ c: Cost) -> Double? { c.substituting(Dictionary(uniqueKeysWithValues: c.symbols.map { ($0, 1.0) })).value }
         func share(_ a: Double?, _ b: Double?) -> Double? {
             guard let a, let b, a > 0 else { return nil }
             return b / a
@@ -163,7 +165,7 @@ struct Prune: ParsableCommand {
         return [
             row("", "before", "after", nil) + "after/before",
             row("params", Format.count(before.params), Format.count(after.params), share(Double(before.params), Double(after.params))),
-            row("MACs", Format.cost(before.macs), Format.cost(after.macs), share(before.macs.value, after.macs.value)),
+            row("MACs", Format.cost(before.macs), Format.cost(after.macs), share(atOne(before.macs), atOne(after.macs))),
             row("weight bytes", Format.bytes(before.weightBytes), Format.bytes(after.weightBytes),
                 share(Double(before.weightBytes), Double(after.weightBytes))),
             row("file size", Format.bytes(sizeBefore), Format.bytes(sizeAfter), share(Double(sizeBefore), Double(sizeAfter))),

@@ -20,22 +20,56 @@ public enum ChannelDependencyAnalysis {
     }
 }
 
-/// Stored constants of a graph: initializers and Constant nodes' `value`.
+/// Stored constants of a graph: initializers, Constant nodes' `value`, and Identity
+/// nodes that forward one of them (exporters share identical tensors that way).
 struct StoredConstants {
+    /// A node input slot.
+    struct Use: Hashable {
+        var node: Int
+        var input: Int
+    }
+
     var tensors: [String: TensorData] = [:]
+    /// The initializer or Constant output a name stands for (itself, or an Identity's source).
+    var root: [String: String] = [:]
     /// Constant node index by output name, for rewriting.
     var constantNodes: [String: Int] = [:]
+    /// Every node input that reads a root, directly or through an Identity.
+    var uses: [String: [Use]] = [:]
+    /// Roots also read where no slot can be rewritten (inside a subgraph, as a graph output).
+    var pinned: Set<String> = []
 
     init(_ graph: Graph) {
-        for t in graph.initializers { tensors[t.name] = t }
-        for (i, node) in graph.nodes.enumerated() where node.opType == "Constant" && node.isDefaultDomain {
-            if case .tensor(let t)? = node.attribute("value"), let out = node.outputs.first {
+        for t in graph.initializers {
+            tensors[t.name] = t
+            root[t.name] = t.name
+        }
+        var identities = Set<Int>()
+        for (i, node) in graph.nodes.enumerated() where node.isDefaultDomain {
+            guard let out = node.outputs.first else { continue }
+            if node.opType == "Constant", case .tensor(let t)? = node.attribute("value") {
                 var named = t
                 named.name = out
                 tensors[out] = named
+                root[out] = out
                 constantNodes[out] = i
+            } else if node.opType == "Identity", let source = node.input(0), let r = root[source], let t = tensors[source] {
+                var named = t
+                named.name = out
+                tensors[out] = named
+                root[out] = r
+                identities.insert(i)
             }
         }
+        for (i, node) in graph.nodes.enumerated() where !identities.contains(i) {
+            for (slot, input) in node.inputs.enumerated() {
+                if let r = root[input] { uses[r, default: []].append(Use(node: i, input: slot)) }
+            }
+            for (_, sub) in node.subgraphs {
+                for name in GraphValidator.outerReads(of: sub) { if let r = root[name] { pinned.insert(r) } }
+            }
+        }
+        for output in graph.outputs { if let r = root[output.name] { pinned.insert(r) } }
     }
 
     subscript(name: String) -> TensorData? { tensors[name] }
@@ -45,11 +79,11 @@ private struct DependencyBuilder {
     let graph: Graph
     let inferred: InferredGraph
     let constants: StoredConstants
-    /// How many node inputs (subgraph reads included) name each value.
-    let useCount: [String: Int]
     /// Values read inside a subgraph, with the owning node's name.
     let subgraphReads: [String: String]
 
+    /// The node being visited.
+    var currentNode = 0
     var parent: [Int] = []
     var groups: [ChannelGroup] = []
     var layouts: [String: ChannelLayout] = [:]
@@ -60,18 +94,12 @@ private struct DependencyBuilder {
         self.graph = graph
         self.inferred = inferred
         constants = StoredConstants(graph)
-        var uses: [String: Int] = [:]
         var reads: [String: String] = [:]
         for node in graph.nodes {
-            for input in node.inputs where !input.isEmpty { uses[input, default: 0] += 1 }
             for (_, sub) in node.subgraphs {
-                for name in GraphValidator.outerReads(of: sub) {
-                    uses[name, default: 0] += 1
-                    reads[name] = node.displayName
-                }
+                for name in GraphValidator.outerReads(of: sub) { reads[name] = node.displayName }
             }
         }
-        useCount = uses
         subgraphReads = reads
     }
 
@@ -141,14 +169,11 @@ private struct DependencyBuilder {
             block(layout, "node '\(node.displayName)' (\(node.opType)): '\(tensor)' is \(t.elementType), which cannot be sliced")
             return
         }
-        if (useCount[tensor] ?? 0) > 1 {
-            block(layout, "'\(tensor)' is shared by several nodes (one is '\(node.displayName)')")
-            return
-        }
+        guard let slot = node.inputs.firstIndex(of: tensor) else { return }
         var offset = 0
         for s in layout.segments {
             let r = find(s.group)
-            groups[r].slices.append(CoupledSlice(tensor: tensor, axis: axis, offset: offset, span: s.span, scoresImportance: scores))
+            groups[r].slices.append(CoupledSlice(tensor: tensor, node: currentNode, input: slot, axis: axis, offset: offset, span: s.span, scoresImportance: scores))
             offset += s.count * s.span
         }
     }
@@ -183,6 +208,7 @@ private struct DependencyBuilder {
 
     mutating func visit(_ index: Int) {
         let node = graph.nodes[index]
+        currentNode = index
         let tracked = node.inputs.enumerated().compactMap { i, name in layout(name).map { (i, $0) } }
         let isProducer = ["Conv", "ConvTranspose", "Gemm", "MatMul"].contains(node.opType) && node.isDefaultDomain
         if tracked.isEmpty && !isProducer { return }
@@ -518,10 +544,7 @@ private struct DependencyBuilder {
             guard constants[shapeName] != nil else {
                 return blockAll(tracked, node, "has a computed target shape that fixes the channel count")
             }
-            if (useCount[shapeName] ?? 0) > 1 {
-                return blockAll(tracked, node, "has a target shape '\(shapeName)' shared with other nodes")
-            }
-            shapeRewrites.append(ShapeConstantRewrite(tensor: shapeName, position: j, layout: out))
+            shapeRewrites.append(ShapeConstantRewrite(tensor: shapeName, node: currentNode, input: 1, position: j, layout: out))
         }
         output(node, 0, out)
     }

@@ -4,7 +4,12 @@ import VernierGraph
 /// channel group: channel `k` owns indices `offset + k*span ..< offset + (k+1)*span`.
 /// `span` > 1 after a Flatten, where one channel becomes H*W features of a Gemm.
 public struct CoupledSlice: Hashable, Sendable {
+    /// The name the node reads (an initializer, a Constant's or an Identity's output).
     public var tensor: String
+    /// The node (index in the graph) and input slot that read it: a tensor shared by
+    /// several nodes gets a private copy for each use whose channels differ.
+    public var node: Int
+    public var input: Int
     public var axis: Int
     public var offset: Int
     public var span: Int
@@ -12,8 +17,10 @@ public struct CoupledSlice: Hashable, Sendable {
     /// biases and BatchNormalization statistics do not).
     public var scoresImportance: Bool
 
-    public init(tensor: String, axis: Int, offset: Int = 0, span: Int = 1, scoresImportance: Bool) {
+    public init(tensor: String, node: Int, input: Int, axis: Int, offset: Int = 0, span: Int = 1, scoresImportance: Bool) {
         self.tensor = tensor
+        self.node = node
+        self.input = input
         self.axis = axis
         self.offset = offset
         self.span = span
@@ -71,6 +78,8 @@ struct ChannelLayout: Sendable {
 /// spells a channel axis' length, rewritten to the new length after pruning.
 struct ShapeConstantRewrite: Sendable {
     var tensor: String
+    var node: Int
+    var input: Int
     var position: Int
     var layout: ChannelLayout
 }

@@ -104,40 +104,36 @@ public enum ChannelPruner {
             layout.segments.reduce(0) { $0 + (kept[$1.group]?.count ?? $1.count) * $1.span }
         }
 
-        // Indices removed from each tensor, per axis.
-        var removed: [String: [Int: Set<Int>]] = [:]
+        // Indices removed from each node input that reads a stored tensor, per axis.
+        typealias Use = StoredConstants.Use
+        var removed: [Use: [Int: Set<Int>]] = [:]
         for (id, group) in dependencies.allGroups.enumerated() {
             guard let keep = kept[id], keep.count < group.channels else { continue }
             let keepSet = Set(keep)
             let dropped = (0..<group.channels).filter { !keepSet.contains($0) }
             for s in group.slices {
+                let use = Use(node: s.node, input: s.input)
                 for k in dropped {
-                    for r in 0..<s.span { removed[s.tensor, default: [:]][s.axis, default: []].insert(s.offset + k * s.span + r) }
+                    for r in 0..<s.span { removed[use, default: [:]][s.axis, default: []].insert(s.offset + k * s.span + r) }
                 }
             }
         }
-        var replacements: [String: TensorData] = [:]
-        for (name, axes) in removed {
-            guard let t = constants[name] else { continue }
+        var replacements: [Use: TensorData] = [:]
+        for (use, axes) in removed {
+            guard let t = constants[graph.nodes[use.node].inputs[use.input]] else { continue }
             var keeping: [Int: [Int]] = [:]
             for (axis, drop) in axes { keeping[axis] = (0..<t.dims[axis]).filter { !drop.contains($0) } }
-            replacements[name] = try TensorSlicing.keeping(keeping, of: t)
+            replacements[use] = try TensorSlicing.keeping(keeping, of: t)
         }
         for rewrite in dependencies.shapeRewrites {
+            let use = Use(node: rewrite.node, input: rewrite.input)
             let length = newLength(rewrite.layout)
-            guard let t = replacements[rewrite.tensor] ?? constants[rewrite.tensor], var values = t.integerValues(),
+            guard let t = replacements[use] ?? constants[rewrite.tensor], var values = t.integerValues(),
                   rewrite.position < values.count, values[rewrite.position] != length else { continue }
             values[rewrite.position] = length
-            replacements[rewrite.tensor] = TensorSlicing.integers(values, like: t)
+            replacements[use] = TensorSlicing.integers(values, like: t)
         }
-        for i in graph.initializers.indices {
-            if let r = replacements[graph.initializers[i].name] { graph.initializers[i] = r }
-        }
-        for (name, index) in constants.constantNodes {
-            guard var r = replacements[name], let a = graph.nodes[index].attributes.firstIndex(where: { $0.name == "value" }) else { continue }
-            if case .tensor(let original) = graph.nodes[index].attributes[a].value { r.name = original.name }
-            graph.nodes[index].attributes[a].value = .tensor(r)
-        }
+        apply(replacements, constants: constants, to: &graph, irVersion: analyzed.model.irVersion)
         for rewrite in dependencies.groupAttributeRewrites {
             let length = newLength(rewrite.layout)
             if let a = graph.nodes[rewrite.node].attributes.firstIndex(where: { $0.name == "group" }) {
@@ -160,5 +156,53 @@ public enum ChannelPruner {
             }
         }
         return PrunedModel(analyzed: result, outcomes: outcomes)
+    }
+
+    /// Puts the new tensors in place. A stored tensor whose every use changes the same
+    /// way is replaced where it is; otherwise each changed use gets a private copy under a
+    /// new name (exporters share identical tensors, e.g. zero biases, between layers).
+    static func apply(_ replacements: [StoredConstants.Use: TensorData], constants: StoredConstants,
+                      to graph: inout Graph, irVersion: Int) {
+        var byRoot: [String: [(use: StoredConstants.Use, tensor: TensorData)]] = [:]
+        for (use, t) in replacements {
+            guard let r = constants.root[graph.nodes[use.node].inputs[use.input]] else { continue }
+            byRoot[r, default: []].append((use, t))
+        }
+        var taken = Set(graph.initializers.map(\.name) + graph.inputs.map(\.name) + graph.nodes.flatMap(\.outputs))
+        for (root, changes) in byRoot.sorted(by: { $0.key < $1.key }) {
+            let sorted = changes.sorted { ($0.use.node, $0.use.input) < ($1.use.node, $1.use.input) }
+            let everyUse = Set(constants.uses[root] ?? []) == Set(sorted.map(\.use)) && !constants.pinned.contains(root)
+            let first = sorted[0].tensor
+            if everyUse && sorted.allSatisfy({ sameContents($0.tensor, first) }) {
+                var t = first
+                t.name = root
+                if let i = graph.initializers.firstIndex(where: { $0.name == root }) {
+                    graph.initializers[i] = t
+                } else if let n = constants.constantNodes[root],
+                          let a = graph.nodes[n].attributes.firstIndex(where: { $0.name == "value" }),
+                          case .tensor(let original) = graph.nodes[n].attributes[a].value {
+                    t.name = original.name
+                    graph.nodes[n].attributes[a].value = .tensor(t)
+                }
+                continue
+            }
+            for (use, tensor) in sorted {
+                var name = root + "_pruned"
+                var n = 1
+                while taken.contains(name) { n += 1; name = "\(root)_pruned\(n)" }
+                taken.insert(name)
+                var t = tensor
+                t.name = name
+                graph.initializers.append(t)
+                // Before IR 4 every initializer must also be a graph input.
+                if irVersion < 4 { graph.inputs.append(ValueInfo(name: name, type: .tensor(t.type))) }
+                graph.nodes[use.node].inputs[use.input] = name
+            }
+        }
+    }
+
+    static func sameContents(_ a: TensorData, _ b: TensorData) -> Bool {
+        a.elementType == b.elementType && a.dims == b.dims
+            && a.withUnsafeBytes { x in b.withUnsafeBytes { y in x.elementsEqual(y) } }
     }
 }
