@@ -12,7 +12,7 @@ struct ModelWriterTests {
         let original = try ModelLoader().load(path: path)
         let bytes = try ModelWriter().serialize(original)
         let written = try TemporaryModelFile(bytes: bytes)
-        let reloaded = try ModelLoader().load(path: written.path)
+        let reloaded = try withExtendedLifetime(written) { try ModelLoader().load(path: written.path) }
 
         #expect(reloaded.irVersion == original.irVersion)
         #expect(reloaded.opsets == original.opsets)
@@ -38,7 +38,7 @@ struct ModelWriterTests {
         let path = TestPaths.model("bert_mini.onnx")
         let original = try ModelAnalyzer(inferenceOptions: options).analyze(path: path)
         let written = try TemporaryModelFile(bytes: try ModelWriter().serialize(original.model))
-        let reloaded = try ModelAnalyzer(inferenceOptions: options).analyze(path: written.path)
+        let reloaded = try withExtendedLifetime(written) { try ModelAnalyzer(inferenceOptions: options).analyze(path: written.path) }
         #expect(original.inferred.facts.count == reloaded.inferred.facts.count)
         for (name, facts) in original.inferred.facts {
             #expect(reloaded.inferred.facts[name]?.type == facts.type, "\(name)")
