@@ -81,6 +81,8 @@ private struct DependencyBuilder {
     let constants: StoredConstants
     /// Values read inside a subgraph, with the owning node's name.
     let subgraphReads: [String: String]
+    /// The node that computes each value.
+    let producers: [String: Int]
 
     /// The node being visited.
     var currentNode = 0
@@ -101,6 +103,9 @@ private struct DependencyBuilder {
             }
         }
         subgraphReads = reads
+        var made: [String: Int] = [:]
+        for (i, node) in graph.nodes.enumerated() { for o in node.outputs where !o.isEmpty { made[o] = i } }
+        producers = made
     }
 
     // MARK: groups (union-find)
@@ -391,9 +396,7 @@ private struct DependencyBuilder {
         let a = layout(node.input(0))
         guard let bName = node.input(1), let b = constants[bName], b.dims.count == 2,
               let outRank = rank(node.outputs[0]), let aRank = rank(node.inputs[0]) else {
-            block(a, "node '\(node.displayName)' (MatMul) multiplies two computed tensors")
-            block(layout(node.input(1)), "node '\(node.displayName)' (MatMul) multiplies two computed tensors")
-            return
+            return batchedMatMul(node)
         }
         if let a {
             if a.axis == aRank - 1 {
@@ -403,6 +406,38 @@ private struct DependencyBuilder {
             }
         }
         produce(node, channels: b.dims[1], slices: [(bName, 1, true)], outputAxis: outRank - 1)
+    }
+
+    /// A MatMul of two computed tensors (attention's Q·Kᵀ and P·V): groups on a batch
+    /// axis (the heads) pass through and join; channels in the multiplied dims block.
+    mutating func batchedMatMul(_ node: Node) {
+        let tracked = [0, 1].compactMap { i in layout(node.input(i)).map { (i, $0) } }
+        guard !tracked.isEmpty else { return }
+        guard let outRank = rank(node.outputs[0]) else { return blockAll(tracked, node, "has an output of unknown rank") }
+        var reference: ChannelLayout?
+        for (i, l) in tracked {
+            guard let r = rank(node.inputs[i]), r >= 3, l.axis < r - 2 else {
+                return blockAll(tracked, node, "multiplies two computed tensors along their channels")
+            }
+            let moved = l.movedTo(axis: l.axis + outRank - r)
+            if let ref = reference {
+                guard ref.axis == moved.axis, ref.hasSameStructure(as: moved) else {
+                    return blockAll(tracked, node, "multiplies tensors whose channels do not line up")
+                }
+                for (p, q) in zip(ref.segments, moved.segments) { union(p.group, q.group) }
+            } else {
+                reference = moved
+            }
+        }
+        guard let reference else { return }
+        for i in [0, 1] where !tracked.contains(where: { $0.0 == i }) {
+            guard let name = node.input(i), let shape = type(name)?.shape else { return blockAll(tracked, node, "has an input of unknown shape") }
+            let axis = reference.axis - (outRank - shape.count)
+            if axis >= 0 && shape[axis] != .value(1) {
+                return blockAll(tracked, node, "multiplies the channels with '\(name)', which no group produces")
+            }
+        }
+        output(node, 0, reference)
     }
 
     // MARK: channel-keeping ops
@@ -529,24 +564,82 @@ private struct DependencyBuilder {
             }
             if found != nil { break }
         }
+        if found == nil, x.segments.count == 1, x.segments[0].span == 1 {
+            // Attention's head split: [..., H*D, ...] -> [..., H, D, ...]. The group's unit
+            // becomes a head: D consecutive channels removed together.
+            for j in outShape.indices.dropLast() where Array(outShape[..<j]).product == leading {
+                guard let d = outShape[j + 1].intValue, d > 1, let h = outShape[j].intValue, h * d == x.length,
+                      Array(outShape[(j + 2)...]).product == trailing else { continue }
+                let g = find(x.segments[0].group)
+                coarsen(g, by: d)
+                found = (j, ChannelLayout(axis: j, segments: [.init(group: g, count: h, span: 1)]))
+                break
+            }
+        }
         guard let (j, out) = found else {
             return blockAll(tracked, node, "splits or merges the channel axis in a way the analysis cannot follow")
         }
         // The target shape must adapt: -1 does; 0 copies the input's dim, right only where
-        // the channels already were; a stored number is rewritten.
-        guard let shapeName = node.input(1), let target = knownInts(shapeName), j < target.count else {
+        // the channels already were; a stored number is rewritten, also when a Concat of
+        // constants and run-time dims computes the shape (as exporters of attention do).
+        guard let shapeName = node.input(1), let element = targetElement(shapeName, j) else {
             return blockAll(tracked, node, "has a target shape the analysis cannot read")
         }
-        switch target[j] {
+        switch element {
         case -1: break
         case 0 where j == x.axis && out.segments == x.segments: break
         default:
-            guard constants[shapeName] != nil else {
+            guard let source = storedElement(shapeName, position: j, reader: currentNode, slot: 1) else {
                 return blockAll(tracked, node, "has a computed target shape that fixes the channel count")
             }
-            shapeRewrites.append(ShapeConstantRewrite(tensor: shapeName, node: currentNode, input: 1, position: j, layout: out))
+            shapeRewrites.append(ShapeConstantRewrite(tensor: source.tensor, node: source.node, input: source.input,
+                                                      position: source.position, layout: out))
         }
         output(node, 0, out)
+    }
+
+    /// Element `position` of a shape value, when known.
+    func targetElement(_ name: String, _ position: Int) -> Int? {
+        if let c = inferred.facts[name]?.constant, position < c.count { return c.dims[position].intValue }
+        return constants[name]?.integerValues()?[safe: position]
+    }
+
+    /// The stored constant that spells element `position` of the shape value `name` (read
+    /// by node `reader` at input `slot`): the value itself, or an input of the Concat
+    /// that builds it.
+    func storedElement(_ name: String, position: Int, reader: Int, slot: Int) -> (tensor: String, node: Int, input: Int, position: Int)? {
+        if constants[name] != nil { return (name, reader, slot, position) }
+        guard let p = producers[name], graph.nodes[p].opType == "Concat", graph.nodes[p].isDefaultDomain,
+              ((try? graph.nodes[p].int("axis")) ?? -1) == 0 else { return nil }
+        var start = 0
+        for (i, input) in graph.nodes[p].inputs.enumerated() {
+            guard let count = type(input)?.shape?.first?.intValue, type(input)?.rank == 1 else { return nil }
+            if position < start + count { return storedElement(input, position: position - start, reader: p, slot: i) }
+            start += count
+        }
+        return nil
+    }
+
+    /// Makes `g`'s unit `d` consecutive channels (an attention head): every slice and
+    /// every layout that holds the group is rescaled.
+    mutating func coarsen(_ g: Int, by d: Int) {
+        let r = find(g)
+        groups[r].channels /= d
+        for i in groups[r].slices.indices { groups[r].slices[i].span *= d }
+        func rescale(_ l: ChannelLayout, _ find: (Int) -> Int) -> ChannelLayout {
+            var l = l
+            for s in l.segments.indices where find(l.segments[s].group) == r {
+                l.segments[s].count /= d
+                l.segments[s].span *= d
+            }
+            return l
+        }
+        var roots: [Int: Int] = [:]
+        for i in parent.indices { roots[i] = find(i) }
+        let lookup = { (i: Int) in roots[i] ?? i }
+        layouts = layouts.mapValues { rescale($0, lookup) }
+        for i in shapeRewrites.indices { shapeRewrites[i].layout = rescale(shapeRewrites[i].layout, lookup) }
+        for i in groupAttributeRewrites.indices { groupAttributeRewrites[i].layout = rescale(groupAttributeRewrites[i].layout, lookup) }
     }
 
     mutating func transpose(_ node: Node, _ tracked: [(Int, ChannelLayout)]) {
