@@ -8,7 +8,9 @@ import VernierTestSupport
 /// Channel groups and structured pruning on small in-memory models: the groups found,
 /// the tensors sliced, and that every pruned model is valid ONNX (libonnx's checker),
 /// re-infers, runs on Vernier's executor and keeps its graph outputs' shapes.
-struct ChannelPruningTests {
+/// Serialized: the executor's oneDNN engine (one stream, one shared scratchpad) must not
+/// run two plans at once, and concurrent runs were seen to give wrong outputs.
+@Suite(.serialized) struct ChannelPruningTests {
     // MARK: helpers
 
     static func analyze(_ model: Model) throws -> AnalyzedModel { try ModelAnalyzer().analyze(model: model) }
@@ -191,15 +193,51 @@ struct ChannelPruningTests {
         }
     }
 
+    // MARK: attention
+
+    @Test func attentionPrunesWholeHeadsAcrossQKVAndTheOutputProjection() throws {
+        let model = PruningTestModels.attention()
+        let deps = ChannelDependencyAnalysis.analyze(try Self.analyze(model))
+        let heads = try #require(deps.group(named: "q_mm"))
+        #expect(heads.channels == 4, "four heads")
+        #expect(heads.producers == ["q_mm", "k_mm", "v_mm"])
+        #expect(heads.isPrunable, "\(heads.blockers)")
+        #expect(heads.slices.contains { $0.tensor == "o.w" && $0.axis == 0 && $0.span == 4 })
+        #expect(deps.group(named: "o_mm")?.isPrunable == false, "added to the graph input x")
+
+        let (original, pruned) = try Self.prune(model, PruningOptions(ratio: 0.5))
+        try Self.expectValid(pruned, original: original)
+        let kept = try #require(pruned.outcomes.first { $0.group.name == "q_mm" }).keptChannels
+        #expect(kept.count == 2)
+        #expect(!kept.contains(1), "head 1 has zero weights")
+        let m = pruned.analyzed.model
+        for p in ["q", "k", "v"] {
+            #expect(Self.tensor("\(p).w", in: m)?.dims == [16, 8])
+            #expect(Self.tensor("\(p).b", in: m)?.dims == [8])
+            #expect(Self.tensor("\(p)_shape2", in: m)?.integerValues() == [2], "the head count in the split shape")
+            #expect(Self.tensor("\(p)_shape3", in: m)?.integerValues() == [4], "the head size stays")
+        }
+        #expect(Self.tensor("merge_shape", in: m)?.integerValues() == [1, 4, 8])
+        #expect(Self.tensor("o.w", in: m)?.dims == [8, 16])
+        // Kept columns of Q are whole heads, in order.
+        let before = Self.floats(Self.tensor("q.w", in: original.model))
+        let after = Self.floats(Self.tensor("q.w", in: m))
+        let columns = kept.flatMap { h in (0..<4).map { h * 4 + $0 } }
+        for row in 0..<16 {
+            #expect(Array(after[(row * 8)..<(row * 8 + 8)]) == columns.map { before[row * 16 + $0] })
+        }
+    }
+
     // MARK: ratio 0, shared tensors, blockers, rounding
 
-    @Test(arguments: ["residual", "dense", "depthwise", "flatten"])
+    @Test(arguments: ["residual", "dense", "depthwise", "flatten", "attention"])
     func ratioZeroGivesBitIdenticalOutputs(name: String) throws {
         let model: Model
         switch name {
         case "residual": model = PruningTestModels.residual()
         case "dense": model = PruningTestModels.dense()
         case "depthwise": model = PruningTestModels.depthwise()
+        case "attention": model = PruningTestModels.attention()
         default: model = PruningTestModels.flattenGemm(transB: true, reshape: true)
         }
         let (original, pruned) = try Self.prune(model, PruningOptions(ratio: 0))

@@ -135,4 +135,38 @@ enum PruningTestModels {
         m.op("Gemm", ["hr", "fc2.w"], "y")
         return m.finish(output: "y", shape: [1, 3])
     }
+
+    /// One BERT-style self-attention block on x [1, 4, 16] with 4 heads of 4: Q, K, V as
+    /// MatMul + Add bias, head split by a Reshape whose shape a Concat of constants builds,
+    /// Q·Kᵀ / 2, Softmax, ·V, head merge by a stored shape [1, 4, 16], output projection,
+    /// residual Add with x -> y. Head 1 has zero weights in Q, K, V and the output projection.
+    static func attention() -> Model {
+        var m = Builder()
+        m.b.input("x", .float, [.value(1), .value(4), .value(16)])
+        let zeroHead1Columns: (Int) -> Bool = { i in (i % 16) / 4 == 1 }   // [16, 16]: column j is head j / 4
+        for p in ["q", "k", "v"] {
+            m.random("\(p).w", [16, 16], zeroing: zeroHead1Columns)
+            m.random("\(p).b", [16], zeroing: { $0 / 4 == 1 })
+            m.op("MatMul", ["x", "\(p).w"], "\(p)_mm")
+            m.op("Add", ["\(p)_mm", "\(p).b"], "\(p)_add")
+            for (i, v) in [1, 4, 4, 4].enumerated() { m.b.ints("\(p)_shape\(i)", [v]) }
+            m.op("Concat", (0..<4).map { "\(p)_shape\($0)" }, "\(p)_shape", ["axis": .int(0)])
+            m.op("Reshape", ["\(p)_add", "\(p)_shape"], "\(p)_heads")
+        }
+        m.op("Transpose", ["q_heads"], "qt", ["perm": .ints([0, 2, 1, 3])])
+        m.op("Transpose", ["k_heads"], "kt", ["perm": .ints([0, 2, 3, 1])])
+        m.op("Transpose", ["v_heads"], "vt", ["perm": .ints([0, 2, 1, 3])])
+        m.op("MatMul", ["qt", "kt"], "scores")
+        m.b.initializers.append(TensorData(floats: [2], name: "sqrt_d", dims: []))
+        m.op("Div", ["scores", "sqrt_d"], "scaled")
+        m.op("Softmax", ["scaled"], "probs", ["axis": .int(-1)])
+        m.op("MatMul", ["probs", "vt"], "context")
+        m.op("Transpose", ["context"], "ct", ["perm": .ints([0, 2, 1, 3])])
+        m.b.ints("merge_shape", [1, 4, 16])
+        m.op("Reshape", ["ct", "merge_shape"], "merged")
+        m.random("o.w", [16, 16], zeroing: { i in (i / 16) / 4 == 1 })   // row r is head r / 4
+        m.op("MatMul", ["merged", "o.w"], "o_mm")
+        m.op("Add", ["o_mm", "x"], "y")
+        return m.finish(output: "y", shape: [1, 4, 16])
+    }
 }
