@@ -98,8 +98,13 @@ struct Prune: ParsableCommand {
         }
         if listGroups {
             let names = dependencies.groups.map(\.name)
-            for g in groupRatios where !names.contains(g.name) {
-                throw PruningError.unknownGroup(name: g.name, available: names)
+            for g in groupRatios {
+                guard let group = dependencies.group(named: g.name) else {
+                    throw PruningError.unknownGroup(name: g.name, available: names)
+                }
+                if g.ratio > 0 && !group.isPrunable {
+                    throw PruningError.notPrunable(group: g.name, reason: group.blockers.first ?? "it has a single channel")
+                }
             }
             let rows = dependencies.groups.map { group -> GroupRow in
                 let r = options.groupRatios[group.name] ?? ratio

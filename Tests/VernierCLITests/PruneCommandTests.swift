@@ -59,6 +59,7 @@ import Testing
         (["prune", "Models/resnet_mini.onnx", "--ratio", "1.5", "--list-groups"], "--ratio"),
         (["prune", "Models/resnet_mini.onnx", "--group", "nope=0.5", "--list-groups"], "no channel group named 'nope'"),
         (["prune", "Models/resnet_mini.onnx", "--round-to", "0", "--list-groups"], "--round-to"),
+        (["prune", "Models/resnet_mini.onnx", "--group", "fc=0.5", "--list-groups"], "group 'fc' cannot be pruned: 'logits' is a graph output"),
         (["prune", "Models/broken/truncated.onnx", "--list-groups"], "truncated"),
         (["prune", "Models/resnet_mini.onnx", "--sparsity", "0.5", "--ratio", "0.2", "-o", "/tmp/x.onnx"], "--sparsity"),
     ])

@@ -72,6 +72,13 @@ struct ModelWriterTests {
         }
     }
 
+    @Test func sparseInitializersAreRefusedByName() throws {
+        var graph = Graph(name: "g")
+        graph.sparseInitializerNames = ["embedding"]
+        let model = Model(irVersion: 8, opsets: [OpsetImport(domain: "", version: 17)], graph: graph)
+        #expect(throws: WriteError.sparseInitializer(name: "embedding")) { try ModelWriter().serialize(model) }
+    }
+
     @Test func modelLocalFunctionsAreRefusedByName() throws {
         var model = Model(irVersion: 8, opsets: [OpsetImport(domain: "", version: 17)], graph: Graph(name: "g"))
         model.functions = [FunctionInfo(domain: "custom", name: "Gelu", nodeCount: 3)]

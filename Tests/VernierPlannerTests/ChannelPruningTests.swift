@@ -298,6 +298,9 @@ import VernierTestSupport
         #expect(pruned.outcomes.first { $0.group.name == "stem" }?.kept == 4)
         #expect(throws: PruningError.self) { try Self.prune(model, PruningOptions(ratio: 0.5, groupRatios: ["nope": 0.1])) }
         #expect(throws: PruningError.badRatio(group: nil, value: 1)) { try Self.prune(model, PruningOptions(ratio: 1)) }
+        #expect(throws: PruningError.notPrunable(group: "head", reason: "'y' is a graph output, whose shape must not change")) {
+            try Self.prune(model, PruningOptions(groupRatios: ["head": 0.5]))
+        }
     }
 
     @Test func keepCountRoundsToMultiplesAndNeverBelowOne() {

@@ -10,6 +10,8 @@ public enum WriteError: Error, CustomStringConvertible, Sendable, Equatable {
     case localFunctions(names: [String])
     /// The loader keeps only the type of sparse tensor attributes, not their values.
     case sparseTensorAttribute(node: String, attribute: String)
+    /// The loader keeps only the values of sparse initializers, not their indices.
+    case sparseInitializer(name: String)
     case serializationFailed(detail: String)
 
     public var description: String {
@@ -21,6 +23,8 @@ public enum WriteError: Error, CustomStringConvertible, Sendable, Equatable {
             return "the model defines local functions (\(names.joined(separator: ", "))), which Vernier cannot write back yet"
         case .sparseTensorAttribute(let node, let attribute):
             return "node '\(node)': attribute '\(attribute)' holds a sparse tensor, which Vernier cannot write back yet"
+        case .sparseInitializer(let name):
+            return "initializer '\(name)' is stored sparse, which Vernier cannot write back yet"
         case .serializationFailed(let detail):
             return "cannot serialize the model: \(detail)"
         }
@@ -98,6 +102,7 @@ public struct ModelWriter: Sendable {
     }
 
     func graph(_ g: Graph) throws -> Onnx_GraphProto {
+        if let sparse = g.sparseInitializerNames.first { throw WriteError.sparseInitializer(name: sparse) }
         var p = Onnx_GraphProto()
         p.name = g.name
         p.node = try g.nodes.map(node)

@@ -23,6 +23,8 @@ public enum PruningError: Error, CustomStringConvertible, Sendable, Equatable {
     case unknownGroup(name: String, available: [String])
     case badRatio(group: String?, value: Double)
     case badRoundTo(Int)
+    /// A ratio was asked for a group that cannot be pruned.
+    case notPrunable(group: String, reason: String)
     /// The pruned model does not have the original's graph outputs: a bug in the analysis.
     case outputChanged(output: String, before: String, after: String)
 
@@ -33,6 +35,8 @@ public enum PruningError: Error, CustomStringConvertible, Sendable, Equatable {
             return "no channel group named '\(name)'; groups are named after their first producer: \(list) (see --list-groups)"
         case .badRatio(let group, let value):
             return "the ratio \(value)\(group.map { " for group '\($0)'" } ?? "") must be at least 0 and less than 1"
+        case .notPrunable(let group, let reason):
+            return "group '\(group)' cannot be pruned: \(reason)"
         case .badRoundTo(let n):
             return "--round-to must be 1 or more, not \(n)"
         case .outputChanged(let output, let before, let after):
@@ -79,6 +83,9 @@ public enum ChannelPruner {
         for (name, r) in options.groupRatios.sorted(by: { $0.key < $1.key }) {
             guard names.contains(name) else { throw PruningError.unknownGroup(name: name, available: names) }
             guard r >= 0 && r < 1 else { throw PruningError.badRatio(group: name, value: r) }
+            if r > 0, let group = dependencies.group(named: name), !group.isPrunable {
+                throw PruningError.notPrunable(group: name, reason: group.blockers.first ?? "it has a single channel")
+            }
         }
         var graph = analyzed.model.graph
         let constants = StoredConstants(graph)
