@@ -89,7 +89,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VernierPlannerTests",
-            dependencies: ["VernierGraph", "VernierCost", "VernierPlanner", "VernierTestSupport"]
+            dependencies: ["VernierGraph", "VernierCost", "VernierPlanner", "VernierRuntime", "VernierTestSupport"]
         ),
         .testTarget(
             name: "VernierCLITests",

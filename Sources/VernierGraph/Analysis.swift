@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 
 /// A model loaded, validated and shape-inferred: the value every later stage starts from.
 public struct AnalyzedModel: Sendable {
@@ -65,6 +66,35 @@ public struct ModelAnalyzer: Sendable {
         let inferred = try ShapeInference(options: inferenceOptions, fallbackTypes: fallback).infer(model)
         clock.lap("infer shapes")
         var analyzed = AnalyzedModel(model: model, inferred: inferred, libONNXNote: note)
+        analyzed.stageSeconds = clock.laps
+        return analyzed
+    }
+
+    /// Validates and infers a model built or transformed in memory (a pruned variant).
+    /// libonnx's fallback sees the model as `ModelWriter` would write it, without its weights.
+    /// Throws `ValidationError`, `InferenceError` or `WriteError`.
+    public func analyze(model: Model) throws -> AnalyzedModel {
+        var clock = StageClock()
+        let validated = try GraphValidator.validate(model)
+        clock.lap("validate")
+        var fallback: [String: TensorType] = [:]
+        var note: String?
+        if useLibONNXFallback && needsFallback(validated.graph) {
+            var proto = try ModelWriter().proto(validated)
+            // libonnx only needs the types, and the weights may be large.
+            for i in proto.graph.initializer.indices where proto.graph.initializer[i].rawData.count >= loadOptions.inlineThreshold {
+                proto.graph.initializer[i].clearRawData()
+            }
+            let bytes: [UInt8] = (try? proto.serializedBytes()) ?? []
+            let result = LibONNX.inferTypes(strippedBytes: bytes, inputShapes: inferenceOptions.inputShapes,
+                                            dimBindings: inferenceOptions.dimBindings)
+            fallback = result.types
+            note = result.note
+            clock.lap("libonnx fallback")
+        }
+        let inferred = try ShapeInference(options: inferenceOptions, fallbackTypes: fallback).infer(validated)
+        clock.lap("infer shapes")
+        var analyzed = AnalyzedModel(model: validated, inferred: inferred, libONNXNote: note)
         analyzed.stageSeconds = clock.laps
         return analyzed
     }

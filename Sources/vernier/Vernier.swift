@@ -18,7 +18,8 @@ struct Vernier: ParsableCommand {
         \(CountingConventions.text)
         """,
         version: "0.1.0",
-        subcommands: [Summary.self, ProfileCommand.self, Check.self, Compare.self, Report.self, Predict.self, Run.self, DeviceCommand.self]
+        subcommands: [Summary.self, ProfileCommand.self, Check.self, Compare.self, Report.self, Predict.self, Run.self,
+                      DeviceCommand.self, Prune.self]
     )
 
     /// Runs the command; maps every failure to exit code 2 with a one-line message, and

@@ -51,6 +51,9 @@ public struct Graph: Sendable {
     public var initializers: [TensorData]
     /// Types the file declares for intermediate values.
     public var valueInfo: [ValueInfo]
+    /// Names of initializers that were sparse in the file; `initializers` holds only their
+    /// values, so they cannot be written back.
+    public var sparseInitializerNames: [String] = []
 
     public init(name: String = "", nodes: [Node] = [], inputs: [ValueInfo] = [], outputs: [ValueInfo] = [],
                 initializers: [TensorData] = [], valueInfo: [ValueInfo] = []) {

@@ -114,7 +114,7 @@ private struct ConversionContext {
                 attributes: try n.attribute.map { try attribute($0, node: display) }
             ))
         }
-        return Graph(
+        var graph = Graph(
             name: g.name,
             nodes: nodes,
             inputs: g.input.map(valueInfo),
@@ -123,6 +123,8 @@ private struct ConversionContext {
                 + g.sparseInitializer.map { try sparseAsDenseDescription($0) },
             valueInfo: g.valueInfo.map(valueInfo)
         )
+        graph.sparseInitializerNames = g.sparseInitializer.map(\.values.name)
+        return graph
     }
 
     func valueInfo(_ v: Onnx_ValueInfoProto) -> ValueInfo {
