@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import VernierCost
 import VernierGraph
@@ -133,11 +134,21 @@ public final class ExecutionPlan {
     public var inputSignature: [(name: String, type: TensorType?)] { inputs.map { ($0.name, $0.type) } }
     public var outputNames: [String] { outputs.map(\.name) }
 
+    /// One run at a time per process: every plan shares oneDNN's stream and scratchpad
+    /// and the one thread pool, and a plan owns one arena, so two runs on different
+    /// threads would overwrite each other's buffers (seen as intermittently wrong outputs
+    /// when test suites ran plans in parallel). Recursive, because If/Loop/Scan kernels
+    /// run their subgraphs' plans inside the enclosing run, on the same thread.
+    private static let runLock = NSRecursiveLock()
+
     /// Runs the graph. `inputs` by graph input name; `outer` holds values of enclosing
     /// graphs that a subgraph reads. `stepTimes`, when given, receives each step's start
-    /// and end (monotonic clock), indexed like `steps`.
+    /// and end (monotonic clock), indexed like `steps`. Runs from several threads are
+    /// serialized.
     public func run(_ inputs: [String: Tensor], outer: [String: Tensor] = [:],
                     stepTimes: UnsafeMutableBufferPointer<StepTime>? = nil) throws -> [String: Tensor] {
+        Self.runLock.lock()
+        defer { Self.runLock.unlock() }
         var values = [Tensor?](repeating: nil, count: valueNames.count)
         for (id, tensor) in constants { values[id] = tensor }
         for (name, id) in outerReads { values[id] = outer[name] }
