@@ -18,7 +18,10 @@ Scripts/make_real_models.sh > /dev/null
 models=".build-models"
 work=".build-accuracy"
 mkdir -p "$work/vernier" "$work/ort"
-vernier() { Scripts/vernier "$@"; }
+# Set up and build once; then the release binary itself (no build check per call).
+Scripts/vernier --version > /dev/null
+bin="$(swift build -c release -Xswiftc -target-cpu -Xswiftc native -Xcc -march=native --show-bin-path)/vernier"
+vernier() { "$bin" "$@"; }
 names=(resnet18 resnet50 mobilenet_v2 mobilenet_v3_small efficientnet_b0 shufflenet_v2_x1_0 squeezenet1_0 densenet121
        vgg11 vit_b_16 bert_base yolo_small ocr_det_db ocr_rec_crnn audio_kws_if resnet18_int8_qdq)
 bindings() {  # the dims each export leaves symbolic, bound to batch 1 (BERT: sequence 128)
