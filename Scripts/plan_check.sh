@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Issue 9's acceptance run: on ResNet-18, MobileNetV2 and a BERT-base encoder (the real
+# exports of Scripts/make_real_models.sh), `vernier plan --latency-ms` at 60% of the
+# measured median latency must yield a variant whose measured latency meets the budget,
+# whose predicted latency is within 10% of the measured one, and which ONNX Runtime
+# loads and runs with the original's output shapes (Scripts/check_pruned_ort.py).
+# Writes Reports/plan_check.md; the variants stay in .build-plan/. Needs a quiet machine.
+#   Scripts/plan_check.sh [--threads N]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+threads=2
+[ "${1:-}" = "--threads" ] && threads="${2:?--threads needs a count}"
+Scripts/make_real_models.sh > /dev/null
+Scripts/vernier --version > /dev/null
+bin="$(swift build -c release -Xswiftc -target-cpu -Xswiftc native -Xcc -march=native --show-bin-path)/vernier"
+work=".build-plan"
+rm -rf "$work"
+mkdir -p "$work"
+rows=()
+for m in resnet18 mobilenet_v2 bert_base; do
+  dims=(--dim batch=1)
+  [ "$m" = bert_base ] && dims+=(--dim seq=128)
+  "$bin" profile ".build-models/$m.onnx" "${dims[@]}" --threads "$threads" --no-roofline --format json -o "$work/$m.original.json" 2>/dev/null
+  median="$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['totals']['latency_ms']['median'])" "$work/$m.original.json")"
+  limit="$(.venv/bin/python -c "print(round(0.6 * $median, 3))")"
+  status=0
+  "$bin" plan ".build-models/$m.onnx" "${dims[@]}" --threads "$threads" --latency-ms "$limit" --percentile 50 \
+    --round-to 8 --emit "$work/$m" --format json > "$work/$m.plan.json" 2> "$work/$m.plan.err" || status=$?
+  ort="no"
+  dimargs=()
+  [ "$m" = bert_base ] && dimargs=(--dim seq=128)
+  if .venv/bin/python Scripts/check_pruned_ort.py ".build-models/$m.onnx" "$work/$m/$m.pruned.onnx" "${dimargs[@]}" > "$work/$m.ort.txt" 2>&1; then
+    ort="yes"
+  fi
+  rows+=("$(.venv/bin/python - "$work/$m.plan.json" "$m" "$median" "$limit" "$ort" "$status" <<'PY'
+import json, sys
+p = json.load(open(sys.argv[1]))
+name, median, limit, ort, status = sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5], sys.argv[6]
+l = p["latency_ms"]
+measured, predicted = l["variant_measured"], l["variant_predicted"]
+err = (predicted - measured) / measured * 100
+cos = min((f["cosine"] for f in p["fidelity"]), default=float("nan"))
+ok = measured <= limit and abs(err) <= 10 and ort == "yes"
+macs = p["after"]["macs"] / p["before"]["macs"] * 100 if p["before"]["macs"] else float("nan")
+print(f"| {name} | {median:.2f} | {limit:.2f} | {measured:.2f} | {predicted:.2f} | {err:+.1f}% | {macs:.0f}% | {cos:.4f} | {ort} | {status} | {'yes' if ok else 'NO'} |")
+PY
+)")
+  echo "planned $m" >&2
+done
+{
+  echo "# Compression plans at 60% of the measured latency"
+  echo
+  echo "Produced by \`Scripts/plan_check.sh\` (release build, $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)) on"
+  echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $threads thread(s). For each model: the original's median"
+  echo "latency (\`vernier profile\`), then \`vernier plan --latency-ms <60% of it> --percentile 50 --round-to 8\`; the"
+  echo "variant's measured median, its predicted latency (device model anchored to the original's measured kernels),"
+  echo "MACs kept, the worst output cosine against the original on random probe inputs (fidelity on probe inputs, not"
+  echo "task accuracy: the weights are random), and whether ONNX Runtime loads and runs it with the original's output shapes."
+  echo
+  echo "| model | original ms | budget ms | variant measured ms | variant predicted ms | prediction error | MACs kept | cosine | ORT runs it | plan exit | criteria met |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"
+  printf '%s\n' "${rows[@]}"
+} > Reports/plan_check.md
+cat Reports/plan_check.md
