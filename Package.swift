@@ -93,7 +93,7 @@ let package = Package(
         ),
         .testTarget(
             name: "VernierCLITests",
-            dependencies: ["VernierGraph", "VernierTestSupport"]
+            dependencies: ["VernierGraph", "VernierTestSupport", "ONNXProto"]
         ),
     ],
     swiftLanguageModes: [.v5],

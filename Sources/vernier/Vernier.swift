@@ -1,10 +1,22 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import VernierCost
 
 /// glibc's `mallopt` (declared in <malloc.h>, which the Glibc module does not import).
 @_silgen_name("mallopt")
 private func mallopt(_ parameter: Int32, _ value: Int32) -> Int32
+
+/// What a SIGBUS means here: model files and their external data are memory-mapped,
+/// and a mapped file made shorter by another process faults on the next read of a page
+/// beyond its new end.
+private let mappedFileShrankMessage: StaticString = """
+    vernier: error: a memory-mapped model or external-data file became shorter while it was being read \
+    (overwritten or truncated by another process?); stopped, no output file was written
+
+    """
+/// Set by the first thread that faults; the others wait for its `_exit`.
+private let mappedFileShrankReported = Atomic<Bool>(false)
 
 /// The command line. Each subcommand parses flags, calls the libraries, and prints.
 @main
@@ -31,6 +43,15 @@ struct Vernier: ParsableCommand {
         // tens of MB of a model's peak RSS.
         let mmapThreshold: Int32 = -3   // M_MMAP_THRESHOLD of <malloc.h> (a macro Swift does not import)
         _ = mallopt(mmapThreshold, 256 * 1024)
+        // A shrunken mapped file ends the run with one line and exit code 2, not a crash
+        // (outputs are written atomically, so none is left half-written).
+        signal(SIGBUS) { _ in
+            if mappedFileShrankReported.exchange(true, ordering: .relaxed) {
+                while true { pause() }
+            }
+            _ = write(2, mappedFileShrankMessage.utf8Start, mappedFileShrankMessage.utf8CodeUnitCount)
+            _exit(2)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -65,7 +65,7 @@ enum CLI {
     /// `timeout` seconds, with `environment` added to this process's environment. Never throws
     /// for the child's own failure; throws only if it cannot start.
     static func run(_ args: [String], in directory: String? = nil, environment: [String: String] = [:],
-                    timeout: Double = 60) throws -> Result {
+                    timeout: Double = 60, whileRunning: (() -> Void)? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try requireBinary())
         process.arguments = args
@@ -88,6 +88,7 @@ enum CLI {
         try process.run()
         DispatchQueue.global().async(group: readers) { outData.value = outPipe.fileHandleForReading.readDataToEndOfFile() }
         DispatchQueue.global().async(group: readers) { errData.value = errPipe.fileHandleForReading.readDataToEndOfFile() }
+        whileRunning?()
 
         var timedOut = false
         if finished.wait(timeout: .now() + timeout) == .timedOut {
