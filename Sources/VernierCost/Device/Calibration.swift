@@ -93,7 +93,7 @@ struct Calibrator {
 
     /// Fewest kernels a (class, bound) curve, a class curve, and a bin are fitted on.
     static let minBoundCurve = 12
-    static let minClassCurve = 4
+    static let minClassCurve = 1
     static let perBin = 6
     static let maxBins = 6
 
@@ -163,7 +163,8 @@ struct Calibrator {
 
     /// Points sorted by size and cut into bins of equal count; each bin's efficiency is
     /// its total ideal time over its total measured work time, so the curve reproduces
-    /// the bin's summed latency (what end-to-end prediction adds up).
+    /// the bin's summed latency (what end-to-end prediction adds up), placed at the
+    /// bin's size weighted by measured time.
     func curve(_ points: [FitPoint], opClass: OpClass?, bound: Roofline.Bound?) -> EfficiencyModel.Curve {
         let sorted = points.sorted { $0.idealUs < $1.idealUs }
         let bins = max(1, min(Self.maxBins, sorted.count / Self.perBin))
@@ -172,9 +173,12 @@ struct Calibrator {
             let lo = b * sorted.count / bins, hi = (b + 1) * sorted.count / bins
             let bin = sorted[lo..<hi]
             guard !bin.isEmpty else { continue }
-            let logMean = bin.reduce(0.0) { $0 + log($1.idealUs) } / Double(bin.count)
             let ideal = bin.reduce(0.0) { $0 + $1.idealUs }
             let work = bin.reduce(0.0) { $0 + $1.workUs }
+            // The point sits at the bin's time-weighted size, where the kernels that
+            // dominate its time are, so interpolation gives them the bin's efficiency.
+            let logMean = work > 0 ? bin.reduce(0.0) { $0 + $1.workUs * log($1.idealUs) } / work
+                                   : bin.reduce(0.0) { $0 + log($1.idealUs) } / Double(bin.count)
             curvePoints.append(.init(idealUs: exp(logMean), efficiency: work > 0 ? ideal / work : 1))
         }
         return EfficiencyModel.Curve(opClass: opClass, bound: bound, threads: threads, points: curvePoints, samples: sorted.count)
