@@ -19,7 +19,7 @@ struct Vernier: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [Summary.self, ProfileCommand.self, Check.self, Compare.self, Report.self, Predict.self, Run.self,
-                      DeviceCommand.self, Prune.self, Quantize.self]
+                      DeviceCommand.self, Prune.self, Quantize.self, Distill.self]
     )
 
     /// Runs the command; maps every failure to exit code 2 with a one-line message, and
