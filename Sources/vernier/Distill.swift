@@ -105,7 +105,7 @@ struct Distill: ParsableCommand {
             let units = outcome.stage.units
             let kind = (units.first?.blocks.count ?? 1) > 1 ? "layers" : "blocks"
             let opening = outcome.stage.opensWithTransition ? " after a downsampling block (kept)" : ""
-            lines.append("  stage \(i + 1): \(units.count) \(kind)\(opening), kept \(outcome.keptUnits)")
+            lines.append("  stage \(i + 1): \(units.count) \(units.count == 1 ? String(kind.dropLast()) : kind)\(opening), kept \(outcome.keptUnits)")
             for (k, unit) in units.enumerated() {
                 lines.append("    \(k < outcome.keptUnits ? "kept   " : "removed") \(unit.name)")
             }

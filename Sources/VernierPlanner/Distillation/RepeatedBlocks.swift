@@ -71,10 +71,8 @@ public enum RepeatedBlocks {
                 chains.append([block])
             }
         }
-        let exits = Set(blocks.compactMap { index.producer[$0.exit] })
         return chains.map { chain in
-            BlockStage(units: units(of: chain), opensWithTransition: opensWithTransition(chain[0].entry, graph: graph, index: index,
-                                                                                        blockExits: exits, blocks: blocks))
+            BlockStage(units: units(of: chain), opensWithTransition: opensWithTransition(chain[0].entry, graph: graph, index: index, blocks: blocks))
         }
     }
 
@@ -89,19 +87,20 @@ public enum RepeatedBlocks {
         return stride(from: 0, to: n, by: step).map { DepthUnit(blocks: Array(chain[$0..<min(n, $0 + step)])) }
     }
 
-    /// Whether the value a chain starts from comes (through trailing ops) from a residual
-    /// Add whose two sides both descend from an earlier block's output: a block with a
-    /// projection shortcut that opens the stage.
-    static func opensWithTransition(_ entry: String, graph: Graph, index: GraphIndex, blockExits: Set<Int>,
-                                    blocks: [ResidualBlock]) -> Bool {
+    /// Whether the value a chain starts from comes (through trailing ops) from an Add that
+    /// is no block of its own, whose two sides are both computed by Conv/Gemm/MatMul layers
+    /// from a common value: a block with a projection shortcut that opens the stage.
+    static func opensWithTransition(_ entry: String, graph: Graph, index: GraphIndex, blocks: [ResidualBlock]) -> Bool {
         var value = entry
         while let p = index.producer[value] {
             let node = graph.nodes[p]
             if node.opType == "Add" {
                 let sides = node.inputs.filter { !index.isConstant($0) }
                 guard sides.count == 2, !blocks.contains(where: { $0.addNode == node.displayName }) else { return false }
+                // Both sides computed by layers (not, say, two embedding lookups) from one value.
                 let ancestors = sides.map { index.ancestors(of: $0, graph: graph) }
-                return !blockExits.intersection(ancestors[0]).intersection(ancestors[1]).isEmpty
+                let computed = ancestors.allSatisfy { set in set.contains { ["Conv", "Gemm", "MatMul"].contains(graph.nodes[$0].opType) } }
+                return computed && !ancestors[0].isDisjoint(with: ancestors[1])
             }
             guard trailingOps.contains(node.opType), let input = node.input(0) else { return false }
             value = input
