@@ -20,9 +20,15 @@ import VernierTestSupport
     /// stem conv (8) -> relu; optionally a downsampling block (stride 2, 1x1 projection
     /// shortcut, 12 channels); then `blocks` identity blocks: conv -> relu -> conv, added
     /// back, relu. Output: a 1x1 head conv.
-    static func residualStage(blocks: Int, downsample: Bool) -> Model {
+    /// `sharedNorm`: a LayerNormalization after each Add instead of the ReLU, its scale and
+    /// bias read through Identity nodes of one shared tensor (as exporters write them).
+    static func residualStage(blocks: Int, downsample: Bool, sharedNorm: Bool = false) -> Model {
         var m = PruningTestModels.Builder()
         m.b.input("x", .float, [.value(1), .value(3), .value(8), .value(8)])
+        if sharedNorm {
+            m.b.floats("ones", [Float](repeating: 1, count: downsample ? 4 : 8))
+            m.b.floats("zeros", [Float](repeating: 0, count: downsample ? 4 : 8))
+        }
         m.conv("stem", "x", "s", inChannels: 3, outChannels: 8)
         m.op("Relu", ["s"], "a0")
         var x = "a0", channels = 8
@@ -43,7 +49,13 @@ import VernierTestSupport
             m.op("Relu", ["b\(k)c1"], "b\(k)r1")
             m.conv("block\(k).conv2", "b\(k)r1", "b\(k)c2", inChannels: channels, outChannels: channels)
             m.op("Add", ["b\(k)c2", x], "block\(k).add")
-            m.op("Relu", ["block\(k).add"], "b\(k)out")
+            if sharedNorm {
+                m.op("Identity", ["ones"], "b\(k)scale")
+                m.op("Identity", ["zeros"], "b\(k)bias")
+                m.op("LayerNormalization", ["block\(k).add", "b\(k)scale", "b\(k)bias"], "b\(k)out", ["axis": .int(-1)])
+            } else {
+                m.op("Relu", ["block\(k).add"], "b\(k)out")
+            }
             x = "b\(k)out"
         }
         m.conv("head", x, "y", inChannels: channels, outChannels: 4, kernel: 1)
@@ -93,6 +105,17 @@ import VernierTestSupport
         // The head now reads block 0's output.
         #expect(third.analyzed.model.graph.nodes.first { $0.displayName == "head" }?.inputs.first == "b0out")
         #expect(try Self.runShapes(third.analyzed) == Self.runShapes(teacher))
+    }
+
+    @Test func normsWhoseWeightsComeThroughIdentityStillEndTheirBlock() throws {
+        let teacher = try Self.analyze(Self.residualStage(blocks: 3, downsample: false, sharedNorm: true))
+        let stages = RepeatedBlocks.stages(in: teacher)
+        #expect(stages.map { $0.units.map(\.name) } == [["block0.add", "block1.add", "block2.add"]])
+        let student = try StudentBuilder.build(teacher, options: StudentOptions(depth: 0.34))
+        #expect(Self.removedAdds(student) == ["block1.add", "block2.add"])
+        // The removed norms' Identity nodes went with them.
+        #expect(student.analyzed.model.graph.nodes.filter { $0.opType == "Identity" }.count == 2)
+        #expect(try Self.runShapes(student.analyzed) == Self.runShapes(teacher))
     }
 
     @Test func aDownsamplingBlockOpensTheStageAndStays() throws {

@@ -146,6 +146,16 @@ import VernierTestSupport
         #expect(out.shape == [2, 2])
     }
 
+    @Test func anAlreadyQuantizedModelHasNothingLeftToQuantize() throws {
+        let analyzed = try Self.analyze(PruningTestModels.residual())
+        let once = try ModelQuantizer.quantize(analyzed, storage: .int8(perChannel: true),
+                                               samples: try ActivationCalibration.randomSamples(for: analyzed, count: 1, seed: 1))
+        let targets = QuantizationTargets.find(in: once.analyzed)
+        #expect(targets.targets.isEmpty)
+        #expect(targets.skipped.count == 4 && targets.skipped.allSatisfy { $0.reason.contains("already quantized") }, "\(targets.skipped)")
+        #expect(throws: QuantizationError.self) { try ModelQuantizer.quantize(once.analyzed, storage: .float16, samples: []) }
+    }
+
     @Test func perChannelNeedsOpset13() throws {
         let analyzed = try Self.analyze(Self.denseModel(opset: 12))
         let targets = QuantizationTargets.find(in: analyzed).targets

@@ -160,7 +160,11 @@ struct GraphIndex {
         for (i, node) in graph.nodes.enumerated() {
             for output in node.outputs where !output.isEmpty { producer[output] = i }
             for input in Set(node.inputs) where !input.isEmpty { consumers[input, default: []].append(i) }
-            if node.opType == "Constant", let output = node.outputs.first { constants.insert(output) }
+            // Exporters share identical weights (LayerNorm's ones, zero biases) through Identity.
+            if node.opType == "Constant" || (node.opType == "Identity" && node.input(0).map(constants.contains) == true),
+               let output = node.outputs.first {
+                constants.insert(output)
+            }
         }
     }
 

@@ -58,7 +58,10 @@ public struct QuantizationTargets: Sendable {
                 continue
             }
             guard let weight = stored[weightName] else {
-                skip("no stored weight: both operands are computed at run time (e.g. attention scores)")
+                let producer = graph.nodes.first { $0.outputs.contains(weightName) }?.opType
+                skip(producer == "DequantizeLinear" || producer == "Cast"
+                     ? "already quantized or converted: its weight comes from \(producer ?? "")"
+                     : "no stored weight: both operands are computed at run time (e.g. attention scores)")
                 continue
             }
             guard weight.elementType == .float else { skip("the weight is \(weight.elementType), not float32"); continue }
