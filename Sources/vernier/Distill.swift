@@ -67,6 +67,8 @@ struct Distill: ParsableCommand {
 
     func run() throws {
         let threads = threading.apply()
+        // Before any work: an unknown device must not leave a student behind.
+        let device = try DeviceSelection.load(self.device)
         let analyzer = ModelAnalyzer(inferenceOptions: try model.inferenceOptions())
         let teacher = try analyzer.analyze(path: model.model)
         let student = try StudentBuilder.build(teacher, options: StudentOptions(width: width, depth: depth, roundTo: roundTo),
@@ -90,7 +92,7 @@ struct Distill: ParsableCommand {
             .trimmingCharacters(in: .newlines).replacingOccurrences(of: "before        after         after/before",
                                                                      with: "teacher       student       student/teacher"))
         lines.append("")
-        lines += try latencyLines(teacher: teacher, student: student.analyzed, threads: threads)
+        lines += try latencyLines(teacher: teacher, student: student.analyzed, device: device, threads: threads)
         lines.append("")
         lines.append("written: \(output) (untrained: train it against the teacher's outputs before use)")
         FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
@@ -113,9 +115,9 @@ struct Distill: ParsableCommand {
         return lines
     }
 
-    func latencyLines(teacher: AnalyzedModel, student: AnalyzedModel, threads: Int) throws -> [String] {
+    func latencyLines(teacher: AnalyzedModel, student: AnalyzedModel, device: (DeviceProfile, String), threads: Int) throws -> [String] {
         var lines: [String] = []
-        let (profile, origin) = try DeviceSelection.load(device)
+        let (profile, origin) = device
         let predictThreads = threading.threads ?? profile.cores
         let predicted = [teacher, student].map { DeviceSelection.predict($0, on: profile, threads: predictThreads).totalMs }
         lines.append(String(format: "predicted latency on %@ (%d threads; %@):  teacher %.3f ms  student %.3f ms  (%.1f%%)",

@@ -99,9 +99,9 @@ struct Quantize: ParsableCommand {
         }
         let quantized = try ModelQuantizer.quantize(analyzed, storage: storage, samples: samples, analyzer: bound)
         let bytes = try ModelWriter().serialize(quantized.analyzed.model)
-        try AtomicFile.write(Data(bytes), to: output)
-
+        // Run before writing: a model the executor refuses leaves no file behind.
         let fidelity = try Self.fidelity(original: analyzed, candidate: quantized.analyzed, feeds: probeFeeds, options: threading.executionOptions)
+        try AtomicFile.write(Data(bytes), to: output)
         let probeSource = probe.inputData.map { "--input-data \($0)" } ?? "random inputs, seed \(probe.seed)"
         let text = Self.report(model: model.model, storage: storage, quantized: quantized, original: analyzed,
                                sizeAfter: bytes.count, calibration: calibrationSource, fidelity: fidelity,

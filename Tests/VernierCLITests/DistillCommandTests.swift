@@ -26,15 +26,16 @@ import Testing
     }
 
     @Test(arguments: [
-        ["distill", "Models/resnet_mini.onnx", "--width", "0", "-o", "/tmp/never.onnx"],
-        ["distill", "Models/resnet_mini.onnx", "--width", "1", "--depth", "1", "-o", "/tmp/never.onnx"],
-        ["distill", "Models/resnet_mini.onnx", "--depth", "1.5", "-o", "/tmp/never.onnx"],
-        ["distill", "Models/missing.onnx", "--width", "0.5", "-o", "/tmp/never.onnx"],
-        ["distill", "Models/resnet_mini.onnx", "--width", "0.5", "--device", "no-such-device", "-o", "/tmp/never.onnx"],
+        ["distill", "Models/resnet_mini.onnx", "--width", "0", "-o", "/tmp/vernier-distill-never.onnx"],
+        ["distill", "Models/resnet_mini.onnx", "--width", "1", "--depth", "1", "-o", "/tmp/vernier-distill-never.onnx"],
+        ["distill", "Models/resnet_mini.onnx", "--depth", "1.5", "-o", "/tmp/vernier-distill-never.onnx"],
+        ["distill", "Models/missing.onnx", "--width", "0.5", "-o", "/tmp/vernier-distill-never.onnx"],
+        ["distill", "Models/resnet_mini.onnx", "--width", "0.5", "--device", "no-such-device", "-o", "/tmp/vernier-distill-never.onnx"],
     ])
     func errorsExitTwoWithOneLine(arguments: [String]) throws {
         let r = try CLI.run(arguments)
         #expect(r.status == 2, "\(r)")
         #expect(r.stderrIsOneVernierLine, "\(r)")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/vernier-distill-never.onnx"), "no student is left behind")
     }
 }

@@ -38,17 +38,17 @@ import Testing
     }
 
     @Test(arguments: [
-        ["quantize", "Models/resnet_mini.onnx", "-o", "/tmp/never.onnx"],
-        ["quantize", "Models/resnet_mini.onnx", "--int8", "--fp16", "-o", "/tmp/never.onnx"],
-        ["quantize", "Models/resnet_mini.onnx", "--fp16", "--per-channel", "-o", "/tmp/never.onnx"],
-        ["quantize", "Models/resnet_mini.onnx", "--int8", "--calibration-runs", "0", "-o", "/tmp/never.onnx"],
-        ["quantize", "Models/missing.onnx", "--int8", "-o", "/tmp/never.onnx"],
-        ["quantize", "Models/resnet_mini.onnx", "--int8", "--calibration-data", "Models/missing.npz", "-o", "/tmp/never.onnx"],
+        ["quantize", "Models/resnet_mini.onnx", "-o", "/tmp/vernier-quantize-never.onnx"],
+        ["quantize", "Models/resnet_mini.onnx", "--int8", "--fp16", "-o", "/tmp/vernier-quantize-never.onnx"],
+        ["quantize", "Models/resnet_mini.onnx", "--fp16", "--per-channel", "-o", "/tmp/vernier-quantize-never.onnx"],
+        ["quantize", "Models/resnet_mini.onnx", "--int8", "--calibration-runs", "0", "-o", "/tmp/vernier-quantize-never.onnx"],
+        ["quantize", "Models/missing.onnx", "--int8", "-o", "/tmp/vernier-quantize-never.onnx"],
+        ["quantize", "Models/resnet_mini.onnx", "--int8", "--calibration-data", "Models/missing.npz", "-o", "/tmp/vernier-quantize-never.onnx"],
     ])
     func errorsExitTwoWithOneLine(arguments: [String]) throws {
         let r = try CLI.run(arguments)
         #expect(r.status == 2, "\(r)")
         #expect(r.stderrIsOneVernierLine, "\(r)")
-        #expect(!FileManager.default.fileExists(atPath: "/tmp/never.onnx"))
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/vernier-quantize-never.onnx"))
     }
 }
