@@ -27,6 +27,17 @@ import Testing
         #expect(size * 2 < before, "int8 weights: \(size) vs \(before) bytes")
     }
 
+    @Test func calibrationDataIsSplitIntoSamples() throws {
+        let data = temporaryPath("inputs.npz"), out = temporaryPath("calibrated.onnx")
+        defer { for p in [data, out] { try? FileManager.default.removeItem(atPath: p) } }
+        let saved = try CLI.run(["run", "Models/cifar_cnn.onnx", "--save-inputs", data, "--show", "0"])
+        #expect(saved.status == 0, "\(saved)")
+        let r = try CLI.run(["quantize", "Models/cifar_cnn.onnx", "--int8", "--calibration-data", data, "-o", out])
+        #expect(r.status == 0, "\(r)")
+        #expect(r.out.contains("calibration: \(data): 1 sample"), "\(r)")
+        #expect(!r.out.contains("random-input calibration"), "\(r)")
+    }
+
     @Test func float16ModelIsAboutHalfTheSize() throws {
         let out = temporaryPath("cifar_fp16.onnx")
         defer { try? FileManager.default.removeItem(atPath: out) }
