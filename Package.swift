@@ -50,7 +50,7 @@ let package = Package(
         ),
         .target(
             name: "VernierPlanner",
-            dependencies: ["VernierGraph", "VernierCost", .product(name: "Yams", package: "Yams")]
+            dependencies: ["VernierGraph", "VernierCost", "VernierRuntime", .product(name: "Yams", package: "Yams")]
         ),
         .target(
             name: "VernierReport",

@@ -31,7 +31,7 @@ struct Vernier: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [Summary.self, ProfileCommand.self, Check.self, Compare.self, Report.self, Predict.self, Run.self,
-                      DeviceCommand.self, Prune.self, Plan.self]
+                      DeviceCommand.self, Prune.self, Quantize.self, Distill.self, Plan.self]
     )
 
     /// Runs the command; maps every failure to exit code 2 with a one-line message, and
