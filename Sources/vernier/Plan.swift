@@ -21,6 +21,13 @@ struct Plan: ParsableCommand {
         machine) and, on this machine, measured; when the prediction still misses, the \
         search goes on with a corrected target (up to 4 rounds).
 
+        Strategy quantize: int8 weights per output channel and uint8 activations \
+        calibrated on random inputs (QDQ, see `vernier quantize`). Strategy distill: the \
+        largest student of the teacher's own structure (width x depth from 1 x 0.75 down \
+        to 0.5 x 0.5, see `vernier distill`) predicted to meet the budget. Strategy any: \
+        each of them; the variant that meets the budget with the most faithful outputs \
+        is chosen, the others are listed in the notes (and all written with --emit).
+
         Output: the verdict, predicted against measured latency of the variant, totals \
         before and after, the per-group plan (channels kept) and output fidelity against \
         the original on the same random probe inputs (cosine, max |diff|, top-1 agreement \
@@ -28,8 +35,9 @@ struct Plan: ParsableCommand {
         --min-fidelity, a variant whose worst cosine is lower does not count.
 
         Exit codes: 0 a variant meets the budget (and the fidelity floor), 1 none does (the \
-        closest is shown), 2 an error. --emit DIR writes the variant (DIR/NAME.pruned.onnx), \
-        the plan (plan.md, plan.json) and a comparison with the original (compare.md).
+        closest is shown), 2 an error. --emit DIR writes each strategy's variant \
+        (DIR/NAME.pruned.onnx, NAME.int8.onnx, NAME.student.onnx), the plan (plan.md, \
+        plan.json) and a comparison of them with the original (compare.md).
 
         Examples:
           vernier plan model.onnx --latency-ms 30 --emit plans/
@@ -58,7 +66,7 @@ struct Plan: ParsableCommand {
     @Option(help: "Threads (default: all cores of the device).")
     var threads: Int?
 
-    @Option(help: "Compression strategy: prune (quantize and distill: see `vernier quantize`, `vernier distill`).")
+    @Option(help: "Compression strategy: prune, quantize, distill, or any (each, keeping the best that meets the budget).")
     var strategy: String = "prune"
 
     @Option(name: .customLong("round-to"), help: "Keep a multiple of N channels in each group.")
@@ -85,8 +93,8 @@ struct Plan: ParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if roundTo < 1 { throw ValidationError("--round-to must be 1 or more") }
         if let minFidelity, !(minFidelity >= -1 && minFidelity <= 1) { throw ValidationError("--min-fidelity is a cosine, between -1 and 1") }
-        if !["prune", "any"].contains(strategy) {
-            throw ValidationError("--strategy \(strategy): plan searches with prune (or any, which is prune for now); use `vernier quantize` or `vernier distill` for those variants")
+        if !["prune", "quantize", "distill", "any"].contains(strategy) {
+            throw ValidationError("--strategy must be prune, quantize, distill or any")
         }
     }
 
@@ -97,6 +105,69 @@ struct Plan: ParsableCommand {
         case 50: return e2e.median
         case 99: return e2e.p99
         default: return e2e.p90
+        }
+    }
+
+    /// One variant a strategy proposes, before it is measured.
+    struct Candidate {
+        var strategy: String
+        /// File name suffix: pruned, int8, student.
+        var suffix: String
+        var analyzed: AnalyzedModel
+        var groups: [PlanResult.GroupPlan] = []
+        var steps = 0
+        var predictedMedian: Double
+        var notes: [String] = []
+    }
+
+    /// A candidate built, measured (here) or predicted, and compared with the original.
+    struct Evaluated {
+        var candidate: Candidate
+        var path: String
+        var bytes: Int
+        var profile: Profile
+        var checks: [BudgetVerdict.Check]
+        var fidelity: [OutputAgreement]
+        var latencyMs: Double?
+    }
+
+    /// What every strategy shares: the original, its measurement, the device model.
+    struct Context {
+        var analyzed: AnalyzedModel
+        var analyzer: ModelAnalyzer
+        var table: CostTable
+        var device: DeviceProfile
+        var onHost: Bool
+        var threads: Int
+        var originalProfile: Profile
+        var fixedMs: Double
+        var anchor: [String: Double]
+        var overallAnchor: Double
+
+        func prediction(_ candidate: AnalyzedModel) -> LatencyPrediction {
+            LatencyPrediction.build(table: CostModel.table(for: candidate), optimized: GraphPasses.optimize(candidate.inferred),
+                                    device: device, threads: threads)
+        }
+
+        /// Predicted median of a variant: the device model, on the host scaled kernel by
+        /// kernel by the anchor model's measured / predicted time.
+        func predictMedian(_ candidate: AnalyzedModel) -> Double {
+            let p = prediction(candidate)
+            guard onHost else { return p.totalMs }
+            return p.rows.reduce(0) { $0 + $1.predictedMs * (anchor[$1.costs.name] ?? overallAnchor) } + fixedMs
+        }
+
+        /// Anchors later predictions to a measured model (the original, or the variant
+        /// measured last, which is closer to the next one).
+        mutating func anchor(to measured: Profile, of model: AnalyzedModel) {
+            let predicted = prediction(model)
+            let byName = Dictionary(measured.rows.map { ($0.name, $0.latency.median) }, uniquingKeysWith: { a, _ in a })
+            anchor = [:]
+            for row in predicted.rows where row.predictedMs > 0 {
+                if let m = byName[row.costs.name] { anchor[row.costs.name] = m / row.predictedMs }
+            }
+            overallAnchor = predicted.kernelSumMs > 0 ? measured.nodeSumMs / predicted.kernelSumMs : 1
+            fixedMs = max(0, (measured.endToEnd?.median ?? 0) - measured.nodeSumMs)
         }
     }
 
@@ -116,119 +187,214 @@ struct Plan: ParsableCommand {
         let table = CostModel.table(for: analyzed)
         let originalPrediction = LatencyPrediction.build(table: table, optimized: GraphPasses.optimize(analyzed.inferred),
                                                          device: deviceProfile, threads: threadCount)
-
         // The original: measured here, predicted elsewhere.
-        let originalProfile: Profile
-        if onHost {
-            originalProfile = try MeasuringSession(model: model, data: try InputDataOptions.parse([]), threading: threading, measuring: measuring).profile
-        } else {
-            originalProfile = Profile(prediction: originalPrediction)
-        }
+        let originalProfile = onHost
+            ? try MeasuringSession(model: model, data: try InputDataOptions.parse([]), threading: threading, measuring: measuring).profile
+            : Profile(prediction: originalPrediction)
         let originalMs = latency(originalProfile)
         // The search runs on medians; the budget's percentile sits this far above it.
         let spread = max(1, originalMs / max(originalProfile.endToEnd?.median ?? originalMs, 1e-9))
         let targetMedian = latencyMs / spread
 
-        let dependencies = ChannelDependencyAnalysis.analyze(analyzed)
-        let kernels = originalProfile.rows.map { (name: $0.name, nodes: $0.fused, ms: $0.latency.median) }
-        let fixedMs = max(0, (originalProfile.endToEnd?.median ?? 0) - originalProfile.nodeSumMs)
-        let search = PruningSearch.make(analyzed, dependencies: dependencies, kernels: kernels, fixedMs: fixedMs,
-                                        importance: importance, roundTo: roundTo)
-        guard !search.groups.isEmpty else {
-            throw CommandError("\(model.model) has no prunable channel group (see `vernier prune --list-groups` for why)")
-        }
-        // Measured over predicted time of each original kernel: predictions of a variant's
-        // kernels are scaled by their original's, so the device model only has to get
-        // the change right.
-        var anchor: [String: Double] = [:]
-        let measuredByName = Dictionary(originalProfile.rows.map { ($0.name, $0.latency.median) }, uniquingKeysWith: { a, _ in a })
-        for row in originalPrediction.rows where row.predictedMs > 0 {
-            if let m = measuredByName[row.costs.name] { anchor[row.costs.name] = m / row.predictedMs }
-        }
-        let overall = originalPrediction.kernelSumMs > 0 ? originalProfile.nodeSumMs / originalPrediction.kernelSumMs : 1
-        func predictMedian(_ candidate: AnalyzedModel) -> Double {
-            let p = LatencyPrediction.build(table: CostModel.table(for: candidate), optimized: GraphPasses.optimize(candidate.inferred),
-                                            device: deviceProfile, threads: threadCount)
-            guard onHost else { return p.totalMs }
-            let kernelsMs = p.rows.reduce(0) { $0 + $1.predictedMs * (anchor[$1.costs.name] ?? overall) }
-            return kernelsMs + fixedMs
+        // Measured over predicted time of each kernel: predictions of a variant's kernels
+        // are scaled by the measured model's, so the device model only has to get the
+        // change right.
+        var context = Context(analyzed: analyzed, analyzer: analyzer, table: table, device: deviceProfile, onHost: onHost,
+                              threads: threadCount, originalProfile: originalProfile, fixedMs: 0, anchor: [:], overallAnchor: 1)
+        context.anchor(to: originalProfile, of: analyzed)
+        let measure: (AnalyzedModel) throws -> Profile = { candidate in
+            let path = NSTemporaryDirectory() + "vernier-plan-round-\(getpid()).onnx"
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            try AtomicFile.write(Data(try ModelWriter().serialize(candidate.model)), to: path)
+            var options = self.model
+            options.model = path
+            return try MeasuringSession(model: options, data: try InputDataOptions.parse([]), threading: threading, measuring: measuring).profile
         }
 
-        var target = targetMedian
-        var kept = search.groups.map(\.channels)
-        var steps = 0
-        var variant = analyzed
-        var predictedMedian = originalProfile.endToEnd?.median ?? originalMs
         var notes: [String] = []
+        var candidates: [Candidate] = []
         if originalMs <= latencyMs {
-            notes.append("the original already meets the latency budget; nothing was pruned")
+            notes.append("the original already meets the latency budget; nothing was compressed")
+            candidates = [Candidate(strategy: "none", suffix: "original", analyzed: analyzed,
+                                    predictedMedian: originalProfile.endToEnd?.median ?? originalMs)]
         } else {
-            for round in 0..<4 {
-                let found = search.search(targetMs: target)
-                kept = found.kept
-                steps = found.steps.count
-                let options = PruningOptions(groupRatios: search.ratios(kept: kept), roundTo: roundTo, importance: importance)
-                variant = try ChannelPruner.prune(analyzed, dependencies: dependencies, options: options, analyzer: analyzer).analyzed
-                predictedMedian = predictMedian(variant)
-                if predictedMedian <= targetMedian || found.steps.isEmpty { break }
-                if round == 3 { notes.append("the prediction still missed the target after 4 search rounds") }
-                target *= targetMedian / predictedMedian
+            let strategies = strategy == "any" ? ["prune", "quantize", "distill"] : [strategy]
+            for s in strategies {
+                do {
+                    switch s {
+                    case "prune": candidates.append(try pruneCandidate(context, targetMedian: targetMedian, measure: onHost ? measure : nil))
+                    case "quantize": candidates.append(try quantizeCandidate(context))
+                    default: candidates.append(try distillCandidate(context, targetMedian: targetMedian))
+                    }
+                } catch let error as ExitCode {
+                    throw error
+                } catch {
+                    // One strategy failing (no prunable group, nothing to quantize) leaves the others.
+                    guard strategies.count > 1 else { throw error }
+                    notes.append("\(s): not applicable: \(error)")
+                }
             }
         }
 
-        // Build, measure (here) and compare the variant's outputs with the original's.
-        let bytes = try ModelWriter().serialize(variant.model)
         let folder = emit ?? NSTemporaryDirectory() + "vernier-plan-\(getpid())"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { if emit == nil { try? FileManager.default.removeItem(atPath: folder) } }
-        let stem = ((model.model as NSString).lastPathComponent as NSString).deletingPathExtension
-        let variantPath = (folder as NSString).appendingPathComponent("\(stem).pruned.onnx")
-        try AtomicFile.write(Data(bytes), to: variantPath)
-        var variantOptions = model
-        variantOptions.model = variantPath
-
-        let variantProfile: Profile
-        let checks: [BudgetVerdict.Check]
-        if onHost {
-            variantProfile = try MeasuringSession(model: variantOptions, data: try InputDataOptions.parse([]), threading: threading, measuring: measuring).profile
-            checks = BudgetVerdict.evaluate(variantProfile, against: budget).checks
-        } else {
-            let analyzedVariant = try analyzer.analyze(path: variantPath)
-            let prediction = LatencyPrediction.build(table: CostModel.table(for: analyzedVariant),
-                                                     optimized: GraphPasses.optimize(analyzedVariant.inferred),
-                                                     device: deviceProfile, threads: threadCount)
-            variantProfile = Profile(prediction: prediction)
-            checks = BudgetVerdict.evaluate(prediction, against: budget).checks
-            notes.append("latency predicted for \(deviceProfile.name), not measured" + (deviceProfile.isCalibrated ? "" : " (uncalibrated device profile: expect errors of tens of percent)"))
+        let evaluated = try candidates.map {
+            try evaluate($0, context: context, budget: budget, folder: folder, threading: threading, measuring: measuring)
         }
-        let fidelity = try Self.fidelity(original: analyzed, variant: try analyzer.analyze(path: variantPath), threading: threading, seed: seed)
+        // The variant that meets the budget with the most faithful outputs; failing that,
+        // the fastest.
+        func worstCosine(_ e: Evaluated) -> Double { e.fidelity.map(\.cosineSimilarity).min() ?? 1 }
+        func passes(_ e: Evaluated) -> Bool { e.checks.allSatisfy(\.pass) && (minFidelity.map { worstCosine(e) >= $0 } ?? true) }
+        guard let chosen = evaluated.filter(passes).max(by: { worstCosine($0) < worstCosine($1) })
+            ?? evaluated.min(by: { ($0.latencyMs ?? $0.candidate.predictedMedian) < ($1.latencyMs ?? $1.candidate.predictedMedian) }) else {
+            throw CommandError("no strategy could make a variant of \(model.model)")
+        }
+        for e in evaluated where e.path != chosen.path {
+            let latency = e.latencyMs.map { String(format: "measured %.3f ms", $0) } ?? String(format: "predicted %.3f ms", e.candidate.predictedMedian * spread)
+            notes.append("also tried \(e.candidate.strategy): \(latency), worst cosine \(String(format: "%.4f", worstCosine(e)))"
+                         + (passes(e) ? "" : " (does not meet the budget" + (minFidelity != nil ? " or the fidelity floor" : "") + ")"))
+        }
+        if !onHost {
+            notes.append("latency predicted for \(deviceProfile.name), not measured" + (deviceProfile.isCalibrated ? "" : " (uncalibrated device profile: expect errors of tens of percent)"))
+        } else {
+            notes.append("predicted = device model anchored to the original's measured kernels, at the original's \(percentile == 50 ? "median" : "p\(percentile)")/median spread (\(String(format: "%.3f", spread)))")
+        }
+        notes += chosen.candidate.notes
 
-        let pruneOutcome = zip(search.groups, kept).map { PlanResult.GroupPlan(name: $0.name, channels: $0.channels, kept: $1) }
         func totals(_ t: CostTable, fileBytes: Int) -> PlanResult.Totals {
             PlanResult.Totals(params: t.totals.params, macs: t.totals.macs.value, weightBytes: t.totals.weightBytes, fileBytes: fileBytes)
         }
         var result = PlanResult(
-            modelPath: model.model, strategy: "prune", device: deviceProfile.name, predictedOnly: !onHost,
+            modelPath: model.model, strategy: chosen.candidate.strategy, device: deviceProfile.name, predictedOnly: !onHost,
             deviceCalibrated: deviceProfile.isCalibrated, threads: threadCount, budget: budget, originalMs: originalMs,
-            variantPredictedMs: predictedMedian * spread, variantMeasuredMs: onHost ? latency(variantProfile) : nil,
-            groups: pruneOutcome, searchSteps: steps, before: totals(table, fileBytes: analyzed.model.fileBytes),
-            after: totals(variantProfile.table, fileBytes: bytes.count), fidelity: fidelity, minFidelity: minFidelity,
-            checks: checks, notes: notes)
-        if onHost {
-            result.notes.append("predicted = device model anchored to the original's measured kernels, at the original's \(percentile == 50 ? "median" : "p\(percentile)")/median spread (\(String(format: "%.3f", spread)))")
-        }
+            variantPredictedMs: chosen.candidate.predictedMedian * spread, variantMeasuredMs: chosen.latencyMs,
+            groups: chosen.candidate.groups, searchSteps: chosen.candidate.steps, before: totals(table, fileBytes: analyzed.model.fileBytes),
+            after: totals(chosen.profile.table, fileBytes: chosen.bytes), fidelity: chosen.fidelity, minFidelity: minFidelity,
+            checks: chosen.checks, notes: notes)
         if let emit {
-            let compare = Comparison(profiles: [originalProfile, variantProfile], baselineIndex: 0,
-                                     agreement: [[], fidelity], agreementNotes: [nil, nil], predictedFor: onHost ? nil : deviceProfile)
+            let compare = Comparison(profiles: [originalProfile] + evaluated.map(\.profile), baselineIndex: 0,
+                                     agreement: [[]] + evaluated.map(\.fidelity), agreementNotes: [nil] + evaluated.map { _ in nil },
+                                     predictedFor: onHost ? nil : deviceProfile)
             let comparePath = (emit as NSString).appendingPathComponent("compare.md")
             try AtomicFile.write(Data(ComparisonReport(compare).render(.md).utf8), to: comparePath)
-            result.emitted = [variantPath, comparePath, (emit as NSString).appendingPathComponent("plan.md"),
-                              (emit as NSString).appendingPathComponent("plan.json")]
-            try AtomicFile.write(Data(PlanReport(result).render(.md).utf8), to: (emit as NSString).appendingPathComponent("plan.md"))
-            try AtomicFile.write(Data(PlanReport(result).render(.json).utf8), to: (emit as NSString).appendingPathComponent("plan.json"))
+            let planMd = (emit as NSString).appendingPathComponent("plan.md")
+            let planJSON = (emit as NSString).appendingPathComponent("plan.json")
+            result.emitted = evaluated.map(\.path) + [comparePath, planMd, planJSON]
+            try AtomicFile.write(Data(PlanReport(result).render(.md).utf8), to: planMd)
+            try AtomicFile.write(Data(PlanReport(result).render(.json).utf8), to: planJSON)
         }
         FileHandle.standardOutput.write(Data(PlanReport(result).render(format).utf8))
         if !result.success { throw ExitCode(1) }
+    }
+
+    /// NetAdapt-style pruning. Each round searches, builds the variant and predicts it;
+    /// on this machine (`measure` given) the variant is also measured, and when it misses
+    /// the target the next round searches for a target lowered by the miss, with
+    /// predictions anchored to this variant's measurement. Elsewhere, rounds correct the
+    /// search by the built variant's prediction.
+    func pruneCandidate(_ start: Context, targetMedian: Double, measure: ((AnalyzedModel) throws -> Profile)?) throws -> Candidate {
+        var c = start
+        let dependencies = ChannelDependencyAnalysis.analyze(c.analyzed)
+        let kernels = c.originalProfile.rows.map { (name: $0.name, nodes: $0.fused, ms: $0.latency.median) }
+        let search = PruningSearch.make(c.analyzed, dependencies: dependencies, kernels: kernels, fixedMs: c.fixedMs,
+                                        importance: importance, roundTo: roundTo)
+        guard !search.groups.isEmpty else {
+            throw CommandError("\(model.model) has no prunable channel group (see `vernier prune --list-groups` for why)")
+        }
+        var target = targetMedian
+        var candidate = Candidate(strategy: "prune", suffix: "pruned", analyzed: c.analyzed, predictedMedian: .infinity)
+        var previous: [Int]?
+        let rounds = 5
+        for round in 0..<rounds {
+            let found = search.search(targetMs: target)
+            if let previous, previous == found.kept { break }   // nothing left to cut
+            previous = found.kept
+            let options = PruningOptions(groupRatios: search.ratios(kept: found.kept), roundTo: roundTo, importance: importance)
+            let variant = try ChannelPruner.prune(c.analyzed, dependencies: dependencies, options: options, analyzer: c.analyzer).analyzed
+            candidate.analyzed = variant
+            candidate.groups = zip(search.groups, found.kept).map { PlanResult.GroupPlan(name: $0.name, channels: $0.channels, kept: $1) }
+            candidate.steps = found.steps.count
+            candidate.predictedMedian = c.predictMedian(variant)
+            let achieved: Double
+            if let measure {
+                let profile = try measure(variant)
+                achieved = profile.endToEnd?.median ?? candidate.predictedMedian
+                c.anchor(to: profile, of: variant)
+            } else {
+                achieved = candidate.predictedMedian
+            }
+            if achieved <= targetMedian || found.steps.isEmpty { break }
+            if round == rounds - 1 {
+                candidate.notes.append("prune: still over the target after \(rounds) search rounds")
+            }
+            target *= targetMedian / achieved
+        }
+        return candidate
+    }
+
+    /// int8 weights per output channel and uint8 activations calibrated on random inputs.
+    func quantizeCandidate(_ c: Context) throws -> Candidate {
+        let samples = try ActivationCalibration.randomSamples(for: c.analyzed, count: 4, seed: seed &+ 1)
+        let quantized = try ModelQuantizer.quantize(c.analyzed, storage: .int8(perChannel: true), samples: samples, analyzer: c.analyzer)
+        return Candidate(strategy: "quantize", suffix: "int8", analyzed: quantized.analyzed, predictedMedian: c.predictMedian(quantized.analyzed),
+                         notes: ["quantize: int8 per-channel weights, uint8 activations from random-input calibration (4 runs); "
+                                 + "\(quantized.targets.targets.count) nodes quantized, \(quantized.targets.skipped.count) left in float"])
+    }
+
+    /// The largest student (width x depth from a fixed ladder) predicted to meet the
+    /// target; the smallest one tried when none is.
+    func distillCandidate(_ c: Context, targetMedian: Double) throws -> Candidate {
+        let ladder: [(width: Double, depth: Double)] = [(1, 0.75), (0.75, 1), (0.75, 0.75), (1, 0.5), (0.5, 1), (0.75, 0.5), (0.5, 0.75), (0.5, 0.5)]
+        var last: Candidate?
+        var problems: [String] = []
+        for (width, depth) in ladder {
+            let student: StudentModel
+            do {
+                student = try StudentBuilder.build(c.analyzed, options: StudentOptions(width: width, depth: depth, roundTo: roundTo), analyzer: c.analyzer)
+            } catch {
+                problems.append("width \(width) depth \(depth): \(error)")
+                continue
+            }
+            let dropped = student.stages.flatMap(\.droppedUnits).count
+            let candidate = Candidate(strategy: "distill", suffix: "student", analyzed: student.analyzed,
+                                      predictedMedian: c.predictMedian(student.analyzed),
+                                      notes: ["distill: student at width \(width), depth \(depth) (\(dropped) repeated block(s) dropped); "
+                                              + "its weights are the teacher's slices, a starting point for distillation training"])
+            last = candidate
+            if candidate.predictedMedian <= targetMedian { return candidate }
+        }
+        guard let last else { throw CommandError("no student could be built: " + (problems.first ?? "no repeated blocks or channel groups")) }
+        return last
+    }
+
+    /// Writes the candidate, measures it here (or predicts it for the device), checks the
+    /// budget and compares its outputs with the original's.
+    func evaluate(_ candidate: Candidate, context c: Context, budget: Budget, folder: String, threading: RuntimeOptions,
+                  measuring: MeasuringOptions) throws -> Evaluated {
+        let bytes = try ModelWriter().serialize(candidate.analyzed.model)
+        let stem = ((model.model as NSString).lastPathComponent as NSString).deletingPathExtension
+        let path = (folder as NSString).appendingPathComponent("\(stem).\(candidate.suffix).onnx")
+        try AtomicFile.write(Data(bytes), to: path)
+        var options = model
+        options.model = path
+        let profile: Profile
+        let checks: [BudgetVerdict.Check]
+        var measured: Double?
+        if c.onHost {
+            profile = try MeasuringSession(model: options, data: try InputDataOptions.parse([]), threading: threading, measuring: measuring).profile
+            checks = BudgetVerdict.evaluate(profile, against: budget).checks
+            measured = latency(profile)
+        } else {
+            let reloaded = try c.analyzer.analyze(path: path)
+            let prediction = LatencyPrediction.build(table: CostModel.table(for: reloaded), optimized: GraphPasses.optimize(reloaded.inferred),
+                                                     device: c.device, threads: c.threads)
+            profile = Profile(prediction: prediction)
+            checks = BudgetVerdict.evaluate(prediction, against: budget).checks
+        }
+        let fidelity = try Self.fidelity(original: c.analyzed, variant: try c.analyzer.analyze(path: path), threading: threading, seed: seed)
+        return Evaluated(candidate: candidate, path: path, bytes: bytes.count, profile: profile, checks: checks, fidelity: fidelity,
+                         latencyMs: measured)
     }
 
     /// Output agreement of the variant with the original on the same random inputs.
