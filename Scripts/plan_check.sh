@@ -16,7 +16,16 @@ Scripts/vernier --version > /dev/null
 bin="$(swift build -c release -Xswiftc -target-cpu -Xswiftc native -Xcc -march=native --show-bin-path)/vernier"
 work=".build-plan"
 rm -rf "$work"
-mkdir -p "$work"
+mkdir -p "$work/devices"
+# Predictions use the host profile calibrated on the real exports' profiles when
+# Scripts/prediction_accuracy.sh has made them (kept in a scratch profile folder, so the
+# user's stored host profile is untouched); else the uncalibrated priors.
+export VERNIER_DEVICE_DIR="$root/$work/devices"
+calibration="uncalibrated host profile (priors)"
+if ls .build-accuracy/vernier/*.json > /dev/null 2>&1; then
+  "$bin" device --calibrate host --from .build-accuracy/vernier/*.json > /dev/null 2>&1 \
+    && calibration="host profile calibrated on $(ls .build-accuracy/vernier/*.json | wc -l) profiles of Scripts/prediction_accuracy.sh"
+fi
 rows=()
 for m in resnet18 mobilenet_v2 bert_base; do
   dims=(--dim batch=1)
@@ -57,6 +66,7 @@ done
   echo "variant's measured median, its predicted latency (device model anchored to the original's measured kernels),"
   echo "MACs kept, the worst output cosine against the original on random probe inputs (fidelity on probe inputs, not"
   echo "task accuracy: the weights are random), and whether ONNX Runtime loads and runs it with the original's output shapes."
+  echo "Predictions: $calibration."
   echo
   echo "| model | original ms | budget ms | variant measured ms | variant predicted ms | prediction error | MACs kept | cosine | ORT runs it | plan exit | criteria met |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|"
