@@ -70,9 +70,16 @@ public struct PlanReport {
 
         let cut = r.groups.filter { $0.kept < $0.channels }
         out += markdown ? "## Per-group plan\n\n" : "Per-group plan (\(cut.count) of \(r.groups.count) prunable groups cut, \(r.searchSteps) search steps):\n"
-        let rows = r.groups.map { g in [g.name, String(g.channels), String(g.kept), String(format: "%.1f%%", g.ratio * 100)] }
-        out += markdown ? Format.markdownTable(["Group", "Channels", "Kept", "Removed"], rows, rightAligned: [1, 2, 3])
-                        : Format.columns(["Group", "Channels", "Kept", "Removed"], rows, rightAligned: [1, 2, 3])
+        func count(_ v: Int?) -> String { v.map { Format.count($0) } ?? "" }
+        func count(_ v: Double?) -> String { v.map { Format.count($0) } ?? "" }
+        let rows: [[String]] = r.groups.map { g -> [String] in
+            let share: String = g.timeShare.map { String(format: "%.1f%%", $0 * 100) } ?? ""
+            return [g.name, String(g.channels), String(g.kept), String(format: "%.1f%%", g.ratio * 100),
+                    count(g.paramsBefore), count(g.paramsAfter), count(g.macsBefore), count(g.macsAfter), share]
+        }
+        let header = ["Group", "Channels", "Kept", "Removed", "Params", "Params after", "MACs", "MACs after", "Time share"]
+        out += markdown ? Format.markdownTable(header, rows, rightAligned: [1, 2, 3, 4, 5, 6, 7, 8])
+                        : Format.columns(header, rows, rightAligned: [1, 2, 3, 4, 5, 6, 7, 8])
         out += "\n"
 
         out += markdown ? "## Output fidelity on probe inputs (not task accuracy)\n\n" : "Output fidelity on probe inputs (not task accuracy):\n"
@@ -116,7 +123,10 @@ public struct PlanReport {
             ("before", totals(r.before)),
             ("after", totals(r.after)),
             ("groups", .array(r.groups.map { g in
-                .object([("name", .string(g.name)), ("channels", .int(g.channels)), ("kept", .int(g.kept)), ("ratio", .double(g.ratio))])
+                .object([("name", .string(g.name)), ("channels", .int(g.channels)), ("kept", .int(g.kept)), ("ratio", .double(g.ratio)),
+                         ("params_before", g.paramsBefore.map(JSON.int) ?? .null), ("params_after", g.paramsAfter.map(JSON.int) ?? .null),
+                         ("macs_before", g.macsBefore.map(JSON.double) ?? .null), ("macs_after", g.macsAfter.map(JSON.double) ?? .null),
+                         ("time_share", g.timeShare.map(JSON.double) ?? .null)])
             })),
             ("search_steps", .int(r.searchSteps)),
             ("fidelity", .array(r.fidelity.map { a in

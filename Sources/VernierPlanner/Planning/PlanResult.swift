@@ -8,6 +8,14 @@ public struct PlanResult: Sendable {
         public var name: String
         public var channels: Int
         public var kept: Int
+        /// Params and MACs of the group's member nodes before and after.
+        public var paramsBefore: Int?
+        public var paramsAfter: Int?
+        public var macsBefore: Double?
+        public var macsAfter: Double?
+        /// Share of the original's kernel time in kernels the group touches (kernels
+        /// touched by several groups count for each).
+        public var timeShare: Double?
         public var ratio: Double { channels > 0 ? 1 - Double(kept) / Double(channels) : 0 }
 
         public init(name: String, channels: Int, kept: Int) {
