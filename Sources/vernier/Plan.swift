@@ -258,7 +258,7 @@ struct Plan: ParsableCommand {
         if !onHost {
             notes.append("latency predicted for \(deviceProfile.name), not measured" + (deviceProfile.isCalibrated ? "" : " (uncalibrated device profile: expect errors of tens of percent)"))
         } else {
-            notes.append("predicted = device model anchored to the original's measured kernels, at the original's \(percentile == 50 ? "median" : "p\(percentile)")/median spread (\(String(format: "%.3f", spread)))")
+            notes.append("predicted = device model anchored kernel by kernel to the original, measured in rounds interleaved with the variant's, at the original's \(percentile == 50 ? "median" : "p\(percentile)")/median spread (\(String(format: "%.3f", spread)))")
         }
         notes += chosen.candidate.notes
 
@@ -407,8 +407,18 @@ struct Plan: ParsableCommand {
         let profile: Profile
         let checks: [BudgetVerdict.Check]
         var measured: Double?
+        var candidate = candidate
         if c.onHost {
-            profile = try MeasuringSession(model: options, data: try InputDataOptions.parse([]), threading: threading, measuring: measuring).profile
+            // The variant and the original measured in interleaved rounds, so the machine's
+            // drift hits both alike; the variant's prediction is anchored to this
+            // measurement of the original (its own measurement never enters it).
+            let session = try ComparingSession(models: [model.model, path], baseline: 0, inputs: model.inputs, dims: model.dims,
+                                               data: try InputDataOptions.parse([]), threading: threading, measuring: measuring)
+            try session.finish()
+            var anchored = c
+            anchored.anchor(to: session.comparison.profiles[0], of: c.analyzed)
+            if candidate.strategy != "none" { candidate.predictedMedian = anchored.predictMedian(candidate.analyzed) }
+            profile = session.comparison.profiles[1]
             checks = BudgetVerdict.evaluate(profile, against: budget).checks
             measured = latency(profile)
         } else {
