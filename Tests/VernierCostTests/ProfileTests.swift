@@ -127,9 +127,8 @@ struct ProfileTests {
 /// Pairing layers of two variants and comparing their outputs.
 struct ComparisonTests {
     func row(_ name: String, _ op: String, ms: Double = 1) -> Profile.Row {
-        Profile.Row(name: name, opType: op, fusedOpTypes: op, fused: [name], inputTypes: [], outputTypes: [], params: 0,
-                    macs: 0, flops: 0, intMacs: 0, bytesRead: 0, bytesWritten: 0, costKnown: true,
-                    latency: LatencyStats(milliseconds: [ms]), share: 0, cumulativeShare: 0, placement: nil)
+        Profile.Row(costs: KernelCosts(name: name, opType: op, fusedOpTypes: op, fused: [name]),
+                    latency: LatencyStats(milliseconds: [ms]))
     }
 
     @Test func layersPairByNameThenByPositionAndOpType() {

@@ -28,7 +28,27 @@ public struct KernelCosts: Sendable {
     public var opClass: OpClass
 
     public var bytesMoved: Double { bytesRead + bytesWritten }
+    /// Integer arithmetic dominates: placed against the int8 roof.
     public var isInteger: Bool { intMacs > 0 && 2 * intMacs >= flops }
+
+    public init(name: String, opType: String, fusedOpTypes: String, fused: [String], inputTypes: [TensorType?] = [],
+                outputTypes: [TensorType?] = [], params: Int = 0, macs: Double = 0, flops: Double = 0, intMacs: Double = 0,
+                bytesRead: Double = 0, bytesWritten: Double = 0, costKnown: Bool = true, opClass: OpClass = .other) {
+        self.name = name
+        self.opType = opType
+        self.fusedOpTypes = fusedOpTypes
+        self.fused = fused
+        self.inputTypes = inputTypes
+        self.outputTypes = outputTypes
+        self.params = params
+        self.macs = macs
+        self.flops = flops
+        self.intMacs = intMacs
+        self.bytesRead = bytesRead
+        self.bytesWritten = bytesWritten
+        self.costKnown = costKnown
+        self.opClass = opClass
+    }
 
     /// The kernel as a prediction sample (no measured time).
     public var sample: KernelSample {

@@ -4,31 +4,11 @@ import VernierGraph
 /// named by its original nodes), joining the static costs of those nodes with their
 /// measured latency and the roofline; plus end-to-end latency and memory.
 public struct Profile: Sendable {
-    /// One kernel: static costs of the nodes it runs and its measured latency.
+    /// One kernel: static costs of the nodes it runs and its measured latency. The
+    /// costs' fields read as the row's own (`row.macs`, `row.fused`).
+    @dynamicMemberLookup
     public struct Row: Sendable {
-        public var name: String
-        /// The kernel's op type (`Conv` for a Conv with a fused Relu).
-        public var opType: String
-        /// The op types of the fused nodes joined with `+` (`Conv+BatchNormalization+Relu`).
-        public var fusedOpTypes: String
-        /// The original ONNX nodes the kernel runs, in execution order.
-        public var fused: [String]
-        /// Types of the activations the group reads from outside (weights left out) and
-        /// of the values it produces for the rest of the graph.
-        public var inputTypes: [TensorType?]
-        public var outputTypes: [TensorType?]
-        public var params: Int
-        public var macs: Double
-        public var flops: Double
-        public var intMacs: Double
-        /// Bytes the group reads from outside (weights included) and writes for others:
-        /// values passed between fused nodes stay in registers or cache and are not counted.
-        public var bytesRead: Double
-        public var bytesWritten: Double
-        /// False when a fused node has no cost formula or unknown shapes.
-        public var costKnown: Bool
-        /// The class whose efficiency curve predicts this kernel.
-        public var opClass: OpClass = .other
+        public var costs: KernelCosts
         public var latency: LatencyStats
         /// Share of the sum of all rows' median latencies, and the running total in row order.
         public var share: Double
@@ -36,40 +16,17 @@ public struct Profile: Sendable {
         /// Where the row stands against the device's roofs; nil without a device profile.
         public var placement: Roofline.Placement?
 
-        public var bytesMoved: Double { bytesRead + bytesWritten }
+        public subscript<T>(dynamicMember field: KeyPath<KernelCosts, T>) -> T { costs[keyPath: field] }
+
         /// Operations (FLOPs plus two per integer MAC) per byte moved.
-        public var intensity: Double? { bytesMoved > 0 ? (flops + 2 * intMacs) / bytesMoved : nil }
+        public var intensity: Double? { costs.bytesMoved > 0 ? (costs.flops + 2 * costs.intMacs) / costs.bytesMoved : nil }
         /// Activation bytes the group writes.
-        public var activationBytes: Double { bytesWritten }
-        /// Integer arithmetic dominates: placed against the int8 roof.
-        public var isInteger: Bool { intMacs > 0 && 2 * intMacs >= flops }
+        public var activationBytes: Double { costs.bytesWritten }
 
         /// A row from a kernel's static costs and its measured latency.
-        public init(costs c: KernelCosts, latency: LatencyStats) {
-            self.init(name: c.name, opType: c.opType, fusedOpTypes: c.fusedOpTypes, fused: c.fused, inputTypes: c.inputTypes,
-                      outputTypes: c.outputTypes, params: c.params, macs: c.macs, flops: c.flops, intMacs: c.intMacs,
-                      bytesRead: c.bytesRead, bytesWritten: c.bytesWritten, costKnown: c.costKnown, opClass: c.opClass,
-                      latency: latency, share: 0, cumulativeShare: 0, placement: nil)
-        }
-
-        public init(name: String, opType: String, fusedOpTypes: String, fused: [String], inputTypes: [TensorType?],
-                    outputTypes: [TensorType?], params: Int, macs: Double, flops: Double, intMacs: Double,
-                    bytesRead: Double, bytesWritten: Double, costKnown: Bool, opClass: OpClass = .other,
-                    latency: LatencyStats, share: Double, cumulativeShare: Double, placement: Roofline.Placement?) {
-            self.name = name
-            self.opType = opType
-            self.fusedOpTypes = fusedOpTypes
-            self.fused = fused
-            self.inputTypes = inputTypes
-            self.outputTypes = outputTypes
-            self.params = params
-            self.macs = macs
-            self.flops = flops
-            self.intMacs = intMacs
-            self.bytesRead = bytesRead
-            self.bytesWritten = bytesWritten
-            self.costKnown = costKnown
-            self.opClass = opClass
+        public init(costs: KernelCosts, latency: LatencyStats, share: Double = 0, cumulativeShare: Double = 0,
+                    placement: Roofline.Placement? = nil) {
+            self.costs = costs
             self.latency = latency
             self.share = share
             self.cumulativeShare = cumulativeShare
