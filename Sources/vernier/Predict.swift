@@ -68,6 +68,9 @@ enum DeviceSelection {
     /// is stored.
     static func load(_ name: String) throws -> (DeviceProfile, String) {
         if isHost(name) {
+            // Measuring sizes the thread pool per thread count; the caller's stays.
+            let previous = ThreadPool.threadCount
+            defer { ThreadPool.setThreadCount(previous) }
             let host = try DeviceProfileStore.hostProfile {
                 FileHandle.standardError.write(Data("vernier: measuring this machine's roofline once (about 3 s); `vernier device --show` prints it\n".utf8))
                 return try HostProbe.measure()

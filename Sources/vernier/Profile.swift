@@ -135,13 +135,8 @@ struct MeasuringOptions: ParsableArguments {
             let store = DeviceProfileStore.standard
             return (try store.load(nameOrPath: deviceProfile), store.resolve(deviceProfile))
         }
-        let previous = ThreadPool.threadCount
-        defer { ThreadPool.setThreadCount(previous) }
-        let host = try DeviceProfileStore.hostProfile {
-            FileHandle.standardError.write(Data("vernier: measuring this machine's roofline once (about 3 s); `vernier device --show` prints it\n".utf8))
-            return try HostProbe.measure()
-        }
-        return (host.profile, host.path ?? "measured now, not saved")
+        let host = try DeviceSelection.load(DeviceProfileStore.hostName)
+        return (host.0, host.1)
     }
 }
 
