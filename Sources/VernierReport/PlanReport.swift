@@ -73,13 +73,17 @@ public struct PlanReport {
         func count(_ v: Int?) -> String { v.map { Format.count($0) } ?? "" }
         func count(_ v: Double?) -> String { v.map { Format.count($0) } ?? "" }
         let rows: [[String]] = r.groups.map { g -> [String] in
-            let share: String = g.timeShare.map { String(format: "%.1f%%", $0 * 100) } ?? ""
+            func percent(_ v: Double?) -> String { v.map { String(format: "%.1f%%", $0 * 100) } ?? "" }
             return [g.name, String(g.channels), String(g.kept), String(format: "%.1f%%", g.ratio * 100),
-                    count(g.paramsBefore), count(g.paramsAfter), count(g.macsBefore), count(g.macsAfter), share]
+                    count(g.paramsBefore), count(g.paramsAfter), count(g.macsBefore), count(g.macsAfter),
+                    percent(g.timeShare), percent(g.predictedShare), percent(g.measuredShare)]
         }
-        let header = ["Group", "Channels", "Kept", "Removed", "Params", "Params after", "MACs", "MACs after", "Time share"]
-        out += markdown ? Format.markdownTable(header, rows, rightAligned: [1, 2, 3, 4, 5, 6, 7, 8])
-                        : Format.columns(header, rows, rightAligned: [1, 2, 3, 4, 5, 6, 7, 8])
+        let header = ["Group", "Channels", "Kept", "Removed", "Params", "Params after", "MACs", "MACs after",
+                      "Time share", "Variant predicted", "Variant measured"]
+        out += markdown ? Format.markdownTable(header, rows, rightAligned: Set(1...10))
+                        : Format.columns(header, rows, rightAligned: Set(1...10))
+        out += markdown ? "\nTime share: of the original's kernel time, in the kernels that read or write the group's channels; "
+                          + "variant predicted and measured: the same share of the variant's kernel time.\n" : ""
         out += "\n"
 
         out += markdown ? "## Output fidelity on probe inputs (not task accuracy)\n\n" : "Output fidelity on probe inputs (not task accuracy):\n"
@@ -126,7 +130,9 @@ public struct PlanReport {
                 .object([("name", .string(g.name)), ("channels", .int(g.channels)), ("kept", .int(g.kept)), ("ratio", .double(g.ratio)),
                          ("params_before", g.paramsBefore.map(JSON.int) ?? .null), ("params_after", g.paramsAfter.map(JSON.int) ?? .null),
                          ("macs_before", g.macsBefore.map(JSON.double) ?? .null), ("macs_after", g.macsAfter.map(JSON.double) ?? .null),
-                         ("time_share", g.timeShare.map(JSON.double) ?? .null)])
+                         ("time_share", g.timeShare.map(JSON.double) ?? .null),
+                         ("variant_predicted_share", g.predictedShare.map(JSON.double) ?? .null),
+                         ("variant_measured_share", g.measuredShare.map(JSON.double) ?? .null)])
             })),
             ("search_steps", .int(r.searchSteps)),
             ("fidelity", .array(r.fidelity.map { a in

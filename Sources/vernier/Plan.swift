@@ -118,6 +118,8 @@ struct Plan: ParsableCommand {
         var steps = 0
         var predictedMedian: Double
         var notes: [String] = []
+        /// The pruning search that made the candidate: which kernels touch which group.
+        var search: PruningSearch?
     }
 
     /// A candidate built, measured (here) or predicted, and compared with the original.
@@ -154,7 +156,12 @@ struct Plan: ParsableCommand {
         func predictMedian(_ candidate: AnalyzedModel) -> Double {
             let p = prediction(candidate)
             guard onHost else { return p.totalMs }
-            return p.rows.reduce(0) { $0 + $1.predictedMs * (anchor[$1.costs.name] ?? overallAnchor) } + fixedMs
+            return predictedKernels(p).reduce(0) { $0 + $1.ms } + fixedMs
+        }
+
+        /// Each kernel's predicted time, anchored on the host.
+        func predictedKernels(_ p: LatencyPrediction) -> [(name: String, ms: Double)] {
+            p.rows.map { ($0.costs.name, $0.predictedMs * (onHost ? anchor[$0.costs.name] ?? overallAnchor : 1)) }
         }
 
         /// Anchors later predictions to a measured model (the original, or the variant
@@ -320,6 +327,7 @@ struct Plan: ParsableCommand {
             candidate.groups = groupPlans(search: search, kept: found.kept, dependencies: dependencies, original: c.table,
                                           variant: CostModel.table(for: variant))
             candidate.steps = found.steps.count
+            candidate.search = search
             candidate.predictedMedian = c.predictMedian(variant)
             let achieved: Double
             if let measure {
@@ -345,7 +353,7 @@ struct Plan: ParsableCommand {
         let members = dependencies.groups.filter(\.isPrunable)
         let before = Dictionary(original.nodes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let after = Dictionary(variant.nodes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let total = search.kernels.reduce(0) { $0 + $1.ms }
+        let shares = search.timeShares(of: search.kernels.map { ($0.name, $0.ms) })
         return search.groups.indices.map { g in
             var plan = PlanResult.GroupPlan(name: search.groups[g].name, channels: search.groups[g].channels, kept: kept[g])
             let nodes = g < members.count ? Set(members[g].nodes) : []
@@ -353,8 +361,7 @@ struct Plan: ParsableCommand {
             plan.paramsAfter = nodes.reduce(0) { $0 + (after[$1]?.params ?? 0) }
             plan.macsBefore = nodes.reduce(0) { $0 + (before[$1]?.macs?.value ?? 0) }
             plan.macsAfter = nodes.reduce(0) { $0 + (after[$1]?.macs?.value ?? 0) }
-            let touching = search.kernels.filter { $0.groups.contains(g) }.reduce(0) { $0 + $1.ms }
-            plan.timeShare = total > 0 ? touching / total : nil
+            plan.timeShare = shares[g]
             return plan
         }
     }
@@ -417,16 +424,31 @@ struct Plan: ParsableCommand {
             try session.finish()
             var anchored = c
             anchored.anchor(to: session.comparison.profiles[0], of: c.analyzed)
-            if candidate.strategy != "none" { candidate.predictedMedian = anchored.predictMedian(candidate.analyzed) }
+            let prediction = anchored.prediction(candidate.analyzed)
+            if candidate.strategy != "none" {
+                candidate.predictedMedian = anchored.predictedKernels(prediction).reduce(0) { $0 + $1.ms } + anchored.fixedMs
+            }
             profile = session.comparison.profiles[1]
             checks = BudgetVerdict.evaluate(profile, against: budget).checks
             measured = latency(profile)
+            if let search = candidate.search {
+                let predictedShares = search.timeShares(of: anchored.predictedKernels(prediction))
+                let measuredShares = search.timeShares(of: profile.rows.map { ($0.name, $0.latency.median) })
+                for g in candidate.groups.indices where g < search.groups.count {
+                    candidate.groups[g].predictedShare = predictedShares[g]
+                    candidate.groups[g].measuredShare = measuredShares[g]
+                }
+            }
         } else {
             let reloaded = try c.analyzer.analyze(path: path)
             let prediction = LatencyPrediction.build(table: CostModel.table(for: reloaded), optimized: GraphPasses.optimize(reloaded.inferred),
                                                      device: c.device, threads: c.threads)
             profile = Profile(prediction: prediction)
             checks = BudgetVerdict.evaluate(prediction, against: budget).checks
+            if let search = candidate.search {
+                let predictedShares = search.timeShares(of: c.predictedKernels(prediction))
+                for g in candidate.groups.indices where g < search.groups.count { candidate.groups[g].predictedShare = predictedShares[g] }
+            }
         }
         let fidelity = try Self.fidelity(original: c.analyzed, variant: try c.analyzer.analyze(path: path), threading: threading, seed: seed)
         return Evaluated(candidate: candidate, path: path, bytes: bytes.count, profile: profile, checks: checks, fidelity: fidelity,

@@ -33,6 +33,13 @@ import Testing
         } else {
             let groups = try #require(json["groups"] as? [[String: Any]])
             #expect(groups.contains { J.int($0["kept"]) ?? 0 < J.int($0["channels"]) ?? 0 }, "something was cut: \(groups)")
+            // Every group's share of the original's, and of the variant's predicted and
+            // measured, kernel time is a fraction; the groups touch most of the time.
+            for key in ["time_share", "variant_predicted_share", "variant_measured_share"] {
+                let shares = groups.compactMap { ($0[key] as? NSNumber)?.doubleValue }
+                #expect(shares.count == groups.count && shares.allSatisfy { $0 >= 0 && $0 <= 1 }, "\(key): \(groups)")
+                #expect((shares.max() ?? 0) > 0.1, "\(key): \(shares)")
+            }
             variant = folder + "/resnet_mini.pruned.onnx"
         }
         // The variant on disk is a valid model with the original's output shape.

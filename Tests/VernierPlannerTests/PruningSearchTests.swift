@@ -55,4 +55,13 @@ struct PruningSearchTests {
             #expect(ChannelPruner.keepCount(channels: group.channels, ratio: ratio, roundTo: 4) == r.kept[g])
         }
     }
+
+    @Test func timeSharesCountEveryKernelTouchingAGroupByName() {
+        let s = search()
+        // The variant's kernels by name; "extra" belongs to no group, "fcB" was not run.
+        let shares = s.timeShares(of: [("convAB", 6), ("reluA", 2), ("extra", 2)])
+        #expect(shares[0] == 0.8)   // (6 + 2) / 10
+        #expect(shares[1] == 0.6)   // 6 / 10
+        #expect(s.timeShares(of: []).allSatisfy { $0 == nil })
+    }
 }

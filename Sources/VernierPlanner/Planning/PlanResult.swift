@@ -16,6 +16,11 @@ public struct PlanResult: Sendable {
         /// Share of the original's kernel time in kernels the group touches (kernels
         /// touched by several groups count for each).
         public var timeShare: Double?
+        /// The same share of the variant's kernel time, predicted (device model, anchored
+        /// to this machine's measurement of the original when on the host) and measured
+        /// (host only).
+        public var predictedShare: Double?
+        public var measuredShare: Double?
         public var ratio: Double { channels > 0 ? 1 - Double(kept) / Double(channels) : 0 }
 
         public init(name: String, channels: Int, kept: Int) {

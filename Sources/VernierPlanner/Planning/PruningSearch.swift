@@ -143,6 +143,21 @@ extension PruningSearch {
         return PruningSearch(kernels: searchKernels, groups: groups, fixedMs: fixedMs, roundTo: roundTo)
     }
 
+    /// Each group's share of the summed time of `kernels` (named as in the model the
+    /// search was made on; a pruned variant keeps the names): the time of the kernels that
+    /// read or write the group's channels, over all kernels' time. Kernels touched by
+    /// several groups count for each. Nil for every group when the sum is zero.
+    public func timeShares(of kernels: [(name: String, ms: Double)]) -> [Double?] {
+        let groupsOfKernel = Dictionary(self.kernels.map { ($0.name, $0.groups) }, uniquingKeysWith: { a, _ in a })
+        let total = kernels.reduce(0) { $0 + $1.ms }
+        guard total > 0 else { return groups.map { _ in nil } }
+        var touching = [Double](repeating: 0, count: groups.count)
+        for k in kernels {
+            for g in groupsOfKernel[k.name] ?? [] { touching[g] += k.ms }
+        }
+        return touching.map { $0 / total }
+    }
+
     /// Per-group ratios that make `ChannelPruner` keep exactly `kept` channels.
     public func ratios(kept: [Int]) -> [String: Double] {
         var out: [String: Double] = [:]
