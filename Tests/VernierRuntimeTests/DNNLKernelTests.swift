@@ -113,6 +113,40 @@ extension DNNLKernelTests {
         }
     }
 
+    /// A constant right operand with many columns runs as column panels writing their
+    /// blocks of the result through strides; with the bias row and a residual (sum
+    /// post-op) sliced to match, transposed or not, the result is the whole product's.
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func columnPanelsComputeTheWholeProduct(_ transB: Bool, _ withBias: Bool) throws {
+        let (m, k, n) = (37, 96, 1600)
+        #expect(MatMulPlan.panelColumns(n).count == 3)
+        #expect(MatMulPlan.panelColumns(n).map(\.count).reduce(0, +) == n)
+        var rng = SeededGenerator(seed: 0x9A1E &+ (transB ? 1 : 0) &+ (withBias ? 2 : 0))
+        let x = randomTensor([2, m, k], using: &rng)
+        let w = randomTensor([k, n], using: &rng)
+        let stored = transB
+            ? Tensor(shape: [n, k], values: (0..<(n * k)).map { i in w.scalars(as: Float.self)[(i % k) * n + i / k] })
+            : w
+        let bias = randomTensor([n], using: &rng)
+        let residual = randomTensor([2, m, n], using: &rng)
+        let plan = try MatMulPlan(a: [2, m, k], b: transB ? [n, k] : [k, n], transB: transB, constantB: stored,
+                                  bias: withBias, postOps: DNNLPostOps(sum: true))
+        #expect(plan.panelCount == 3)
+        let output = Tensor(shape: plan.outputShape, values: residual.scalars(as: Float.self))
+        try plan.run(a: x, b: nil, bias: withBias ? bias : nil, output: output)
+        let product = ReferenceKernels.matMul(x, w).scalars(as: Float.self)
+        let b = bias.scalars(as: Float.self), r = residual.scalars(as: Float.self)
+        let expected = Tensor(shape: [2, m, n], values: product.indices.map { i in
+            product[i] + r[i] + (withBias ? b[i % n] : 0)
+        })
+        let error = relativeError(output, expected)
+        #expect(error <= tolerance, "relative error \(error) [\(plan.implementation)]")
+        // Unsplit for comparison: one panel, same result.
+        let whole = try MatMulPlan(a: [2, m, k], b: transB ? [n, k] : [k, n], transB: transB, constantB: stored,
+                                   bias: withBias, postOps: DNNLPostOps(sum: true), split: false)
+        #expect(whole.panelCount == 1)
+    }
+
     @Test func mismatchedOperandsThrow() {
         #expect(throws: DNNLError.self) { _ = try MatMulPlan(a: [3, 4], b: [5, 6]) }
         #expect(throws: DNNLError.self) { _ = try MatMulPlan(a: [2, 3, 4], b: [3, 4, 6]) }

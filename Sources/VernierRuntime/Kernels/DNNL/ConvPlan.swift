@@ -311,41 +311,43 @@ public final class ConvPlan: @unchecked Sendable {
     /// at run time; `addend` only when the epilogue adds a residual (same shape as the
     /// output; it may be the output's own memory). No allocation on this path.
     public func run(input: Tensor, weights: Tensor?, bias: Tensor?, addend: Tensor?, output: Tensor) throws {
-        guard input.shape == inputShape, output.shape == outputShape,
-              input.layout == sourceLayout, output.layout == destinationLayout,
-              input.elementType == .float, output.elementType == .float else {
-            throw DNNLError.shapeMismatch("ConvPlan for \(inputShape) -> \(outputShape) run with "
-                                          + "\(input.shape) -> \(output.shape)")
-        }
-        if let userWeights {
-            guard let weights, weights.shape == weightsShape, weights.elementType == .float else {
-                throw DNNLError.shapeMismatch("ConvPlan needs fp32 weights \(weightsShape) at run time")
+        try engine.exclusive {
+            guard input.shape == inputShape, output.shape == outputShape,
+                  input.layout == sourceLayout, output.layout == destinationLayout,
+                  input.elementType == .float, output.elementType == .float else {
+                throw DNNLError.shapeMismatch("ConvPlan for \(inputShape) -> \(outputShape) run with "
+                                              + "\(input.shape) -> \(output.shape)")
             }
-            try userWeights.bind(weights.rawPointer)
-        }
-        if let userBias {
-            guard let bias, bias.shape == [outputShape[1]], bias.elementType == .float else {
-                throw DNNLError.shapeMismatch("ConvPlan needs an fp32 bias [\(outputShape[1])] at run time")
+            if let userWeights {
+                guard let weights, weights.shape == weightsShape, weights.elementType == .float else {
+                    throw DNNLError.shapeMismatch("ConvPlan needs fp32 weights \(weightsShape) at run time")
+                }
+                try userWeights.bind(weights.rawPointer)
             }
-            try userBias.bind(bias.rawPointer)
-        }
-        try userSource.bind(input.rawPointer)
-        try userDestination.bind(output.rawPointer)
-        if epilogue.addsResidual {
-            guard let addend, addend.shape == outputShape, addend.elementType == .float else {
-                throw DNNLError.shapeMismatch("ConvPlan needs an fp32 addend \(outputShape) at run time")
+            if let userBias {
+                guard let bias, bias.shape == [outputShape[1]], bias.elementType == .float else {
+                    throw DNNLError.shapeMismatch("ConvPlan needs an fp32 bias [\(outputShape[1])] at run time")
+                }
+                try userBias.bind(bias.rawPointer)
             }
-            if let userAddend, let addendReorder {
-                try userAddend.bind(addend.rawPointer)
-                try addendReorder.execute(on: engine)
-            } else if addend.rawPointer != output.rawPointer {
-                output.rawPointer.copyMemory(from: addend.rawPointer, byteCount: outputBytes)
+            try userSource.bind(input.rawPointer)
+            try userDestination.bind(output.rawPointer)
+            if epilogue.addsResidual {
+                guard let addend, addend.shape == outputShape, addend.elementType == .float else {
+                    throw DNNLError.shapeMismatch("ConvPlan needs an fp32 addend \(outputShape) at run time")
+                }
+                if let userAddend, let addendReorder {
+                    try userAddend.bind(addend.rawPointer)
+                    try addendReorder.execute(on: engine)
+                } else if addend.rawPointer != output.rawPointer {
+                    output.rawPointer.copyMemory(from: addend.rawPointer, byteCount: outputBytes)
+                }
             }
+            try weightsReorder?.execute(on: engine)
+            try inputReorder?.execute(on: engine)
+            try primitive.execute(on: engine)
+            try outputReorder?.execute(on: engine)
+            try engine.wait()
         }
-        try weightsReorder?.execute(on: engine)
-        try inputReorder?.execute(on: engine)
-        try primitive.execute(on: engine)
-        try outputReorder?.execute(on: engine)
-        try engine.wait()
     }
 }

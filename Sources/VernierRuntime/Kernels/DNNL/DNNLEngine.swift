@@ -1,4 +1,5 @@
 import CDNNL
+import Foundation
 
 /// Why a oneDNN call or a plan failed.
 public enum DNNLError: Error, Equatable, CustomStringConvertible {
@@ -70,6 +71,18 @@ public final class DNNLEngine: @unchecked Sendable {
     }
 
     private var scratchpadBuffer: TensorBuffer?
+    private let lock = NSRecursiveLock()
+
+    /// Runs `body` while no other thread uses the engine. The stream and the shared
+    /// scratchpad serve one primitive at a time, and a plan binds its memories before
+    /// submitting, so a plan's whole run (bind, execute, wait) holds the engine; two
+    /// threads running plans at once (test suites do) would otherwise overwrite each
+    /// other's scratchpad. Uncontended, it costs tens of nanoseconds per kernel.
+    func exclusive<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
 
     /// The shared scratchpad, grown to at least `bytes` (only between runs of primitives:
     /// a primitive rebinds it before each run, so growing never leaves one dangling).
@@ -83,7 +96,7 @@ public final class DNNLEngine: @unchecked Sendable {
     }
 
     /// Blocks until everything submitted to the stream has finished.
-    func wait() throws { try dnnlCheck(dnnl_stream_wait(stream), "dnnl_stream_wait") }
+    func wait() throws { try exclusive { try dnnlCheck(dnnl_stream_wait(stream), "dnnl_stream_wait") } }
 }
 
 // MARK: - Small owners of oneDNN handles, used by the plans
@@ -249,11 +262,13 @@ final class DNNLPrimitive {
     /// Submits the primitive to the stream (no allocation).
     @inline(__always)
     func execute(on engine: DNNLEngine) throws {
-        if let scratchpad { try scratchpad.bind(engine.sharedScratchpad(bytes: scratchpad.byteCount)) }
-        let status = arguments.withUnsafeBufferPointer {
-            dnnl_primitive_execute(handle, engine.stream, Int32($0.count), $0.baseAddress)
+        try engine.exclusive {
+            if let scratchpad { try scratchpad.bind(engine.sharedScratchpad(bytes: scratchpad.byteCount)) }
+            let status = arguments.withUnsafeBufferPointer {
+                dnnl_primitive_execute(handle, engine.stream, Int32($0.count), $0.baseAddress)
+            }
+            try dnnlCheck(status, "dnnl_primitive_execute")
         }
-        try dnnlCheck(status, "dnnl_primitive_execute")
     }
 
     deinit { dnnl_primitive_destroy(handle) }

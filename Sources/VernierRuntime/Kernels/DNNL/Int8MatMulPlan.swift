@@ -59,10 +59,12 @@ final class Int8MatMulPlan {
 
     /// `c = a x b`: `a` holds `M * K` unsigned bytes, `c` room for `M * N` Int32. Waits.
     func run(a source: UnsafeRawPointer, c destination: UnsafeMutableRawPointer) throws {
-        try a.bind(UnsafeMutableRawPointer(mutating: source))
-        try c.bind(destination)
-        try matmul.execute(on: engine)
-        try engine.wait()
+        try engine.exclusive {
+            try a.bind(UnsafeMutableRawPointer(mutating: source))
+            try c.bind(destination)
+            try matmul.execute(on: engine)
+            try engine.wait()
+        }
     }
 
     /// A memory descriptor of `dims` with element type `type` in layout `tag`.
