@@ -51,8 +51,8 @@ public struct CostContext {
     public let subgraphCosts: [String: [OpCost]]
 
     /// Shape of input `i`; nil when unknown, which makes the cost unknown.
-    public func shape(input i: Int) -> [Dim]? { i < inputs.count ? inputs[i]?.shape : nil }
-    public func shape(output i: Int) -> [Dim]? { i < outputs.count ? outputs[i]?.shape : nil }
+    public func shape(input i: Int) -> [Dim]? { inputs.indices.contains(i) ? inputs[i]?.shape : nil }
+    public func shape(output i: Int) -> [Dim]? { outputs.indices.contains(i) ? outputs[i]?.shape : nil }
     public func hasInput(_ i: Int) -> Bool { node.input(i) != nil }
 
     /// Element count of output `i` as a cost polynomial.

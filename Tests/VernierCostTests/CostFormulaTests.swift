@@ -144,6 +144,21 @@ struct CostFormulaTests {
         #expect(try row(t, "y").subgraphs.count == 2)
     }
 
+    /// Found by the fuzzer: a Scan claiming more scan inputs than it has made the
+    /// formula read input -1. Its cost is unknown instead.
+    @Test func scanWithMoreScanInputsThanInputsHasAnUnknownCost() throws {
+        var body = GraphBuilder()
+        body.input("s", .float, [.value(4)])
+        body.node("Relu", ["s"], ["o"])
+        body.output("o")
+        var b = GraphBuilder()
+        b.input("x", .float, [.value(3), .value(4)])
+        b.node("Scan", ["x"], ["y"], ["body": .graph(body.graph), "num_scan_inputs": .int(5)])
+        b.output("y")
+        let t = try table(b)
+        #expect(try row(t, "y").flops == nil)
+    }
+
     /// An op that has a shape rule must have a cost formula, and the other way round:
     /// the op's entries are found together by name.
     @Test func everyShapeRuleHasACostFormulaAndBack() {
