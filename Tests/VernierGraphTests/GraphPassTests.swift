@@ -121,6 +121,70 @@ struct GraphPassTests {
         #expect(conv.originalNodes == ["c", "a", "y"])
     }
 
+    /// A transformer feed-forward block as PyTorch exports it: Linear (MatMul + bias Add),
+    /// the exact GELU written with Erf, Linear, residual Add, LayerNormalization.
+    static func feedForward(halfScale: Float = 0.5) -> GraphBuilder {
+        var b = GraphBuilder()
+        b.input("x", .float, [2, 5, 8].map(Dim.value))
+        b.weight("W1", [8, 24])
+        b.weight("b1", [24])
+        b.weight("W2", [24, 8])
+        b.weight("b2", [8])
+        b.weight("gamma", [8])
+        b.weight("beta", [8])
+        for (name, value) in [("sqrt2", Float(2).squareRoot()), ("one", 1), ("half", halfScale)] {
+            b.initializers.append(TensorData(floats: [value], name: name, dims: []))
+        }
+        b.node("MatMul", ["x", "W1"], ["h0"])
+        b.node("Add", ["b1", "h0"], ["h"])
+        b.node("Div", ["h", "sqrt2"], ["d"])
+        b.node("Erf", ["d"], ["e"])
+        b.node("Add", ["e", "one"], ["e1"])
+        b.node("Mul", ["h", "e1"], ["m"])
+        b.node("Mul", ["m", "half"], ["g"])
+        b.node("MatMul", ["g", "W2"], ["o0"])
+        b.node("Add", ["o0", "b2"], ["o"])
+        b.node("Add", ["x", "o"], ["r"])
+        b.node("LayerNormalization", ["r", "gamma", "beta"], ["y"], ["axis": .int(-1)])
+        b.output("y")
+        return b
+    }
+
+    @Test func linearBiasGeluAndResidualFuseIntoTheMatMuls() throws {
+        let optimized = GraphPasses.optimize(try Self.feedForward().infer())
+        let nodes = optimized.graph.nodes
+        #expect(nodes.map(\.opType) == ["MatMul", "MatMul", "LayerNormalization"])
+        let up = nodes[0], down = nodes[1]
+        #expect(up.inputs == ["x", "W1", "b1"])
+        #expect(try up.int(FusedAttributes.bias) == 1)
+        #expect(try up.string(FusedAttributes.activation) == "Gelu")
+        #expect(up.originalNodes == ["h0", "h", "d", "e", "e1", "m", "g"])
+        #expect(up.outputs == ["g"])
+        #expect(down.inputs == ["g", "W2", "b2", "x"])
+        #expect(try down.int(FusedAttributes.bias) == 1)
+        #expect(try down.int(FusedAttributes.sum) == 1)
+        #expect(!down.hasAttribute(FusedAttributes.activation))
+        #expect(down.originalNodes == ["o0", "o", "r"])
+    }
+
+    @Test func aLookalikeOfGeluWithOtherConstantsDoesNotFuse() throws {
+        let optimized = GraphPasses.optimize(try Self.feedForward(halfScale: 0.6).infer())
+        // The bias still fuses; the Erf chain stays as it is.
+        #expect(optimized.graph.nodes.map(\.opType) == ["MatMul", "Div", "Erf", "Add", "Mul", "Mul", "MatMul", "LayerNormalization"])
+        #expect(!optimized.graph.nodes[0].hasAttribute(FusedAttributes.activation))
+    }
+
+    @Test func aBiasThatBroadcastsBeyondTheProductDoesNotFuse() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [5, 8].map(Dim.value))
+        b.weight("W", [8, 4])
+        b.weight("bias", [3, 1, 4])   // [5, 4] + [3, 1, 4] -> [3, 5, 4]
+        b.node("MatMul", ["x", "W"], ["p"])
+        b.node("Add", ["p", "bias"], ["y"])
+        b.output("y")
+        #expect(GraphPasses.optimize(try b.infer()).graph.nodes.map(\.opType) == ["MatMul", "Add"])
+    }
+
     @Test func broadcastingAddDoesNotFuse() throws {
         var b = GraphBuilder()
         b.input("x", .float, [1, 2, 4, 4].map(Dim.value))

@@ -119,8 +119,10 @@ extension DNNLKernelTests {
     @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
     func columnPanelsComputeTheWholeProduct(_ transB: Bool, _ withBias: Bool) throws {
         let (m, k, n) = (37, 96, 1600)
-        #expect(MatMulPlan.panelColumns(n).count == 3)
-        #expect(MatMulPlan.panelColumns(n).map(\.count).reduce(0, +) == n)
+        let panels = MatMulPlan.panelColumns(n)
+        #expect(panels.count > 1 && panels.allSatisfy { $0.count <= MatMulPlan.widestPanel })
+        #expect(panels.first?.lowerBound == 0 && panels.last?.upperBound == n)
+        #expect(zip(panels, panels.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
         var rng = SeededGenerator(seed: 0x9A1E &+ (transB ? 1 : 0) &+ (withBias ? 2 : 0))
         let x = randomTensor([2, m, k], using: &rng)
         let w = randomTensor([k, n], using: &rng)
@@ -131,7 +133,7 @@ extension DNNLKernelTests {
         let residual = randomTensor([2, m, n], using: &rng)
         let plan = try MatMulPlan(a: [2, m, k], b: transB ? [n, k] : [k, n], transB: transB, constantB: stored,
                                   bias: withBias, postOps: DNNLPostOps(sum: true))
-        #expect(plan.panelCount == 3)
+        #expect(plan.panelCount == panels.count)
         let output = Tensor(shape: plan.outputShape, values: residual.scalars(as: Float.self))
         try plan.run(a: x, b: nil, bias: withBias ? bias : nil, output: output)
         let product = ReferenceKernels.matMul(x, w).scalars(as: Float.self)

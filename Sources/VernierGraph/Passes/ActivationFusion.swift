@@ -1,7 +1,9 @@
 /// The attributes by which graph passes tell a Conv/ConvTranspose/Gemm/MatMul kernel
-/// to apply an epilogue: `fused_sum` (an extra last input added to the result), then
+/// to apply an epilogue: `fused_bias` (MatMul only: a third input of N values added to
+/// every row), `fused_sum` (an extra last input added to the result), then
 /// `fused_activation` with `fused_alpha` / `fused_beta`.
 public enum FusedAttributes {
+    public static let bias = "fused_bias"
     public static let activation = "fused_activation"
     public static let alpha = "fused_alpha"
     public static let beta = "fused_beta"
@@ -14,8 +16,9 @@ extension GraphPasses {
 
     /// Fuses an activation into the Conv/ConvTranspose/Gemm/MatMul that feeds it: Relu,
     /// LeakyRelu, Clip (constant bounds), Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu
-    /// (exact), and SiLU written as `Mul(x, Sigmoid(x))`. The producer's output must have
-    /// no other reader and not be a graph output.
+    /// (exact), SiLU written as `Mul(x, Sigmoid(x))`, and the exact GELU written with Erf
+    /// (`geluPattern`). The producer's output must have no other reader and not be a
+    /// graph output.
     public static func fuseActivations(_ inferred: InferredGraph) -> InferredGraph {
         var graph = inferred.graph
         let uses = ValueUses(graph)
@@ -37,6 +40,11 @@ extension GraphPasses {
                 activation = ("Silu", nil, nil)
                 absorbed = [silu.sigmoid, silu.mul]
                 output = graph.nodes[silu.mul].outputs[0]
+            } else if readers.count == 2, let gelu = geluPattern(x, readers, graph, uses, inferred),
+                      removed.isDisjoint(with: gelu) {
+                activation = ("Gelu", nil, nil)
+                absorbed = gelu
+                output = graph.nodes[gelu[gelu.count - 1]].outputs[0]
             }
             guard let activation, !output.isEmpty else { continue }
             var fused = producer
@@ -93,5 +101,45 @@ extension GraphPasses {
         guard let s = sigmoid.outputs.first, uses.soleReader(of: s) == mi, mul.inputs.count == 2,
               Set(mul.inputs) == Set([x, s]), mul.outputs.count == 1 else { return nil }
         return (si, mi)
+    }
+
+    /// The exact GELU as PyTorch exports it, `0.5 * x * (1 + erf(x / sqrt(2)))`:
+    /// `Div(x, sqrt 2)` (or `Mul(x, 1 / sqrt 2)`) -> Erf -> `Add(., 1)` -> `Mul(x, .)` ->
+    /// `Mul(., 0.5)`, each intermediate read only by the next (operands in either
+    /// order). The node indices in that order, the last one's output being the GELU.
+    static func geluPattern(_ x: String, _ readers: [Int], _ graph: Graph, _ uses: ValueUses,
+                            _ inferred: InferredGraph) -> [Int]? {
+        func scalar(_ name: String) -> Double? {
+            guard let d = inferred.facts[name]?.constant?.doubles, d.count == 1 else { return nil }
+            return d[0]
+        }
+        func near(_ value: Double?, _ target: Double) -> Bool { value.map { abs($0 - target) <= 1e-4 * abs(target) } ?? false }
+        /// The other operand of a two-input node that reads `value`.
+        func other(_ node: Node, _ value: String) -> String? {
+            guard node.isDefaultDomain, node.inputs.count == 2, node.outputs.count == 1, node.inputs.contains(value),
+                  node.inputs[0] != node.inputs[1] else { return nil }
+            return node.inputs.first { $0 != value }
+        }
+        /// The sole reader of `node`'s output, when it is one of `ops`.
+        func next(_ index: Int, _ ops: Set<String>) -> Int? {
+            guard let out = graph.nodes[index].outputs.first, let r = uses.soleReader(of: out),
+                  ops.contains(graph.nodes[r].opType) else { return nil }
+            return r
+        }
+        for scaleIndex in readers {
+            let scale = graph.nodes[scaleIndex]
+            guard let divisor = other(scale, x), scale.input(0) == x,
+                  (scale.opType == "Div" && near(scalar(divisor), 2.0.squareRoot()))
+                    || (scale.opType == "Mul" && near(scalar(divisor), 1 / 2.0.squareRoot())),
+                  let erf = next(scaleIndex, ["Erf"]), graph.nodes[erf].inputs.count == 1,
+                  let plusOne = next(erf, ["Add"]), let one = other(graph.nodes[plusOne], graph.nodes[erf].outputs[0]),
+                  near(scalar(one), 1),
+                  let product = next(plusOne, ["Mul"]), readers.contains(product), product != scaleIndex,
+                  other(graph.nodes[product], graph.nodes[plusOne].outputs[0]) == x,
+                  let half = next(product, ["Mul"]), let h = other(graph.nodes[half], graph.nodes[product].outputs[0]),
+                  near(scalar(h), 0.5) else { continue }
+            return [scaleIndex, erf, plusOne, product, half]
+        }
+        return nil
     }
 }

@@ -9,6 +9,7 @@ public enum GraphPasses {
         var g = graph
         g = removeIdentities(g)
         g = foldBatchNormalization(g)
+        g = fuseMatMulBias(g)
         g = fuseResidualAdd(g)
         g = fuseActivations(g)
         return g

@@ -1,6 +1,7 @@
 extension GraphPasses {
-    /// Fuses `Add(Conv(...), y)` into the Conv as a sum epilogue (`fused_sum`, with `y` as
-    /// an extra last input), as in ResNet blocks: the conv accumulates into the residual
+    /// Fuses `Add(Conv(...), y)` (or a MatMul's) into the Conv as a sum epilogue
+    /// (`fused_sum`, with `y` as an extra last input), as in ResNet blocks and a
+    /// transformer's residual connections: the conv accumulates into the residual
     /// instead of writing a tensor that the Add reads back. Needs `y` to have exactly the
     /// Add's output shape (no broadcasting) and the conv's output no other reader. The
     /// fused node takes the Add's place in the order, where both operands exist.
@@ -10,7 +11,7 @@ extension GraphPasses {
         var removed = Set<Int>()
         var replaced: [Int: Node] = [:]
         for (ci, conv) in graph.nodes.enumerated()
-        where conv.isDefaultDomain && conv.opType == "Conv" && !removed.contains(ci)
+        where conv.isDefaultDomain && (conv.opType == "Conv" || conv.opType == "MatMul") && !removed.contains(ci)
             && !conv.hasAttribute(FusedAttributes.activation) && !conv.hasAttribute(FusedAttributes.sum) {
             guard let x = conv.outputs.first, let ai = uses.soleReader(of: x), replaced[ai] == nil else { continue }
             let add = graph.nodes[ai]

@@ -113,8 +113,13 @@ private func activateInPlace(_ output: Tensor, _ epilogue: FusedEpilogue) {
 /// first run with new shapes, and cached.
 final class MatMulKernel: Kernel {
     let epilogue: FusedEpilogue
+    /// The fused bias row (`fused_bias`): N values added to every output row.
+    let biasIndex: Int?
     let addendIndex: Int?
-    let constantB: Tensor?
+    /// The constant right operand until a plan made at plan time has copied it (then
+    /// released: `packedInputs`).
+    private var constantB: Tensor?
+    private(set) var packedInputs: [Int] = []
     private struct Entry {
         var a: [Int], b: [Int], threads: Int
         var layout: MatMulLayout
@@ -124,16 +129,26 @@ final class MatMulKernel: Kernel {
 
     init(_ ctx: KernelContext) throws {
         epilogue = try FusedEpilogue(node: ctx.node)
+        let hasBias = try ctx.node.int(FusedAttributes.bias, default: 0) != 0
         let count = ctx.node.inputs.count
-        guard count == (epilogue.addsResidual ? 3 : 2) else {
-            throw KernelError.invalid("MatMul takes 2 inputs\(epilogue.addsResidual ? " and a fused addend" : ""), got \(count)")
+        let expected = 2 + (hasBias ? 1 : 0) + (epilogue.addsResidual ? 1 : 0)
+        guard count == expected else {
+            throw KernelError.invalid("MatMul takes 2 inputs\(hasBias ? ", a fused bias" : "")"
+                                      + "\(epilogue.addsResidual ? " and a fused addend" : ""), got \(count)")
         }
         try requireFloatInputs(ctx, "MatMul")
-        addendIndex = epilogue.addsResidual ? 2 : nil
+        biasIndex = hasBias ? 2 : nil
+        addendIndex = epilogue.addsResidual ? expected - 1 : nil
         constantB = ctx.constant(1)
         let bShape = constantB?.shape ?? ctx.knownInputShape(1)
         if let aShape = ctx.knownInputShape(0), let bShape {
-            _ = try entry(a: aShape, b: bShape)
+            let made = try entry(a: aShape, b: bShape)
+            // The shapes are the graph's (a compiled graph refuses others), so a copied
+            // right operand is never needed again.
+            if made.plan?.ownsB == true {
+                packedInputs = [1]
+                constantB = nil
+            }
         }
     }
 
@@ -142,13 +157,18 @@ final class MatMulKernel: Kernel {
         if let index = entries.firstIndex(where: { $0.a == a && $0.b == b && $0.threads == threads }) {
             return entries[index]
         }
+        if !packedInputs.isEmpty {
+            // The plan keeps serving its shapes whatever the thread count now is.
+            if let made = entries.first(where: { $0.a == a && $0.b == b }) { return made }
+            throw KernelError.invalid("the right operand was packed for \(entries.first?.a ?? []); \(a) x \(b) needs a new plan")
+        }
         guard let layout = MatMulLayout(a: a, b: b) else {
             throw KernelError.invalid("MatMul operands \(a) and \(b) do not fit (inner dims or batch dims)")
         }
         var plan: MatMulPlan?
         if layout.output.allSatisfy({ $0 >= 1 }), layout.k >= 1 {
             plan = try asKernelErrors("oneDNN matmul") {
-                try MatMulPlan(a: layout.a, b: layout.b, constantB: constantB,
+                try MatMulPlan(a: layout.a, b: layout.b, constantB: constantB, bias: biasIndex != nil,
                                postOps: DNNLPostOps(epilogue: epilogue, sum: epilogue.addsResidual))
             }
         }
@@ -159,20 +179,31 @@ final class MatMulKernel: Kernel {
     }
 
     func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
-        let a = try requiredInput(inputs, 0), b = try requiredInput(inputs, 1)
+        let a = try requiredInput(inputs, 0)
+        // A packed right operand is the plan's; the executor no longer holds it.
+        let packedB = packedInputs.isEmpty ? nil : entries.first?.b
+        let b = packedB == nil ? try requiredInput(inputs, 1) : nil
         let addend = try addendIndex.map { try requiredInput(inputs, $0) }
-        guard a.elementType == .float, b.elementType == .float, addend?.elementType ?? .float == .float else {
-            throw KernelError.unsupported("MatMul of \(a.elementType) x \(b.elementType) (fp32 only)")
+        let bias = try biasIndex.map { try requiredInput(inputs, $0) }
+        guard a.elementType == .float, b?.elementType ?? .float == .float, addend?.elementType ?? .float == .float,
+              bias?.elementType ?? .float == .float else {
+            throw KernelError.unsupported("MatMul of \(a.elementType) x \(b?.elementType ?? .float) (fp32 only)")
         }
-        let entry = try entry(a: a.shape, b: b.shape)
+        let entry = try entry(a: a.shape, b: b?.shape ?? packedB ?? [])
         let output = try outputs.allocate(0, .float, entry.layout.output)
         if let addend, addend.shape != entry.layout.output {
             throw KernelError.invalid("fused addend \(addend.shape) differs from the output \(entry.layout.output)")
         }
         let rows = entry.layout.output.last ?? 1
+        if let bias, bias.elementCount != rows {
+            throw KernelError.invalid("fused bias \(bias.shape) does not hold the output's \(rows) columns")
+        }
         let count = output.elementCount
         if addend != nil || entry.plan == nil {
-            if let addend {
+            if entry.plan == nil, let bias {
+                // No product: the result is bias (+ addend), then the activation.
+                prefill(output, m: count / max(rows, 1), n: rows, c: bias.reshaped([rows]), beta: 1, addend: addend)
+            } else if let addend {
                 prefill(output, m: count / max(rows, 1), n: rows, c: nil, beta: 0, addend: addend)
             } else if count > 0 {
                 output.rawPointer.initializeMemory(as: Float.self, repeating: 0, count: count)
@@ -184,7 +215,7 @@ final class MatMulKernel: Kernel {
             return
         }
         try asKernelErrors("oneDNN matmul") {
-            try plan.run(a: a, b: constantB == nil ? b : nil, output: output)
+            try plan.run(a: a, b: plan.hasConstantB ? nil : b, bias: bias, output: output)
         }
     }
 }

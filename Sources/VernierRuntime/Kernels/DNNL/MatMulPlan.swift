@@ -11,7 +11,8 @@ import CDNNL
 /// operand (a weight) is created with `format_tag_any` and reordered once into the
 /// layout oneDNN chooses (used in place when that is the caller's layout); a right
 /// operand that arrives at run time (attention's K and V) is read in place, since a
-/// reorder per run would cost as much as it could save.
+/// reorder per run would cost as much as it could save. A wide constant right operand
+/// is split into column panels (`widestPanel`), each with its own contiguous copy.
 ///
 /// A fused residual is a `sum` post-op: the caller (or `run`) writes the addend into the
 /// output first, see `FusedEpilogue.appendPostOps`.
@@ -29,6 +30,9 @@ public final class MatMulPlan: @unchecked Sendable {
     public let implementation: String
     /// Whether the right operand was given at plan time (and reordered then).
     public let hasConstantB: Bool
+    /// Whether the plan holds its own copy of the constant right operand (so the caller
+    /// may release the original).
+    public var ownsB: Bool { hasConstantB && keptB == nil }
 
     public var fusedReLU: Bool { postOps.epilogue.activation == .relu }
 
@@ -56,10 +60,13 @@ public final class MatMulPlan: @unchecked Sendable {
     /// is a constant matrix. oneDNN 2.6's only fp32 matmul on AVX2 is its jit sgemm, and
     /// with 768 inner dims it ran products with N = 3072 at about half the rate of
     /// N = 768 (BERT's FFN up-projection: 15.8 ms against 8.3 ms for the equal-work
-    /// down-projection at 1 thread); the same product in panels of <= 768 columns, each
-    /// writing its block of the row-major result through strides, runs at the narrow
-    /// rate.
-    static let widestPanel = 768
+    /// down-projection at 1 thread). The same product in panels, each writing its block
+    /// of the row-major result through strides, runs at the narrow rate; narrower still
+    /// was faster again (1 thread, medians of 3 interleaved rounds, [128,768]x[768,3072] /
+    /// [128,3072]x[3072,768] / [128,768]x[768,768]: 12.0 / 11.2 / 2.4 ms in panels of
+    /// 768, 9.1 / 8.5 / 2.3 ms in panels of 384, 9.7 / 8.7 / 2.3 ms in panels of 256;
+    /// at 2 threads 384 and 768 were within noise).
+    static let widestPanel = 384
 
     /// Column blocks for N columns: equal widths rounded up to multiples of 16, none
     /// over `widestPanel`; one block when N is not over it.
@@ -153,6 +160,9 @@ public final class MatMulPlan: @unchecked Sendable {
 
             var opDesc = dnnl_matmul_desc_t()
             var aCopy = aDesc, cCopy = cDesc, biasCopy = biasDesc
+            // Panels get contiguous copies of their blocks: read in place through B's
+            // strides, BERT-base ran 1.33x slower at 1 thread and 1.4x at 2. The caller
+            // releases the original (`ownsB`).
             var bAny = constantB != nil ? try descriptor(bDims, tag: dnnl_format_tag_any) : bDesc
             try withUnsafeMutablePointer(to: &biasCopy) { biasPointer in
                 try dnnlCheck(dnnl_matmul_desc_init(&opDesc, &aCopy, &bAny, bias ? biasPointer : nil, &cCopy),
