@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Issue 7's per-layer table: how close each kernel of the real models comes to the
+measured roofline of this machine.
+
+    Scripts/roofline_distribution.py [--threads 1,2] [--models a,b] [--from DIR]
+                                     [--report Reports/roofline_distribution.md]
+
+Profiles every model with `vernier profile --format json` (or reads DIR/NAME.tT.json,
+e.g. the profiles of Scripts/prediction_accuracy.sh in .build-accuracy/vernier), then
+sorts the kernels into the issue's two families:
+  - compute: Conv/ConvTranspose/Gemm/MatMul kernels whose intensity is above the ridge
+    point (profile `bound` = compute); target >= 70% of the measured compute roof;
+  - memory: element-wise, normalization and data-movement kernels whose tensors
+    (bytes read + written) exceed the L2 cache; target >= 60% of the measured bandwidth.
+For each family and thread count: the distribution of % of roof (kernel count and share
+of the family's time per band), the share meeting the target, and the kernels below it
+that cost the most time. Needs a quiet machine and the venv of Scripts/setup."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS_DIR = os.environ.get("VERNIER_REAL_MODELS_DIR", os.path.join(ROOT, ".build-models"))
+sys.path.insert(0, os.path.join(ROOT, "Scripts"))
+from bench_vs_ort import DEFAULT_MODELS, BINDINGS, vernier_binary  # noqa: E402
+
+COMPUTE_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+MEMORY_CLASSES = {"elementwise", "normalization", "data_movement"}
+BANDS = [(0, 30), (30, 50), (50, 70), (70, 90), (90, float("inf"))]
+TARGETS = {"compute": 70.0, "memory": 60.0}
+
+
+def l2_bytes():
+    try:
+        text = open("/sys/devices/system/cpu/cpu0/cache/index2/size").read().strip()
+        return int(text[:-1]) * 1024 if text.endswith("K") else int(text)
+    except (OSError, ValueError):
+        return 512 * 1024
+
+
+def profile(binary, name, threads, folder):
+    path = os.path.join(folder, f"{name}.t{threads}.json")
+    if os.path.exists(path):
+        return json.load(open(path))
+    model = os.path.join(MODELS_DIR, f"{name}.onnx")
+    cmd = [binary, "profile", model, "--threads", str(threads), "--runs", "10", "--min-time", "1",
+           "--format", "json", "-o", path, *BINDINGS.get(name, ["--dim", "batch=1"])]
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{name}: {done.stderr.strip()}")
+    return json.load(open(path))
+
+
+def family(row, l2):
+    if row.get("roofline_pct") is None:
+        return None
+    if row["op"] in COMPUTE_OPS and row.get("bound") == "compute":
+        return "compute"
+    if row.get("op_class") in MEMORY_CLASSES and row.get("bound") == "memory" \
+            and row["bytes_read"] + row["bytes_written"] > l2:
+        return "memory"
+    return None
+
+
+def table(kernels, fam):
+    rows = [k for k in kernels if k["family"] == fam]
+    total = sum(k["ms"] for k in rows) or 1
+    lines = ["| % of roof | kernels | share of the family's time |", "|---|---:|---:|"]
+    for low, high in BANDS:
+        band = [k for k in rows if low <= k["pct"] < high]
+        label = f">= {low}%" if high == float("inf") else f"{low}-{high}%"
+        lines.append(f"| {label} | {len(band)} | {sum(k['ms'] for k in band) / total * 100:.1f}% |")
+    meeting = [k for k in rows if k["pct"] >= TARGETS[fam]]
+    summary = (f"{len(meeting)} of {len(rows)} kernels ({sum(k['ms'] for k in meeting) / total * 100:.1f}% of the "
+               f"family's time) reach the target of {TARGETS[fam]:.0f}%.")
+    worst = sorted((k for k in rows if k["pct"] < TARGETS[fam]), key=lambda k: -k["ms"])[:8]
+    detail = ["| model | kernel | op | ms | % of roof |", "|---|---|---|---:|---:|"]
+    detail += [f"| {k['model']} | {k['name']} | {k['op']} | {k['ms']:.3f} | {k['pct']:.0f}% |" for k in worst]
+    return lines, summary, detail
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    parser.add_argument("--from", dest="source", default=None)
+    parser.add_argument("--report", default=os.path.join(ROOT, "Reports", "roofline_distribution.md"))
+    args = parser.parse_args()
+    folder = args.source or os.path.join(ROOT, ".build-roofline")
+    os.makedirs(folder, exist_ok=True)
+    binary = None if args.source else vernier_binary()
+    l2 = l2_bytes()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    out = ["# Per-layer distance to the roofline", "",
+           f"Produced by `Scripts/roofline_distribution.py` (commit {commit}). Compute family: Conv/ConvTranspose/Gemm/"
+           "MatMul kernels above the ridge point, target >= 70% of the measured compute roof. Memory family: "
+           f"element-wise, normalization and data-movement kernels moving more than the L2 cache ({l2 // 1024} KiB), "
+           "target >= 60% of the measured bandwidth. Roofs: `vernier device --show host` (measured by "
+           "`vernier device --measure`). Models: " + ", ".join(args.models.split(",")) + "."]
+    for threads in [int(t) for t in args.threads.split(",")]:
+        kernels = []
+        roof = None
+        for name in args.models.split(","):
+            data = profile(binary, name, threads, folder)
+            device = data.get("device") or {}
+            roof = roof or (device.get("peak_gflops"), device.get("bandwidth_gbps"))
+            for row in data["nodes"]:
+                fam = family(row, l2)
+                if fam:
+                    kernels.append({"model": name, "name": row["name"], "op": row["op"], "family": fam,
+                                    "ms": row["latency_ms"]["median"], "pct": row["roofline_pct"]})
+        out += ["", f"## {threads} thread(s)", ""]
+        if roof and roof[0]:
+            out += [f"Roofs: {roof[0]} GFLOP/s, {roof[1]} GB/s.", ""]
+        for fam, title in (("compute", "Compute-bound Conv / Gemm / MatMul"), ("memory", "Memory-bound kernels beyond L2")):
+            lines, summary, detail = table(kernels, fam)
+            out += [f"### {title}", "", *lines, "", summary, "", "Below the target, by time:", "", *detail, ""]
+    os.makedirs(os.path.dirname(args.report), exist_ok=True)
+    with open(args.report + ".tmp", "w") as f:
+        f.write("\n".join(out) + "\n")
+    os.replace(args.report + ".tmp", args.report)
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
