@@ -246,6 +246,32 @@ extension DNNLKernelTests {
         }
     }
 
+    /// A ConvTranspose whose kernel equals its stride runs as a product and a scatter
+    /// (`PatchConvTransposeKernel`): batch 2, one or many output channels (400 product
+    /// columns: column panels), non-square blocks, with and without bias and activation.
+    @Test(arguments: [(1, [2, 2], true, true), (24, [2, 2], false, false), (100, [2, 2], true, false), (5, [3, 2], true, true)])
+    func convTransposeWithKernelEqualToStrideMatchesReference(_ oc: Int, _ kernel: [Int], _ withBias: Bool, _ sigmoid: Bool) throws {
+        var rng = SeededGenerator(seed: 0x5CA7 &+ UInt64(oc))
+        let x = randomTensor([2, 12, 9, 11], using: &rng), w = randomTensor([12, oc] + kernel, using: &rng)
+        let b = randomTensor([oc], using: &rng)
+        var attributes = fusedAttributes(sigmoid ? .sigmoid : nil, sum: false)
+        attributes["strides"] = .ints(kernel)
+        attributes["kernel_shape"] = .ints(kernel)
+        let made = try makeKernel("ConvTranspose", inputs: withBias ? 3 : 2, attributes: attributes,
+                                  constants: withBias ? [1: w, 2: b] : [1: w], shapes: [0: x.shape])
+        #expect(made is PatchConvTransposeKernel)
+        let expected = ReferenceKernels.convTranspose(input: x, weights: w, bias: withBias ? b : nil,
+                                                      geometry: ConvGeometry(strides: kernel),
+                                                      epilogue: FusedEpilogue(activation: sigmoid ? .sigmoid : nil))
+        let y = try runKernel(made, withBias ? [x, nil, nil] : [x, nil])
+        #expect(y.shape == expected.shape)
+        #expect(relativeError(y, expected) <= tolerance, "oc \(oc), kernel \(kernel)")
+        // Overlapping windows (stride below the kernel) keep the general kernel.
+        attributes["strides"] = .ints(kernel.map { max(1, $0 - 1) })
+        let overlapping = try makeKernel("ConvTranspose", inputs: 2, attributes: attributes, constants: [1: w], shapes: [0: x.shape])
+        #expect(!(overlapping is PatchConvTransposeKernel))
+    }
+
     @Test func fusedAttributesParse() throws {
         let node = Node(name: "c", opType: "Conv", inputs: ["x", "w", "r"], outputs: ["y"], attributes: [
             Attribute(name: "fused_activation", value: .string("HardSigmoid")),

@@ -4,7 +4,10 @@ import VernierGraph
 enum ConvKernels {
     static let all: [String: KernelFactory] = [
         "Conv": { try ConvKernel($0, transposed: false) },
-        "ConvTranspose": { try ConvKernel($0, transposed: true) },
+        "ConvTranspose": { ctx in
+            if let patches = try PatchConvTransposeKernel.make(ctx) { return patches }
+            return try ConvKernel(ctx, transposed: true)
+        },
     ]
 }
 
