@@ -75,5 +75,7 @@ done
   echo "Predictions: $calibration."
   echo "Criteria (issue 9): variant measured <= budget, |prediction error| <= 10%, ONNX Runtime runs it."
   printf '%s\n' "${tables[@]}"
+  echo
+  .venv/bin/python Scripts/plan_group_shares.py "$work"/*.plan.json
 } > Reports/plan_check.md
 cat Reports/plan_check.md
