@@ -121,33 +121,12 @@ struct GraphPassTests {
         #expect(conv.originalNodes == ["c", "a", "y"])
     }
 
-    /// A transformer feed-forward block as PyTorch exports it: Linear (MatMul + bias Add),
-    /// the exact GELU written with Erf, Linear, residual Add, LayerNormalization.
+    /// A feed-forward block (`GraphBuilder.feedForward`) with zero weights: the passes
+    /// look at structure and constants only.
     static func feedForward(halfScale: Float = 0.5) -> GraphBuilder {
-        var b = GraphBuilder()
-        b.input("x", .float, [2, 5, 8].map(Dim.value))
-        b.weight("W1", [8, 24])
-        b.weight("b1", [24])
-        b.weight("W2", [24, 8])
-        b.weight("b2", [8])
-        b.weight("gamma", [8])
-        b.weight("beta", [8])
-        for (name, value) in [("sqrt2", Float(2).squareRoot()), ("one", 1), ("half", halfScale)] {
-            b.initializers.append(TensorData(floats: [value], name: name, dims: []))
+        GraphBuilder.feedForward([2, 5, 8], hidden: 24, halfScale: halfScale) { name, dims in
+            TensorData(floats: [Float](repeating: 0, count: dims.reduce(1, *)), name: name, dims: dims)
         }
-        b.node("MatMul", ["x", "W1"], ["h0"])
-        b.node("Add", ["b1", "h0"], ["h"])
-        b.node("Div", ["h", "sqrt2"], ["d"])
-        b.node("Erf", ["d"], ["e"])
-        b.node("Add", ["e", "one"], ["e1"])
-        b.node("Mul", ["h", "e1"], ["m"])
-        b.node("Mul", ["m", "half"], ["g"])
-        b.node("MatMul", ["g", "W2"], ["o0"])
-        b.node("Add", ["o0", "b2"], ["o"])
-        b.node("Add", ["x", "o"], ["r"])
-        b.node("LayerNormalization", ["r", "gamma", "beta"], ["y"], ["axis": .int(-1)])
-        b.output("y")
-        return b
     }
 
     @Test func linearBiasGeluAndResidualFuseIntoTheMatMuls() throws {

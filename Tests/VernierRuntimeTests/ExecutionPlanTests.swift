@@ -68,36 +68,13 @@ struct ExecutionPlanTests {
         #expect(relativeError(try run(noBlocking).output, reference) < 1e-5)
     }
 
-    /// A transformer feed-forward block (Linear with bias, Erf GELU, Linear, residual,
-    /// LayerNormalization) with more than 768 hidden columns, so the up-projection also
-    /// runs as column panels.
+    /// A transformer feed-forward block (`GraphBuilder.feedForward`) with random weights
+    /// and more than 384 hidden columns, so the up-projection also runs as column panels.
     static func feedForward() -> GraphBuilder {
         var rng = SplitMix64(seed: 5)
-        var b = GraphBuilder()
-        func weights(_ name: String, _ dims: [Int]) {
-            let count = dims.reduce(1, *)
-            b.initializers.append(TensorData(floats: (0..<count).map { _ in rng.signedUnit() * 0.2 }, name: name, dims: dims))
+        return GraphBuilder.feedForward([1, 7, 32], hidden: 800) { name, dims in
+            TensorData(floats: (0..<dims.reduce(1, *)).map { _ in rng.signedUnit() * 0.2 }, name: name, dims: dims)
         }
-        b.input("x", .float, [1, 7, 32].map(Dim.value))
-        weights("W1", [32, 800]); weights("b1", [800])
-        weights("W2", [800, 32]); weights("b2", [32])
-        weights("gamma", [32]); weights("beta", [32])
-        for (name, value) in [("sqrt2", Float(2).squareRoot()), ("one", 1), ("half", 0.5)] {
-            b.initializers.append(TensorData(floats: [value], name: name, dims: []))
-        }
-        b.node("MatMul", ["x", "W1"], ["h0"])
-        b.node("Add", ["h0", "b1"], ["h"])
-        b.node("Div", ["h", "sqrt2"], ["d"])
-        b.node("Erf", ["d"], ["e"])
-        b.node("Add", ["e", "one"], ["e1"])
-        b.node("Mul", ["h", "e1"], ["m"])
-        b.node("Mul", ["m", "half"], ["g"])
-        b.node("MatMul", ["g", "W2"], ["o0"])
-        b.node("Add", ["o0", "b2"], ["o"])
-        b.node("Add", ["x", "o"], ["r"])
-        b.node("LayerNormalization", ["r", "gamma", "beta"], ["y"], ["axis": .int(-1)])
-        b.output("y")
-        return b
     }
 
     @Test func transformerFusionsDoNotChangeResults() throws {

@@ -56,11 +56,7 @@ extension GraphPasses {
             graph.nodes[pi] = fused
             removed.formUnion(absorbed)
         }
-        guard !removed.isEmpty else { return inferred }
-        graph.nodes = graph.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
-        var result = inferred
-        result.graph = graph
-        return result
+        return rewritten(inferred, graph: graph, removed: removed)
     }
 
     /// The fusable activation `node` applies to `input`, with its parameters.

@@ -16,6 +16,22 @@ public enum GraphPasses {
     }
 }
 
+extension GraphPasses {
+    /// `inferred` with `graph` (the pass's edited copy) in place of its graph, the nodes
+    /// at `removed` dropped and those at the keys of `replaced` swapped for their values;
+    /// `inferred` itself when the pass removed nothing.
+    static func rewritten(_ inferred: InferredGraph, graph: Graph, removed: Set<Int>, replaced: [Int: Node] = [:]) -> InferredGraph {
+        guard !removed.isEmpty else { return inferred }
+        var graph = graph
+        graph.nodes = graph.nodes.enumerated().compactMap { index, node in
+            removed.contains(index) ? nil : (replaced[index] ?? node)
+        }
+        var result = inferred
+        result.graph = graph
+        return result
+    }
+}
+
 /// Who reads each value: consumer node indices, and whether a graph output is it.
 struct ValueUses {
     var readers: [String: [Int]] = [:]

@@ -27,12 +27,6 @@ extension GraphPasses {
             removed.insert(ci)
             replaced[ai] = fused
         }
-        guard !removed.isEmpty else { return inferred }
-        graph.nodes = graph.nodes.enumerated().compactMap { index, node in
-            removed.contains(index) ? nil : (replaced[index] ?? node)
-        }
-        var result = inferred
-        result.graph = graph
-        return result
+        return rewritten(inferred, graph: graph, removed: removed, replaced: replaced)
     }
 }
