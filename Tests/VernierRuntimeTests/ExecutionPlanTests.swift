@@ -69,10 +69,11 @@ struct ExecutionPlanTests {
     }
 
     /// A transformer feed-forward block (`GraphBuilder.feedForward`) with random weights
-    /// and more than 384 hidden columns, so the up-projection also runs as column panels.
+    /// and enough rows (70) and hidden columns (800) that the up-projection runs as
+    /// column panels.
     static func feedForward() -> GraphBuilder {
         var rng = SplitMix64(seed: 5)
-        return GraphBuilder.feedForward([1, 7, 32], hidden: 800) { name, dims in
+        return GraphBuilder.feedForward([1, 70, 32], hidden: 800) { name, dims in
             TensorData(floats: (0..<dims.reduce(1, *)).map { _ in rng.signedUnit() * 0.2 }, name: name, dims: dims)
         }
     }
@@ -80,7 +81,7 @@ struct ExecutionPlanTests {
     @Test func transformerFusionsDoNotChangeResults() throws {
         let b = Self.feedForward()
         var rng = SplitMix64(seed: 8)
-        let x = Tensor(shape: [1, 7, 32], values: (0..<224).map { _ in rng.signedUnit() })
+        let x = Tensor(shape: [1, 70, 32], values: (0..<2240).map { _ in rng.signedUnit() })
         var plain = ExecutionOptions()
         plain.optimizeGraph = false
         let reference = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])["y"])

@@ -289,8 +289,10 @@ final class GemmKernel: Kernel {
         var plan: MatMulPlan?
         if m >= 1, n >= 1, k >= 1 {
             plan = try asKernelErrors("oneDNN matmul (Gemm)") {
+                // Not split into panels: this kernel keeps its constant B for other shapes, so
+                // panel copies would hold the weights twice (VGG-11's first Linear: 411 MB).
                 try MatMulPlan(a: a, b: b, transA: transA, transB: transB, constantB: constantB, bias: usesBias,
-                               postOps: DNNLPostOps(epilogue: epilogue, sum: prefills, outputScale: alpha))
+                               postOps: DNNLPostOps(epilogue: epilogue, sum: prefills, outputScale: alpha), split: false)
             }
         }
         let made = Entry(a: a, b: b, c: c, threads: threads, m: m, n: n, usesBias: usesBias, prefills: prefills, plan: plan)

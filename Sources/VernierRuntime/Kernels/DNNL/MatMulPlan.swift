@@ -68,6 +68,9 @@ public final class MatMulPlan: @unchecked Sendable {
     /// at 2 threads 384 and 768 were within noise).
     static let widestPanel = 384
 
+    /// Fewest rows (M times the batch) of a product worth splitting into panels.
+    static let fewestPanelRows = 64
+
     /// Column blocks for N columns: equal widths rounded up to multiples of 16, none
     /// over `widestPanel`; one block when N is not over it.
     static func panelColumns(_ n: Int) -> [Range<Int>] {
@@ -84,7 +87,8 @@ public final class MatMulPlan: @unchecked Sendable {
     ///   - bias: whether a bias row of N floats is bound per run.
     ///   - relu: shorthand for an epilogue of ReLU alone.
     ///   - split: whether a constant right operand without batch dims may be split into
-    ///     column panels (`panelColumns`).
+    ///     column panels (`panelColumns`) when the product has `fewestPanelRows` rows or
+    ///     more.
     public init(a aShape: [Int], b bShape: [Int], transA: Bool = false, transB: Bool = false,
                 constantB: Tensor? = nil, bias: Bool = false, relu: Bool = false,
                 postOps: DNNLPostOps? = nil, engine: DNNLEngine? = nil, split: Bool = true) throws {
@@ -144,7 +148,10 @@ public final class MatMulPlan: @unchecked Sendable {
                            : try plainDescriptor(a)
         let bLogical = logicalDims(b, transposed: transB)
         let bStrides = logicalStrides(b, transposed: transB)
-        let splittable = split && constantB != nil && b.dropLast(2).allSatisfy { $0 == 1 }
+        // A product of few rows (a classifier at batch 1) reads its weights once whatever
+        // the panels; splitting would only copy them.
+        let rows = out.dropLast().reduce(1, *)
+        let splittable = split && constantB != nil && b.dropLast(2).allSatisfy { $0 == 1 } && rows >= Self.fewestPanelRows
         let columns = splittable ? Self.panelColumns(n) : [0..<n]
         let outStrides = rowMajorStrides(out)
         var copiedB = false
