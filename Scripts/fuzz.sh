@@ -76,6 +76,7 @@ run_worker() {
         echo "vernier-fuzz: run ended with a finding; restarting" >>"$log"
     done
 }
+rm -f "$SCRATCH"/fuzz-$MODE-w*.log   # a run with fewer workers must not count old logs
 for w in $(seq 1 "$JOBS"); do
     run_worker "$w" &
 done
