@@ -153,8 +153,10 @@ struct Plan: ParsableCommand {
 
         /// Predicted median of a variant: the device model, on the host scaled kernel by
         /// kernel by the anchor model's measured / predicted time.
-        func predictMedian(_ candidate: AnalyzedModel) -> Double {
-            let p = prediction(candidate)
+        func predictMedian(_ candidate: AnalyzedModel) -> Double { predictedMedian(of: prediction(candidate)) }
+
+        /// A prediction's median: on the host its anchored kernels plus the time outside them.
+        func predictedMedian(of p: LatencyPrediction) -> Double {
             guard onHost else { return p.totalMs }
             return predictedKernels(p).reduce(0) { $0 + $1.ms } + fixedMs
         }
@@ -415,6 +417,9 @@ struct Plan: ParsableCommand {
         let checks: [BudgetVerdict.Check]
         var measured: Double?
         var candidate = candidate
+        // Each kernel's time, predicted and (here) measured, for the groups' shares.
+        let predictedKernels: [(name: String, ms: Double)]
+        var measuredKernels: [(name: String, ms: Double)]?
         if c.onHost {
             // The variant and the original measured in interleaved rounds, so the machine's
             // drift hits both alike; the variant's prediction is anchored to this
@@ -425,29 +430,26 @@ struct Plan: ParsableCommand {
             var anchored = c
             anchored.anchor(to: session.comparison.profiles[0], of: c.analyzed)
             let prediction = anchored.prediction(candidate.analyzed)
-            if candidate.strategy != "none" {
-                candidate.predictedMedian = anchored.predictedKernels(prediction).reduce(0) { $0 + $1.ms } + anchored.fixedMs
-            }
+            if candidate.strategy != "none" { candidate.predictedMedian = anchored.predictedMedian(of: prediction) }
+            predictedKernels = anchored.predictedKernels(prediction)
             profile = session.comparison.profiles[1]
             checks = BudgetVerdict.evaluate(profile, against: budget).checks
             measured = latency(profile)
-            if let search = candidate.search {
-                let predictedShares = search.timeShares(of: anchored.predictedKernels(prediction))
-                let measuredShares = search.timeShares(of: profile.rows.map { ($0.name, $0.latency.median) })
-                for g in candidate.groups.indices where g < search.groups.count {
-                    candidate.groups[g].predictedShare = predictedShares[g]
-                    candidate.groups[g].measuredShare = measuredShares[g]
-                }
-            }
+            measuredKernels = profile.rows.map { ($0.name, $0.latency.median) }
         } else {
             let reloaded = try c.analyzer.analyze(path: path)
             let prediction = LatencyPrediction.build(table: CostModel.table(for: reloaded), optimized: GraphPasses.optimize(reloaded.inferred),
                                                      device: c.device, threads: c.threads)
             profile = Profile(prediction: prediction)
             checks = BudgetVerdict.evaluate(prediction, against: budget).checks
-            if let search = candidate.search {
-                let predictedShares = search.timeShares(of: c.predictedKernels(prediction))
-                for g in candidate.groups.indices where g < search.groups.count { candidate.groups[g].predictedShare = predictedShares[g] }
+            predictedKernels = c.predictedKernels(prediction)
+        }
+        if let search = candidate.search {
+            let predictedShares = search.timeShares(of: predictedKernels)
+            let measuredShares = measuredKernels.map { search.timeShares(of: $0) }
+            for g in candidate.groups.indices where g < search.groups.count {
+                candidate.groups[g].predictedShare = predictedShares[g]
+                candidate.groups[g].measuredShare = measuredShares?[g] ?? nil
             }
         }
         let fidelity = try Self.fidelity(original: c.analyzed, variant: try c.analyzer.analyze(path: path), threading: threading, seed: seed)

@@ -60,7 +60,8 @@ final class PatchConvTransposeKernel: Kernel {
             try MatMulPlan(a: [n, ic, h * w], b: [ic, columns], transA: true, constantB: weights.reshaped([ic, columns]),
                            bias: bias != nil, postOps: DNNLPostOps(epilogue: FusedEpilogue(activation: activation)))
         }
-        packedInputs = plan.ownsB ? [1] + (biasIndex.map { [$0] } ?? []) : []
+        // The bias lives on expanded; the weights too once the plan copied them.
+        packedInputs = (plan.ownsB ? [1] : []) + (biasIndex.map { [$0] } ?? [])
     }
 
     func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
@@ -71,7 +72,7 @@ final class PatchConvTransposeKernel: Kernel {
         }
         let output = try outputs.allocate(0, .float, outputShape)
         try asKernelErrors("oneDNN matmul") {
-            try plan.run(a: x, b: plan.hasConstantB ? nil : try requiredInput(inputs, 1), bias: expandedBias, output: blocks)
+            try plan.run(a: x, b: nil, bias: expandedBias, output: blocks)
         }
         // Output row i*kh + a of channel o is input row i's blocks, row a of each.
         let (n, oc, oh, ow) = (outputShape[0], outputShape[1], outputShape[2], outputShape[3])

@@ -40,6 +40,8 @@ public final class MatMulPlan: @unchecked Sendable {
     public var panelCount: Int { panels.count }
 
     private let engine: DNNLEngine
+    /// The left operand, which every panel reads whole.
+    private let a: DNNLMemory
     /// One oneDNN matmul per block of output columns; one block unless split.
     private let panels: [Panel]
     private let keptB: Tensor?
@@ -48,7 +50,6 @@ public final class MatMulPlan: @unchecked Sendable {
     /// One matmul computing output columns `column..<column + width` (all of them when
     /// not split); its memories are bound per run at the column's offset.
     private struct Panel {
-        let a: DNNLMemory
         let b: DNNLMemory?
         let c: DNNLMemory
         let bias: DNNLMemory?
@@ -154,6 +155,7 @@ public final class MatMulPlan: @unchecked Sendable {
         let splittable = split && constantB != nil && b.dropLast(2).allSatisfy { $0 == 1 } && rows >= Self.fewestPanelRows
         let columns = splittable ? Self.panelColumns(n) : [0..<n]
         let outStrides = rowMajorStrides(out)
+        let aMemory = try DNNLMemory(unbound: aDesc, engine: engine)
         var copiedB = false
         var panels: [Panel] = []
         for block in columns {
@@ -180,7 +182,6 @@ public final class MatMulPlan: @unchecked Sendable {
             }
             defer { dnnl_primitive_desc_destroy(pd) }
 
-            let aMemory = try DNNLMemory(unbound: aDesc, engine: engine)
             let cMemory = try DNNLMemory(unbound: cDesc, engine: engine)
             var arguments: [(Int32, DNNLMemory)] = [(DNNL_ARG_SRC, aMemory), (DNNL_ARG_DST, cMemory)]
             var perRunB: DNNLMemory?
@@ -212,9 +213,10 @@ public final class MatMulPlan: @unchecked Sendable {
             if let scratchpad = try scratchpadMemory(pd, engine: engine) {
                 arguments.append((DNNL_ARG_SCRATCHPAD, scratchpad))
             }
-            panels.append(Panel(a: aMemory, b: perRunB, c: cMemory, bias: biasMemory,
+            panels.append(Panel(b: perRunB, c: cMemory, bias: biasMemory,
                                 primitive: try DNNLPrimitive(descriptor: pd, arguments: arguments), column: block.lowerBound))
         }
+        self.a = aMemory
         self.panels = panels
         if copiedB {
             // The plan holds its own copy now; the file's pages need not stay resident.
@@ -244,8 +246,8 @@ public final class MatMulPlan: @unchecked Sendable {
         }
         let floatBytes = MemoryLayout<Float>.stride
         try engine.exclusive {
+            try a.bind(aTensor.rawPointer)
             for panel in panels {
-                try panel.a.bind(aTensor.rawPointer)
                 if let b = panel.b, let bTensor { try b.bind(bTensor.rawPointer) }
                 if let bias = panel.bias, let biasTensor { try bias.bind(biasTensor.rawPointer + panel.column * floatBytes) }
                 try panel.c.bind(output.rawPointer + panel.column * floatBytes)
