@@ -6,6 +6,8 @@ import Testing
 /// (`VERNIER_DEVICE_DIR`), never the user's.
 @Suite struct PredictCommandTests {
     static let models = ["Models/resnet_mini.onnx", "Models/cifar_cnn.onnx", "Models/mobilenetv2_mini.onnx"]
+    /// The profiler's own threshold (p90/median) above which it calls timings noisy.
+    static let quietSpread = 1.10
 
     @Test func calibratedOnMeasuredProfilesThePredictionTracksTheMeasurement() throws {
         let folder = try CLI.makeTempFolder("predict")
@@ -19,9 +21,19 @@ import Testing
         for model in Self.models {
             let name = ((model as NSString).lastPathComponent as NSString).deletingPathExtension
             let path = "\(folder)/\(name).t1.json"
-            let run = try CLI.run(["profile", model, "--threads", "1", "--runs", "20", "--min-time", "0.2", "--no-roofline",
-                                   "--format", "json", "-o", path], environment: env, timeout: 120)
-            #expect(run.status == 0, "\(run)")
+            // The first model's profile is the measurement the prediction is checked
+            // against below. A profile whose own end-to-end spread says the machine was
+            // busy (other suites run beside this one) is retaken, as a user would after
+            // the profiler's "noisy timings" note, a few times at most.
+            for attempt in 1...(profiles.isEmpty ? 5 : 1) {
+                let run = try CLI.run(["profile", model, "--threads", "1", "--runs", "20", "--min-time", "0.2", "--no-roofline",
+                                       "--format", "json", "-o", path], environment: env, timeout: 120)
+                #expect(run.status == 0, "\(run)")
+                let spread = (try? J.parse(try #require(FileManager.default.contents(atPath: path))))
+                    .flatMap { ($0["totals"] as? [String: Any])?["spread"] as? NSNumber }?.doubleValue ?? 1
+                if spread <= Self.quietSpread { break }
+                if attempt < 5 { Thread.sleep(forTimeInterval: 1) }
+            }
             profiles.append(path)
         }
 
