@@ -29,12 +29,6 @@ enum ControlFlowRules {
     static func loop(_ ctx: RuleContext) throws -> [ValueFacts] {
         // Inputs: M (optional), cond (optional), carried values...
         let carried = Array(ctx.inputs.dropFirst(2))
-        let trips: Dim
-        if let m = ctx.constant(0)?.knownInts?.first, !ctx.hasInput(1) || ctx.constant(1)?.knownInts == [1] {
-            trips = .value(m)
-        } else {
-            trips = .symbol("trips(\(ctx.node.displayName))")
-        }
         // The iteration number is a symbol, so that bounds computed from it
         // (Slice from i to i + 1) keep their exact length.
         let iteration = ValueFacts.tensor(.int64, [], constant: .ints([.symbol("iter(\(ctx.node.displayName))")]))
@@ -43,12 +37,39 @@ enum ControlFlowRules {
         guard bodyOut.count >= 1 + carried.count else {
             throw ShapeError("the body returns \(bodyOut.count) values for condition plus \(carried.count) carried")
         }
+        // M is the trip count only when nothing can stop the loop earlier: no condition,
+        // or one that starts true and that the body keeps true. A while loop (PyTorch
+        // exports M = INT64_MAX with a computed condition) runs an unknown number.
+        let trips: Dim
+        if let m = ctx.constant(0)?.knownInts?.first,
+           try !ctx.hasInput(1) || (ctx.constant(1)?.knownInts == [1] && bodyKeepsCondition(ctx, bodyOut[0])) {
+            trips = .value(m)
+        } else {
+            trips = .symbol("trips(\(ctx.node.displayName))")
+        }
         let finals = zip(carried, bodyOut[1...]).map { c, b in ValueFacts(type: c.type ?? b.type) }
         let scans = bodyOut[(1 + carried.count)...].map { f -> ValueFacts in
             guard let t = f.type, let s = t.shape else { return .unknown }
             return .tensor(t.elementType, [trips] + s)
         }
         return finals + scans
+    }
+
+    /// True when a Loop body's condition output is constant true, or its condition
+    /// input passed through (directly or by Identity).
+    static func bodyKeepsCondition(_ ctx: RuleContext, _ condition: ValueFacts) throws -> Bool {
+        if condition.constant?.knownInts == [1] { return true }
+        guard let body = try ctx.node.graph("body"), body.inputs.count > 1, let output = body.outputs.first else { return false }
+        var name = output.name
+        var hops = 0
+        while name != body.inputs[1].name {
+            guard hops < body.nodes.count,
+                  let producer = body.nodes.first(where: { $0.outputs.contains(name) }),
+                  producer.opType == "Identity", producer.isDefaultDomain, let source = producer.inputs.first else { return false }
+            name = source
+            hops += 1
+        }
+        return true
     }
 
     static func scan(_ ctx: RuleContext) throws -> [ValueFacts] {

@@ -20,6 +20,10 @@ public struct ExecutionOptions: Sendable {
     /// Largest tensor a kernel may allocate, in bytes: absurd shapes become an error
     /// instead of an out-of-memory kill.
     public var maxTensorBytes = 1 << 33
+    /// Most iterations a Loop may run, whatever its trip count says: a Loop with an
+    /// absurd M (or PyTorch's INT64_MAX with a condition that never turns false) ends
+    /// with an error instead of running for hours.
+    public var maxLoopIterations = 1 << 20
     /// Largest planned footprint (activation arena plus weights) the plan may allocate,
     /// checked before anything is allocated, so a model that would need a terabyte is
     /// refused with a message rather than killed by the OS. Default: 80% of physical

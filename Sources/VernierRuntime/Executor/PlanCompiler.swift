@@ -149,6 +149,7 @@ struct PlanCompiler {
                 inputTypes: inferred.inputTypes(of: node), outputTypes: inferred.outputTypes(of: node),
                 constantInputs: constantInputs, implicitInputs: implicitInputs,
                 compileSubgraph: { subgraph in try self.compileSubgraph(subgraph, of: node) })
+            context.maxLoopIterations = options.maxLoopIterations
             context.inputLayouts = node.inputs.map(layout)
             context.outputLayouts = node.outputs.map(layout)
             let kernel: Kernel

@@ -69,11 +69,12 @@ final class LoopKernel: Kernel {
     /// Body inputs: iteration number, condition, carried values.
     let bodyInputs: [String]
     let outputTypes: [ElementType]
-    /// Upper bound on iterations when neither M nor the condition stops the loop.
-    static let iterationLimit = 1 << 24
+    /// Most iterations, whatever M says (`ExecutionOptions.maxLoopIterations`).
+    let iterationLimit: Int
 
     init(_ ctx: KernelContext) throws {
         guard let graph = try ctx.node.graph("body") else { throw KernelError.invalid("Loop needs its body attribute") }
+        iterationLimit = ctx.maxLoopIterations
         body = try ctx.compileSubgraph(graph)
         bodyInputs = graph.inputs.map(\.name)
         declared = ctx.node.inputs.count
@@ -97,8 +98,16 @@ final class LoopKernel: Kernel {
         let outer = outerValues(inputs, declared: declared, names: implicit)
         let scanCount = body.outputNames.count - 1 - carriedCount
         var scans = [[Tensor]](repeating: [], count: scanCount)
+        // Scan outputs are stacked at the end; their slices count against the output
+        // limit as they accumulate, so a long loop fails before memory runs out.
+        var scanBytes = 0
         var iteration = 0
-        while condition && iteration < (maxTrips ?? Self.iterationLimit) {
+        while condition && iteration < (maxTrips ?? Int.max) {
+            guard iteration < iterationLimit else {
+                let trips = maxTrips.map { "M = \($0)" } ?? "no M"
+                throw KernelError.invalid("Loop ran \(iterationLimit) iterations (\(trips)) and its condition is still true; "
+                                          + "refusing to run more (the limit is ExecutionOptions.maxLoopIterations)")
+            }
             var feeds: [String: Tensor] = [
                 bodyInputs[0]: Tensor(.int64, shape: [], values: [Int64(iteration)]),
                 bodyInputs[1]: Tensor(.bool, shape: [], values: [UInt8(1)]),
@@ -112,11 +121,16 @@ final class LoopKernel: Kernel {
             }
             condition = try truth(try result(0), "Loop body's condition output")
             for i in 0..<carriedCount { carried[i] = try result(1 + i) }
-            for s in 0..<scanCount { scans[s].append(try result(1 + carriedCount + s)) }
+            for s in 0..<scanCount {
+                let slice = try result(1 + carriedCount + s)
+                scanBytes += slice.byteCount
+                guard scanBytes <= outputs.maxBytes else {
+                    throw KernelError.invalid("Loop's scan outputs reached \(scanBytes) bytes after \(iteration + 1) iterations, "
+                                              + "over the limit of \(outputs.maxBytes)")
+                }
+                scans[s].append(slice)
+            }
             iteration += 1
-        }
-        if maxTrips == nil && iteration >= Self.iterationLimit {
-            throw KernelError.invalid("Loop ran \(Self.iterationLimit) iterations without its condition turning false")
         }
         for i in 0..<carriedCount { try emit(carried[i], i, outputs) }
         for s in 0..<scanCount where outputs.isRequested(carriedCount + s) {
