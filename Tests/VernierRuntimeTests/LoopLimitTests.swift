@@ -78,3 +78,27 @@ struct LoopLimitTests {
         }
     }
 }
+
+/// A kernel's output larger than `ExecutionOptions.maxTensorBytes` is refused when the
+/// kernel asks for it, with the shape and the limit named: shapes only known at run
+/// time (data-dependent, or from symbolic inputs) cannot slip past the planner's check.
+struct OutputLimitTests {
+    @Test func anOutputOverTheLimitIsRefusedBeforeItIsAllocated() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [.symbol("n")])
+        b.ints("repeats", [1_000])
+        b.node("Tile", ["x", "repeats"], ["y"])
+        b.output("y")
+        var options = ExecutionOptions()
+        options.maxTensorBytes = 10_000
+        let plan = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: options)
+        // 2 x 1,000 floats fit in 10,000 bytes; 4 x 1,000 do not.
+        #expect(try plan.run(["x": Tensor(shape: [2], values: [1, 2])])["y"]?.shape == [2_000])
+        do {
+            _ = try plan.run(["x": Tensor(shape: [4], values: [1, 2, 3, 4])])
+            Issue.record("a 16,000-byte output passed a 10,000-byte limit")
+        } catch {
+            #expect("\(error)".contains("output shape [4000] needs 16000 bytes, over the limit of 10000"), "\(error)")
+        }
+    }
+}
