@@ -131,4 +131,35 @@ struct ExecutionPlanTests {
         let y = try #require(try plan.run(["x": Tensor(shape: [3], values: [1, 0.5, -1])])["y"])
         #expect(y.scalars(as: Float.self) == [-11, -11, 33])
     }
+
+    /// Outputs are copied out of the arena into a buffer the next run reuses only once
+    /// the caller has let go of it: a kept result never changes under the caller.
+    @Test func outputsKeptByTheCallerAreNeverOverwrittenAndReleasedOnesAreReused() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [3].map(Dim.value))
+        b.node("Neg", ["x"], ["n"])
+        b.node("Relu", ["n"], ["y"])
+        b.output("y")
+        let plan = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        #expect(plan.arenaBytes > 0, "the output must come out of the arena for this test to mean anything")
+        let first = try #require(try plan.run(["x": Tensor(shape: [3], values: [-1, -2, 3])])["y"])
+        let second = try #require(try plan.run(["x": Tensor(shape: [3], values: [-4, -5, 6])])["y"])
+        #expect(first.buffer !== second.buffer)
+        #expect(first.scalars(as: Float.self) == [1, 2, 0], "the first result, still held, was overwritten")
+        #expect(second.scalars(as: Float.self) == [4, 5, 0])
+        // Results let go of before the next run: the plan keeps their buffer (a weak
+        // reference shows it alive) and the next run writes into that same object.
+        func runAndRelease(_ values: [Float]) throws -> (buffer: TensorBuffer?, values: [Float]) {
+            let y = try #require(try plan.run(["x": Tensor(shape: [3], values: values)])["y"])
+            return (y.buffer, y.scalars(as: Float.self))
+        }
+        var third = try runAndRelease([-7, -8, 9])
+        weak var kept = third.buffer
+        third.buffer = nil
+        #expect(kept != nil, "the plan let go of the output buffer")
+        let fourth = try runAndRelease([-1, 0, 1])
+        #expect(third.values == [7, 8, 0] && fourth.values == [1, 0, 0])
+        #expect(kept != nil && fourth.buffer === kept, "a released output buffer was not reused")
+        #expect(first.scalars(as: Float.self) == [1, 2, 0])
+    }
 }

@@ -117,6 +117,9 @@ public final class ExecutionPlan {
     let outputs: [(name: String, id: Int)]
     let outerReads: [(name: String, id: Int)]
     let inputSlots: [Int: OutputSlots.Slot]
+    /// Buffers the last run's outputs were copied out of the arena into, by output
+    /// position (`copyOut`); guarded by `runLock`.
+    private var outputBuffers: [TensorBuffer?]
 
     init(steps: [Step], memoryPlan: MemoryPlan?, arena: TensorBuffer?, constantBytes: Int, foldedNodeCount: Int,
          valueNames: [String], constants: [(id: Int, tensor: Tensor)], inputs: [(name: String, id: Int, type: TensorType?)],
@@ -132,6 +135,7 @@ public final class ExecutionPlan {
         self.outputs = outputs
         self.outerReads = outerReads
         self.inputSlots = inputSlots
+        outputBuffers = Array(repeating: nil, count: outputs.count)
     }
 
     /// Names and declared types of the inputs the caller must give.
@@ -198,12 +202,27 @@ public final class ExecutionPlan {
             if let times = stepTimes, index < times.count { times[index] = StepTime(start: start, end: monotonicNanoseconds()) }
         }
         var result: [String: Tensor] = [:]
-        for (name, id) in outputs {
+        for (index, (name, id)) in outputs.enumerated() {
             // Outputs leave the arena: the next run overwrites it.
             guard let tensor = values[id] else { throw ExecutionError.missingInput(name) }
-            result[name] = tensor.buffer === arena ? tensor.copy() : tensor
+            result[name] = tensor.buffer === arena ? copyOut(tensor, output: index) : tensor
         }
         return result
+    }
+
+    /// `tensor` copied into the buffer the last run's output `index` went to when the
+    /// caller has let go of it (this plan holds the only reference), else into a new
+    /// one. A detector's 2 MB output otherwise costs a fresh allocation, its zeroing and
+    /// its page faults on every run.
+    private func copyOut(_ tensor: Tensor, output index: Int) -> Tensor {
+        let bytes = tensor.byteCount
+        if outputBuffers[index]?.byteCount != bytes || !isKnownUniquelyReferenced(&outputBuffers[index]) {
+            outputBuffers[index] = TensorBuffer(byteCount: bytes)
+        }
+        guard let buffer = outputBuffers[index] else { return tensor.copy() }
+        let copied = Tensor(elementType: tensor.elementType, shape: tensor.shape, buffer: buffer, byteOffset: 0)
+        if bytes > 0 { copied.rawPointer.copyMemory(from: tensor.rawPointer, byteCount: bytes) }
+        return copied
     }
 
     private func checkInput(_ tensor: Tensor, _ name: String, _ type: TensorType?) throws {
