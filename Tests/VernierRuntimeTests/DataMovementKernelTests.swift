@@ -361,6 +361,24 @@ private func sameBytes(_ a: Tensor, _ b: Tensor) -> Bool {
         #expect(y.scalars(as: Float.self) == [0, 1, 3, 4, 2, 3, 5, 6, 6, 7, 9, 10, 8, 9, 11, 12])
     }
 
+    /// Scales given at run time that give no representable size, and antialiasing by a
+    /// vanishing scale, are kernel errors, not traps or billion-tap filters.
+    @Test func resizeScalesThatGiveNoSizeAreErrors() throws {
+        let x = Tensor(shape: [1, 1, 2, 2], values: [0, 4, 8, 12])
+        for scale: Float in [3e38, .infinity, .nan, -1] {
+            #expect(throws: KernelError.self, "scale \(scale)") {
+                try runNode("Resize", [x, nil, Tensor(shape: [4], values: [1, 1, scale, 1])], ["mode": .string("linear")])
+            }
+        }
+        #expect(throws: KernelError.self) {
+            try runNode("Resize", [x, nil, Tensor(shape: [4], values: [1, 1, 1e-30, 1])],
+                        ["mode": .string("linear"), "antialias": .int(1)])
+        }
+        #expect(throws: KernelError.self) {
+            try runNode("Range", [Tensor(shape: [], values: [0]), Tensor(shape: [], values: [3e38]), Tensor(shape: [], values: [1e-30])])
+        }
+    }
+
     @Test func upsampleOpset7UsesTheScalesAttribute() throws {
         let y = try runNode("Upsample", [iotaTensor([1, 1, 2, 2])], ["scales": .floats([1, 1, 2, 3])], opset: 7)[0]
         #expect(y.shape == [1, 1, 4, 6])

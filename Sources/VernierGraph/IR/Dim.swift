@@ -17,7 +17,7 @@ extension Polynomial where Coefficient == Int {
     /// divides, else an opaque symbol.
     public func floorDivided(by divisor: Dim) -> Dim {
         if let d = divisor.intValue, d != 0 {
-            if let v = intValue { return .value(Int((Double(v) / Double(d)).rounded(.down))) }
+            if let v = intValue { return .value(Self.dividing(v, by: d, roundingUp: false)) }
             if terms.values.allSatisfy({ $0 % d == 0 }) {
                 return Dim(terms: terms.mapValues { $0 / d })
             }
@@ -29,7 +29,7 @@ extension Polynomial where Coefficient == Int {
     /// `self / divisor` rounded up.
     public func ceilDivided(by divisor: Dim) -> Dim {
         if let d = divisor.intValue, d != 0 {
-            if let v = intValue { return .value(Int((Double(v) / Double(d)).rounded(.up))) }
+            if let v = intValue { return .value(Self.dividing(v, by: d, roundingUp: true)) }
             if terms.values.allSatisfy({ $0 % d == 0 }) {
                 return Dim(terms: terms.mapValues { $0 / d })
             }
@@ -103,5 +103,28 @@ extension Polynomial where Coefficient == Int {
             result[quotient] = c / dc
         }
         return Dim(terms: result)
+    }
+}
+
+extension Polynomial where Coefficient == Int {
+    /// `v / d` rounded down or up, in integers (through Double, sizes near Int.max
+    /// trapped on the way back); Int.min / -1 saturates like the polynomial arithmetic.
+    static func dividing(_ v: Int, by d: Int, roundingUp: Bool) -> Int {
+        let (q, overflow) = v.dividedReportingOverflow(by: d)
+        guard !overflow else { return Int.max }
+        let r = v - q * d
+        guard r != 0 else { return q }
+        let positive = (r > 0) == (d > 0)  // the true quotient is above q
+        return roundingUp ? (positive ? q + 1 : q) : (positive ? q : q - 1)
+    }
+}
+
+extension Int {
+    /// `value` truncated toward zero when it is finite and well inside Int64's range,
+    /// else nil: sizes computed in floating point (Resize scales, Range counts) come
+    /// from the model and may be NaN, infinite or huge, and `Int(_:)` traps on those.
+    public init?(ifRepresentable value: Double) {
+        guard value.isFinite, value.magnitude < 0x1p62 else { return nil }
+        self = Int(value)
     }
 }

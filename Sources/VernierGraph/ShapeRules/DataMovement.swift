@@ -354,10 +354,18 @@ enum DataMovementRules {
     }
 
     /// floor(dim * scale), exact when the scale is a whole number.
-    static func scaled(_ d: Dim, by scale: Double) -> Dim {
-        if let v = d.intValue { return .value(Int((Double(v) * scale).rounded(.down))) }
-        if scale == scale.rounded(), scale >= 1 { return d * .value(Int(scale)) }
-        if scale > 0, scale < 1, (1 / scale) == (1 / scale).rounded() { return d.floorDivided(by: .value(Int(1 / scale))) }
+    static func scaled(_ d: Dim, by scale: Double) throws -> Dim {
+        guard scale.isFinite, scale > 0 else { throw ShapeError("scale \(scale) is not a positive number") }
+        if let v = d.intValue {
+            guard let size = Int(ifRepresentable: (Double(v) * scale).rounded(.down)) else {
+                throw ShapeError("scale \(scale) makes a dimension of \(v) too large")
+            }
+            return .value(size)
+        }
+        if scale == scale.rounded(), scale >= 1, let factor = Int(ifRepresentable: scale) { return d * .value(factor) }
+        if scale < 1, (1 / scale) == (1 / scale).rounded(), let divisor = Int(ifRepresentable: 1 / scale) {
+            return d.floorDivided(by: .value(divisor))
+        }
         return .symbol("floor(\(d)*\(scale))")
     }
 
@@ -368,7 +376,7 @@ enum DataMovementRules {
             guard let scales = try ctx.requireDims(1).isEmpty ? nil : ctx.constant(1)?.doubles, scales.count == x.count else {
                 throw ShapeError("scales must give one value per axis")
             }
-            return [.tensor(element, zip(x, scales).map { scaled($0, by: $1) })]
+            return [.tensor(element, try zip(x, scales).map { try scaled($0, by: $1) })]
         }
         let axes = try (ctx.node.ints("axes") ?? Array(0..<x.count)).map { try ctx.axis($0, rank: x.count) }
         var out = x
@@ -384,7 +392,13 @@ enum DataMovementRules {
                     return Double(v) / Double(d)
                 }
                 let scale = policy == "not_larger" ? ratios.min() ?? 1 : ratios.max() ?? 1
-                for a in axes { if let d = x[a].intValue { out[a] = .value(Int((Double(d) * scale).rounded())) } }
+                for a in axes {
+                    guard let d = x[a].intValue else { continue }
+                    guard let size = Int(ifRepresentable: (Double(d) * scale).rounded()) else {
+                        throw ShapeError("sizes make axis \(a) too large")
+                    }
+                    out[a] = .value(size)
+                }
             }
             return [.tensor(element, out)]
         }
@@ -392,7 +406,7 @@ enum DataMovementRules {
         guard ctx.hasInput(2) else { throw ShapeError("neither scales nor sizes is given") }
         guard let scales = ctx.constant(2)?.doubles else { throw Incomplete(input: 2, needsValue: true) }
         guard scales.count == axes.count else { throw ShapeError("scales has \(scales.count) values for \(axes.count) axes") }
-        for (i, a) in axes.enumerated() { out[a] = scaled(x[a], by: scales[i]) }
+        for (i, a) in axes.enumerated() { out[a] = try scaled(x[a], by: scales[i]) }
         return [.tensor(element, out)]
     }
 
@@ -406,7 +420,7 @@ enum DataMovementRules {
             scales = (try ctx.node.floats("scales") ?? []).map(Double.init)
         }
         guard scales.count == x.count else { throw ShapeError("scales has \(scales.count) values for rank \(x.count)") }
-        return [.tensor(try ctx.elementType(0), zip(x, scales).map { scaled($0, by: $1) })]
+        return [.tensor(try ctx.elementType(0), try zip(x, scales).map { try scaled($0, by: $1) })]
     }
 
     static func blockRearrange(_ ctx: RuleContext, toSpace: Bool) throws -> [ValueFacts] {

@@ -121,19 +121,25 @@ enum ShapeOpRules {
             let span = l - s
             let count: Dim
             if let v = span.intValue {
-                count = .value(max(0, Int((Double(v) / Double(d)).rounded(.up))))
+                guard let n = Int(ifRepresentable: (Double(v) / Double(d)).rounded(.up)) else {
+                    throw ShapeError("Range from \(s) to \(l) by \(d) has too many elements")
+                }
+                count = .value(max(0, n))
             } else {
                 count = d > 0 ? span.ceilDivided(by: .value(d)) : (s - l).ceilDivided(by: .value(-d))
             }
             var constant: ConstantValue?
-            if let n = count.intValue, n <= 1 << 16 {
+            if let n = count.intValue, n <= 1 << 16, !(n - 1).multipliedReportingOverflow(by: d).overflow {
                 constant = .ints((0..<n).map { s + .value($0 * d) })
             }
             return [.tensor(element, [count], constant: constant)]
         }
         if let s = ctx.constant(0)?.doubles?.first, let l = ctx.constant(1)?.doubles?.first,
            let d = ctx.constant(2)?.doubles?.first, d != 0 {
-            let n = max(0, Int(((l - s) / d).rounded(.up)))
+            guard let count = Int(ifRepresentable: ((l - s) / d).rounded(.up)) else {
+                throw ShapeError("Range from \(s) to \(l) by \(d) has no finite element count")
+            }
+            let n = max(0, count)
             return [.tensor(element, [.value(n)], constant: n <= 1 << 16 ? .floats((0..<n).map { s + Double($0) * d }) : nil)]
         }
         return [.tensor(element, [.symbol("range(\(ctx.node.displayName))")])]

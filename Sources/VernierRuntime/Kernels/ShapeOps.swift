@@ -103,7 +103,10 @@ enum ShapeOpKernels {
                   d != 0, s.isFinite, l.isFinite, d.isFinite else {
                 throw KernelError.invalid("Range needs finite start, limit and a non-zero delta")
             }
-            let count = max(0, Int(((l - s) / d).rounded(.up)))
+            guard let steps = Int(ifRepresentable: ((l - s) / d).rounded(.up)) else {
+                throw KernelError.invalid("Range from \(s) to \(l) by \(d) has too many elements")
+            }
+            let count = max(0, steps)
             if type == .float {
                 let (fs, fd) = (Float(s), Float(d))
                 try fill(Float.self, count) { fs + Float($0) * fd }
@@ -173,8 +176,7 @@ enum ShapeOpKernels {
             for o in 0..<outer {
                 for i in 0..<inner {
                     let v = indices[o * inner + i]
-                    guard v.isFinite else { continue }
-                    var d = Int(v.rounded(.towardZero))
+                    guard var d = Int(ifRepresentable: v.rounded(.towardZero)) else { continue }
                     if d < 0 { d += depth }
                     guard d >= 0, d < depth else { continue }
                     (y.rawPointer + ((o * depth + d) * inner + i) * size).copyMemory(from: on, byteCount: size)

@@ -83,7 +83,8 @@ final class ResizeKernel: Kernel {
                 throw KernelError.invalid("scales \(given) must hold \(r) positive values")
             }
             scales = given
-            for a in 0..<r { outShape[a] = Int((Double(x.shape[a]) * given[a]).rounded(.down)) }
+            for a in 0..<r { outShape[a] = try Self.size(Double(x.shape[a]) * given[a], .down, axis: a) }
+            try checkFilterWidth(scales)
             return (scales, outShape, roi)
         }
         let axes = try (axesAttribute ?? Array(0..<r)).map { try normalizedAxis($0, rank: r) }
@@ -112,7 +113,7 @@ final class ResizeKernel: Kernel {
                 let scale = (policy == .notLarger ? chosen.min() : chosen.max()) ?? 1
                 for a in axes {
                     scales[a] = scale
-                    outShape[a] = Int(scale * Double(x.shape[a]) + 0.5)
+                    outShape[a] = try Self.size(scale * Double(x.shape[a]) + 0.5, .towardZero, axis: a)
                 }
             }
         } else if let scalesTensor = input(2), scalesTensor.elementCount > 0 {
@@ -121,12 +122,31 @@ final class ResizeKernel: Kernel {
             }
             for (i, a) in axes.enumerated() {
                 scales[a] = given[i]
-                outShape[a] = Int(given[i] * Double(x.shape[a]))
+                outShape[a] = try Self.size(given[i] * Double(x.shape[a]), .towardZero, axis: a)
             }
         } else {
             throw KernelError.invalid("neither scales nor sizes is given")
         }
+        try checkFilterWidth(scales)
         return (scales, outShape, roi)
+    }
+
+    /// An output length from a scaled one: scales come from the model or its inputs and
+    /// may be huge or infinite.
+    private static func size(_ length: Double, _ rule: FloatingPointRoundingRule, axis: Int) throws -> Int {
+        guard let size = Int(ifRepresentable: length.rounded(rule)), size >= 0 else {
+            throw KernelError.invalid("resizing axis \(axis) gives \(length) elements")
+        }
+        return size
+    }
+
+    /// Antialiased downscaling widens the filter by 1 / scale taps per output element;
+    /// a vanishing scale would ask for billions of them.
+    private func checkFilterWidth(_ scales: [Double]) throws {
+        guard antialias, mode != .nearest else { return }
+        for (axis, scale) in scales.enumerated() where !(scale.isFinite && scale >= 1e-6) {
+            throw KernelError.invalid("antialiased resize of axis \(axis) by \(scale) needs a filter too wide to build")
+        }
     }
 
     /// The input coordinate of output index `j` along an axis, or nil when it falls
@@ -144,7 +164,7 @@ final class ResizeKernel: Kernel {
         case .tfCropAndResize:
             let c = (outWidth == 1 ? (roiEnd - roiStart) * (n - 1) / 2 : x * (roiEnd - roiStart) * (n - 1) / (outWidth - 1))
                 + roiStart * (n - 1)
-            return c < 0 || c > n - 1 ? nil : c
+            return c >= 0 && c <= n - 1 ? c : nil  // NaN (a NaN roi) falls outside too
         }
     }
 
@@ -194,7 +214,11 @@ final class ResizeKernel: Kernel {
                 filter.outside[j] = true
                 continue
             }
-            let base = Int(c.rounded(.down)) + first
+            guard let floor = Int(ifRepresentable: c.rounded(.down)) else {
+                filter.outside[j] = true
+                continue
+            }
+            let base = floor + first
             var sum = 0.0
             for t in 0..<taps {
                 let i = base + t
