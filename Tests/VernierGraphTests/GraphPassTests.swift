@@ -78,6 +78,37 @@ struct GraphPassTests {
         #expect(conv.originalNodes == ["c", "s", "y"])
     }
 
+    /// A YOLO head: Conv -> Reshape -> Transpose -> Sigmoid. The sigmoid moves into the
+    /// Conv; the reshape and transpose stay, the transpose now writing the sigmoid's
+    /// output. With another reader of a value in between, nothing moves.
+    static func detectHead(extraReader: Bool) -> GraphBuilder {
+        var b = GraphBuilder()
+        b.input("x", .float, [1, 4, 3, 3].map(Dim.value))
+        b.weight("W", [6, 4, 1, 1])
+        b.ints("shape", [1, 2, 3, 3, 3])
+        b.node("Conv", ["x", "W"], ["c"])
+        b.node("Reshape", ["c", "shape"], ["r"])
+        b.node("Transpose", ["r"], ["t"], ["perm": .ints([0, 1, 3, 4, 2])])
+        b.node("Sigmoid", ["t"], ["y"])
+        b.output("y")
+        if extraReader {
+            b.node("Relu", ["r"], ["raw"])
+            b.output("raw")
+        }
+        return b
+    }
+
+    @Test func anActivationAfterReshapesAndTransposesFusesIntoTheProducer() throws {
+        let optimized = GraphPasses.optimize(try Self.detectHead(extraReader: false).infer())
+        let nodes = optimized.graph.nodes
+        #expect(nodes.map(\.opType) == ["Conv", "Reshape", "Transpose"])
+        #expect(try nodes[0].string(FusedAttributes.activation) == "Sigmoid")
+        #expect(nodes[0].originalNodes == ["c", "y"])
+        #expect(nodes[2].outputs == ["y"])
+        let kept = GraphPasses.optimize(try Self.detectHead(extraReader: true).infer())
+        #expect(kept.graph.nodes.map(\.opType) == ["Conv", "Reshape", "Transpose", "Sigmoid", "Relu"])
+    }
+
     @Test func clipFusesOnlyWithConstantBounds() throws {
         var b = GraphBuilder()
         b.input("x", .float, [1, 2, 4, 4].map(Dim.value))

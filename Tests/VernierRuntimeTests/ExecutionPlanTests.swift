@@ -91,6 +91,30 @@ struct ExecutionPlanTests {
         #expect(relativeError(output, reference) < 1e-5)
     }
 
+    /// A sigmoid moved ahead of a reshape and a transpose into the Conv (a YOLO head)
+    /// gives the same outputs as the graph run as written.
+    @Test func anActivationMovedAheadOfReshapesGivesTheSameOutputs() throws {
+        var rng = SplitMix64(seed: 21)
+        var b = GraphBuilder()
+        b.input("x", .float, [1, 8, 5, 5].map(Dim.value))
+        b.initializers.append(TensorData(floats: (0..<(12 * 8)).map { _ in rng.signedUnit() }, name: "W", dims: [12, 8, 1, 1]))
+        b.ints("shape", [1, 3, 4, 5, 5])
+        b.node("Conv", ["x", "W"], ["c"])
+        b.node("Reshape", ["c", "shape"], ["r"])
+        b.node("Transpose", ["r"], ["t"], ["perm": .ints([0, 1, 3, 4, 2])])
+        b.node("Sigmoid", ["t"], ["y"])
+        b.output("y")
+        let x = Tensor(shape: [1, 8, 5, 5], values: (0..<200).map { _ in rng.signedUnit() * 3 })
+        var plain = ExecutionOptions()
+        plain.optimizeGraph = false
+        let reference = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])["y"])
+        let fused = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        #expect(fused.steps.map(\.opType) == ["Conv", "Reshape", "Transpose"])
+        let output = try #require(try fused.run(["x": x])["y"])
+        #expect(output.shape == [1, 3, 5, 5, 4])
+        #expect(relativeError(output, reference) < 1e-5)
+    }
+
     @Test func fusedStepsNameEveryOriginalNode() throws {
         let (plan, _) = try run(ExecutionOptions())
         let named = plan.steps.flatMap(\.sourceNodes)

@@ -18,7 +18,8 @@ extension GraphPasses {
     /// LeakyRelu, Clip (constant bounds), Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu
     /// (exact), SiLU written as `Mul(x, Sigmoid(x))`, and the exact GELU written with Erf
     /// (`geluPattern`). The producer's output must have no other reader and not be a
-    /// graph output.
+    /// graph output. An activation behind reshapes and transposes that only move the
+    /// producer's elements fuses too (`activationAfterReshapes`).
     public static func fuseActivations(_ inferred: InferredGraph) -> InferredGraph {
         var graph = inferred.graph
         let uses = ValueUses(graph)
@@ -46,7 +47,18 @@ extension GraphPasses {
                 absorbed = gelu
                 output = graph.nodes[gelu[gelu.count - 1]].outputs[0]
             }
+            var renamed: (node: Int, output: String)?
+            if activation == nil, readers.count == 1, let moved = activationAfterReshapes(x, graph, uses, inferred),
+               !removed.contains(moved.activation) {
+                // The activation commutes with the reshapes and transposes between: the
+                // producer applies it, the last reshape writes the activation's output.
+                activation = moved.act
+                absorbed = [moved.activation]
+                output = producer.outputs[0]
+                renamed = (moved.last, graph.nodes[moved.activation].outputs[0])
+            }
             guard let activation, !output.isEmpty else { continue }
+            if let renamed { graph.nodes[renamed.node].outputs = [renamed.output] }
             var fused = producer
             fused.attributes.append(Attribute(name: FusedAttributes.activation, value: .string(activation.name)))
             if let a = activation.alpha { fused.attributes.append(Attribute(name: FusedAttributes.alpha, value: .float(a))) }
@@ -57,6 +69,33 @@ extension GraphPasses {
             removed.formUnion(absorbed)
         }
         return rewritten(inferred, graph: graph, removed: removed)
+    }
+
+    /// Ops that only move elements: an element-wise activation gives the same result
+    /// before them as after.
+    static let elementMovers: Set<String> = ["Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze"]
+
+    /// `x -> Reshape/Transpose/... -> activation`, each value read only by the next node
+    /// (through the mover's data input) and none a graph output or a known constant, as in
+    /// YOLO heads (`Conv -> Reshape -> Transpose -> Sigmoid`): the activation's index and
+    /// parameters and the last mover's index. The values between then hold activated
+    /// elements; their types, all the facts a pass keeps, do not change.
+    static func activationAfterReshapes(_ x: String, _ graph: Graph, _ uses: ValueUses, _ inferred: InferredGraph)
+        -> (activation: Int, act: (name: String, alpha: Float?, beta: Float?), last: Int)? {
+        var value = x
+        var last: Int?
+        for _ in 0..<graph.nodes.count {
+            guard let reader = uses.soleReader(of: value), inferred.facts[value]?.constant == nil else { return nil }
+            let node = graph.nodes[reader]
+            if let moved = last, let act = activationOf(node, input: value, inferred) {
+                return (reader, act, moved)
+            }
+            guard node.isDefaultDomain, elementMovers.contains(node.opType), node.input(0) == value,
+                  node.inputs.dropFirst().allSatisfy({ $0 != value }), node.outputs.count == 1 else { return nil }
+            last = reader
+            value = node.outputs[0]
+        }
+        return nil
     }
 
     /// The fusable activation `node` applies to `input`, with its parameters.

@@ -1,6 +1,8 @@
 /// Graph passes that run before execution planning. Each is a function from an inferred
-/// graph to an inferred graph; the facts of surviving values are unchanged (a pass never
-/// changes what a value holds, only which nodes compute it). A node that absorbs others
+/// graph to an inferred graph; the facts of surviving values are unchanged (a pass
+/// changes which nodes compute a value, not its type; the one change of contents is an
+/// activation moved ahead of reshapes into its producer, whose in-between values then
+/// hold activated elements). A node that absorbs others
 /// records their names in `sourceNodes`, so a profile maps kernels back to the
 /// original ONNX nodes.
 public enum GraphPasses {

@@ -24,17 +24,19 @@ enum VectorMath {
         let magic = V(repeating: 12_582_912)
         let shifted = clamped * V(repeating: 1.442_695_04) + magic
         let n = shifted - magic
-        // r = x - n*ln2 in two parts (Cody-Waite) so r keeps its low bits.
-        var r = clamped - n * V(repeating: 0.693_359_375)
-        r = r - n * V(repeating: -2.121_944_40e-4)
+        // r = x - n*ln2 in two parts (Cody-Waite) so r keeps its low bits. Fused
+        // multiply-adds throughout (Swift does not contract `a * b + c` on its own):
+        // 0.55 -> 0.46 ms for a 408K-element Sigmoid in a standalone test.
+        var r = clamped.addingProduct(n, V(repeating: -0.693_359_375))
+        r = r.addingProduct(n, V(repeating: 2.121_944_40e-4))
         var p = V(repeating: 1.0 / 5040)
-        p = p * r + V(repeating: 1.0 / 720)
-        p = p * r + V(repeating: 1.0 / 120)
-        p = p * r + V(repeating: 1.0 / 24)
-        p = p * r + V(repeating: 1.0 / 6)
-        p = p * r + V(repeating: 0.5)
-        p = p * r + V(repeating: 1)
-        p = p * r + V(repeating: 1)
+        p = V(repeating: 1.0 / 720).addingProduct(p, r)
+        p = V(repeating: 1.0 / 120).addingProduct(p, r)
+        p = V(repeating: 1.0 / 24).addingProduct(p, r)
+        p = V(repeating: 1.0 / 6).addingProduct(p, r)
+        p = V(repeating: 0.5).addingProduct(p, r)
+        p = V(repeating: 1).addingProduct(p, r)
+        p = V(repeating: 1).addingProduct(p, r)
         // 2^n as two factors 2^(n/2) 2^(n - n/2), so n = 128 and the denormal range
         // (n down to -150) need no exponent outside [-126, 127].
         let n0 = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- Int32(0x4B40_0000)
