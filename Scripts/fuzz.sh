@@ -7,6 +7,8 @@
 #   VERNIER_FUZZ_LIBONNX=1   also exercise the libonnx shape-inference fallback (C++)
 #   FUZZ_JOBS=N              parallel fuzzing processes (default 1; one per core)
 #   FUZZ_KEEP_CORPUS=1       do not merge the findings back into Tests/Fuzz/corpus
+#   FUZZ_MAX_LEN=BYTES       longest input tried (default 1 MiB); 65536 runs several times
+#                            faster once the corpus holds the large real models
 #
 # Builds .build-fuzz/release/vernier-fuzz with -sanitize=fuzzer,address (a separate
 # scratch path, so the normal build is untouched), seeds from Models/ and small ONNX
@@ -21,7 +23,7 @@ JOBS="${FUZZ_JOBS:-1}"
 SCRATCH=.build-fuzz
 CORPUS=Tests/Fuzz/corpus
 CRASHES=Tests/Fuzz/crashes
-MAX_LEN=1048576
+MAX_LEN="${FUZZ_MAX_LEN:-1048576}"
 CORPUS_CAP_BYTES=$((4 * 1024 * 1024))
 
 mkdir -p "$SCRATCH" "$CORPUS" "$CRASHES"
