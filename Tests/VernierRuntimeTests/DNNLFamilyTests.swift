@@ -248,7 +248,7 @@ extension DNNLKernelTests {
 
     /// A ConvTranspose whose kernel equals its stride runs row by row in registers
     /// (`PatchConvTransposeKernel`): batch 2, one or many output channels, non-square
-    /// blocks, with and without bias and activation; 53 input columns cover the 32-, 16- and
+    /// blocks, with and without bias and activation; 53 input columns cover the 32- and
     /// 8-column vector steps and the scalar tail.
     @Test(arguments: [(1, [2, 2], true, true), (24, [2, 2], false, false), (100, [2, 2], true, false), (5, [3, 2], true, true),
                       (3, [2, 3], true, false), (4, [1, 1], false, true)])

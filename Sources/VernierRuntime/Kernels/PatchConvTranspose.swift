@@ -148,34 +148,20 @@ final class PatchConvTransposeKernel: Kernel {
                 Self.storeInterleaved(e3, o3, target + 192)
                 j += 32
             }
-            while j + 16 <= width {
-                var e0 = V(repeating: bias), e1 = e0, o0 = e0, o1 = e0
+        }
+        // Other block widths, and what is left of a row: 8 columns at a time, one
+        // kernel column after another.
+        while j + 8 <= width {
+            for c in 0..<kw {
+                var sum = V(repeating: bias)
                 var p = input + j
                 for ch in 0..<channels {
-                    let x0 = ElementLoops.load(p), x1 = ElementLoops.load(p + 8)
-                    let w0 = V(repeating: weights[2 * ch]), w1 = V(repeating: weights[2 * ch + 1])
-                    e0 = e0.addingProduct(x0, w0); e1 = e1.addingProduct(x1, w0)
-                    o0 = o0.addingProduct(x0, w1); o1 = o1.addingProduct(x1, w1)
+                    sum = sum.addingProduct(ElementLoops.load(p), V(repeating: weights[ch * kw + c]))
                     p += plane
                 }
-                let target = UnsafeMutableRawPointer(out + 2 * j)
-                Self.storeInterleaved(e0, o0, target)
-                Self.storeInterleaved(e1, o1, target + 64)
-                j += 16
+                for lane in 0..<8 { out[(j + lane) * kw + c] = sum[lane] }
             }
-        } else {
-            while j + 8 <= width {
-                for c in 0..<kw {
-                    var sum = V(repeating: bias)
-                    var p = input + j
-                    for ch in 0..<channels {
-                        sum = sum.addingProduct(ElementLoops.load(p), V(repeating: weights[ch * kw + c]))
-                        p += plane
-                    }
-                    for lane in 0..<8 { out[(j + lane) * kw + c] = sum[lane] }
-                }
-                j += 8
-            }
+            j += 8
         }
         while j < width {
             for c in 0..<kw {
