@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import VernierGraph
 import VernierTestSupport
@@ -113,6 +114,31 @@ struct ExecutionPlanTests {
         let output = try #require(try fused.run(["x": x])["y"])
         #expect(output.shape == [1, 3, 5, 5, 4])
         #expect(relativeError(output, reference) < 1e-5)
+    }
+
+    /// Runs of one plan from several threads at once are serialized (one arena, one
+    /// oneDNN stream): each caller gets exactly the output a lone run gives.
+    @Test func runsFromSeveralThreadsAtOnceGiveTheLoneRunsOutputs() throws {
+        let (plan, _) = try run(ExecutionOptions())
+        let inputs = (0..<8).map { k -> Tensor in
+            var rng = SplitMix64(seed: UInt64(100 + k))
+            return Tensor(shape: [1, 3, 20, 20], values: (0..<1200).map { _ in rng.signedUnit() })
+        }
+        let expected = try inputs.map { try #require(try plan.run(["x": $0])["y"]).scalars(as: Float.self) }
+        let results = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: inputs.count * 4)
+        results.initialize(repeating: [])
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: inputs.count * 4) { i in
+            results[i] = (try? plan.run(["x": inputs[i % inputs.count]])["y"]?.scalars(as: Float.self)) ?? []
+        }
+        // Within rounding (another suite may change the thread count between runs); a
+        // run that read or wrote another's buffers would be off by the data itself.
+        for i in 0..<results.count {
+            let want = expected[i % inputs.count]
+            let close = results[i].count == want.count
+                && zip(results[i], want).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) }
+            #expect(close, "concurrent run \(i) differs from its lone run")
+        }
     }
 
     @Test func fusedStepsNameEveryOriginalNode() throws {
