@@ -23,7 +23,8 @@ public struct ExecutionOptions: Sendable {
     /// Most iterations a Loop may run, whatever its trip count says: a Loop with an
     /// absurd M (or PyTorch's INT64_MAX with a condition that never turns false) ends
     /// with an error instead of running for hours.
-    public var maxLoopIterations = 1 << 20
+    public var maxLoopIterations = ExecutionOptions.defaultMaxLoopIterations
+    public static let defaultMaxLoopIterations = 1 << 20
     /// Largest planned footprint (activation arena plus weights) the plan may allocate,
     /// checked before anything is allocated, so a model that would need a terabyte is
     /// refused with a message rather than killed by the OS. Default: 80% of physical

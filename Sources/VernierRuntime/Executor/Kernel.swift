@@ -50,7 +50,7 @@ public struct KernelContext {
     /// Compiles one of the node's subgraphs (If branches, Loop/Scan bodies).
     public let compileSubgraph: (Graph) throws -> ExecutionPlan
     /// Most iterations a Loop kernel may run (`ExecutionOptions.maxLoopIterations`).
-    public var maxLoopIterations = ExecutionOptions().maxLoopIterations
+    public var maxLoopIterations = ExecutionOptions.defaultMaxLoopIterations
 
     public init(node: Node, opset: Int, inputTypes: [TensorType?], outputTypes: [TensorType?],
                 constantInputs: [Tensor?], implicitInputs: [String] = [],

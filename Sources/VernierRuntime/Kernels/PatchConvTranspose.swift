@@ -100,7 +100,7 @@ final class PatchConvTransposeKernel: Kernel {
                         for o in 0..<oc {
                             for a in 0..<kh {
                                 let out = destination + ((b * oc + o) * oh + i * kh + a) * ow
-                                Self.outputRow(out, input: gathered, plane: w, width: w, channels: ic,
+                                Self.outputRow(out, input: gathered, width: w, channels: ic,
                                                weights: weights + (o * kh + a) * ic * kw, kw: kw, bias: biases[o])
                                 activate?.apply(out, ow)
                             }
@@ -121,9 +121,9 @@ final class PatchConvTransposeKernel: Kernel {
     }
 
     /// One output row: `out[j*kw + c] = bias + sum over ch of weights[ch*kw + c] *
-    /// input[ch*plane + j]`, for j in 0..<width.
+    /// input[ch*width + j]`, for j in 0..<width (the input rows gathered back to back).
     @inline(__always)
-    private static func outputRow(_ out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, plane: Int, width: Int,
+    private static func outputRow(_ out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, width: Int,
                                   channels: Int, weights: UnsafePointer<Float>, kw: Int, bias: Float) {
         typealias V = SIMD8<Float>
         var j = 0
@@ -139,7 +139,7 @@ final class PatchConvTransposeKernel: Kernel {
                     e2 = e2.addingProduct(x2, w0); e3 = e3.addingProduct(x3, w0)
                     o0 = o0.addingProduct(x0, w1); o1 = o1.addingProduct(x1, w1)
                     o2 = o2.addingProduct(x2, w1); o3 = o3.addingProduct(x3, w1)
-                    p += plane
+                    p += width
                 }
                 let target = UnsafeMutableRawPointer(out + 2 * j)
                 Self.storeInterleaved(e0, o0, target)
@@ -157,7 +157,7 @@ final class PatchConvTransposeKernel: Kernel {
                 var p = input + j
                 for ch in 0..<channels {
                     sum = sum.addingProduct(ElementLoops.load(p), V(repeating: weights[ch * kw + c]))
-                    p += plane
+                    p += width
                 }
                 for lane in 0..<8 { out[(j + lane) * kw + c] = sum[lane] }
             }
@@ -166,7 +166,7 @@ final class PatchConvTransposeKernel: Kernel {
         while j < width {
             for c in 0..<kw {
                 var sum = bias
-                for ch in 0..<channels { sum += weights[ch * kw + c] * input[ch * plane + j] }
+                for ch in 0..<channels { sum += weights[ch * kw + c] * input[ch * width + j] }
                 out[j * kw + c] = sum
             }
             j += 1
