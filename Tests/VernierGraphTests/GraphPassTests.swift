@@ -78,19 +78,13 @@ struct GraphPassTests {
         #expect(conv.originalNodes == ["c", "s", "y"])
     }
 
-    /// A YOLO head: Conv -> Reshape -> Transpose -> Sigmoid. The sigmoid moves into the
-    /// Conv; the reshape and transpose stay, the transpose now writing the sigmoid's
-    /// output. With another reader of a value in between, nothing moves.
+    /// A YOLO head (`GraphBuilder.detectHead`): the sigmoid moves into the Conv; the
+    /// reshape and transpose stay, the transpose now writing the sigmoid's output. With
+    /// another reader of a value in between, nothing moves.
     static func detectHead(extraReader: Bool) -> GraphBuilder {
-        var b = GraphBuilder()
-        b.input("x", .float, [1, 4, 3, 3].map(Dim.value))
-        b.weight("W", [6, 4, 1, 1])
-        b.ints("shape", [1, 2, 3, 3, 3])
-        b.node("Conv", ["x", "W"], ["c"])
-        b.node("Reshape", ["c", "shape"], ["r"])
-        b.node("Transpose", ["r"], ["t"], ["perm": .ints([0, 1, 3, 4, 2])])
-        b.node("Sigmoid", ["t"], ["y"])
-        b.output("y")
+        var b = GraphBuilder.detectHead(channels: 4, anchors: 2, fields: 3, size: 3) { name, dims in
+            TensorData(floats: [Float](repeating: 0, count: dims.reduce(1, *)), name: name, dims: dims)
+        }
         if extraReader {
             b.node("Relu", ["r"], ["raw"])
             b.output("raw")
