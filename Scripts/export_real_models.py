@@ -24,6 +24,8 @@
 #   resnet18_int8_qdq  resnet18 quantized by onnxruntime quantize_static (after
 #                  quant_pre_process), QDQ format, per-channel int8 weights, uint8
 #                  activations calibrated on 8 random images
+#   mobilenet_v2_int8_qdq  mobilenet_v2 quantized the same way (a second int8 model, so
+#                  leave-one-out prediction has int8 kernels to calibrate on)
 #
 # Exporter: the TorchScript-based torch.onnx.export(..., dynamo=False), opset 17, for
 # every model. The dynamo exporter (torch.onnx.export(..., dynamo=True)) needs the extra
@@ -59,8 +61,9 @@ OPSET = 17
 SEED = 0
 TORCHVISION_NAMES = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
                      "shufflenet_v2_x1_0", "squeezenet1_0", "densenet121", "vgg11", "vit_b_16"]
-OTHER_NAMES = ["bert_base", "yolo_small", "ocr_det_db", "ocr_rec_crnn", "audio_kws_if", "resnet18_int8_qdq"]
-SOURCES = {"resnet18_int8_qdq": "resnet18"}  # a quantized model is made from another one
+OTHER_NAMES = ["bert_base", "yolo_small", "ocr_det_db", "ocr_rec_crnn", "audio_kws_if", "resnet18_int8_qdq",
+               "mobilenet_v2_int8_qdq"]
+SOURCES = {"resnet18_int8_qdq": "resnet18", "mobilenet_v2_int8_qdq": "mobilenet_v2"}  # a quantized model is made from another one
 
 
 def parse_args():
@@ -618,12 +621,13 @@ def specs():
         check_shapes=[[1, 35]], vernier_args=[],
         reference_source="Conv1d and Linear layers on the branch taken for the check input",
     ))
-    out.append(dict(
-        name="resnet18_int8_qdq", kind="quantized", source="resnet18",
-        check=lambda: (image(2),), input_names=["input"], output_names=["logits"],
-        check_shapes=[[2, 1000]], vernier_args=["--dim", "batch=1"],
-        reference_gmacs=TORCHVISION_GMACS["resnet18"], reference_source="same network as resnet18",
-    ))
+    for source in ("resnet18", "mobilenet_v2"):
+        out.append(dict(
+            name=f"{source}_int8_qdq", kind="quantized", source=source,
+            check=lambda: (image(2),), input_names=["input"], output_names=["logits"],
+            check_shapes=[[2, 1000]], vernier_args=["--dim", "batch=1"],
+            reference_gmacs=TORCHVISION_GMACS[source], reference_source=f"same network as {source}",
+        ))
     return out
 
 
