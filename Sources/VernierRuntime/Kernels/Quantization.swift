@@ -144,6 +144,20 @@ struct QuantizationLayout {
 
     var isBlocked: Bool { blockSize > 0 }
 
+    /// Elements per span: a per-axis row, or for one scale over the whole tensor a piece
+    /// threads can share (a per-tensor layout has rows of one element, and a loop over
+    /// them ran 20x slower than the SIMD row loop over a long span).
+    var spanLength: Int { blockSize == 0 ? 16384 : inner }
+    var elementCount: Int { outer * axisSize * inner }
+    var spanCount: Int { spanLength > 0 ? (elementCount + spanLength - 1) / spanLength : 0 }
+
+    /// Span `s` of a per-tensor or per-axis layout: its first element, its length, and
+    /// the index of its scale and zero point.
+    @inline(__always) func span(_ s: Int) -> (start: Int, count: Int, parameter: Int) {
+        let start = s * spanLength
+        return (start, min(spanLength, elementCount - start), blockSize == 0 ? 0 : s % axisSize)
+    }
+
     /// The parameter index of row (o, a) of a per-tensor or per-axis layout.
     @inline(__always) func rowParameter(_ o: Int, _ a: Int) -> Int { blockSize == 0 ? 0 : a }
 
@@ -200,11 +214,10 @@ final class QuantizeLinearKernel: Kernel {
             // The common case: SIMD over contiguous rows, one scale per row.
             let source = UnsafePointer(x.rawPointer.assumingMemoryBound(to: Float.self))
             let target = out.rawPointer.assumingMemoryBound(to: UInt8.self)
-            let rows = layout.outer * layout.axisSize
-            ThreadPool.parallelFor(rows, minimumPerThread: max(1, 32768 / max(1, inner))) { range in
-                for row in range {
-                    let p = layout.rowParameter(row / layout.axisSize, row % layout.axisSize)
-                    QuantizeLoops.row(source + row * inner, target + row * inner, count: inner,
+            ThreadPool.parallelFor(layout.spanCount, minimumPerThread: max(1, 32768 / max(1, layout.spanLength))) { range in
+                for s in range {
+                    let (start, count, p) = layout.span(s)
+                    QuantizeLoops.row(source + start, target + start, count: count,
                                       scale: scales[p], zeroPoint: zeros[p], low: low, high: high)
                 }
             }
@@ -282,23 +295,22 @@ final class DequantizeLinearKernel: Kernel {
             ?? [Int32](repeating: 0, count: scales.count)
         let out = try outputs.allocate(0, outType, x.shape)
         let inner = layout.inner
-        let rows = layout.outer * layout.axisSize
 
         if outType == .float, !layout.isBlocked, x.elementType == .uint8 || x.elementType == .int8 {
             let target = out.rawPointer.assumingMemoryBound(to: Float.self)
             let signed = x.elementType == .int8
             let source = UnsafeRawPointer(x.rawPointer)
-            ThreadPool.parallelFor(rows, minimumPerThread: max(1, 32768 / max(1, inner))) { range in
-                for row in range {
-                    let p = layout.rowParameter(row / layout.axisSize, row % layout.axisSize)
+            ThreadPool.parallelFor(layout.spanCount, minimumPerThread: max(1, 32768 / max(1, layout.spanLength))) { range in
+                for span in range {
+                    let (start, count, p) = layout.span(span)
                     let (s, z) = (scales[p], zeros[p])
-                    let y = target + row * inner
+                    let y = target + start
                     if signed {
-                        let q = source.assumingMemoryBound(to: Int8.self) + row * inner
-                        for i in 0..<inner { y[i] = Float(Int32(q[i]) &- z) * s }
+                        let q = source.assumingMemoryBound(to: Int8.self) + start
+                        for i in 0..<count { y[i] = Float(Int32(q[i]) &- z) * s }
                     } else {
-                        let q = source.assumingMemoryBound(to: UInt8.self) + row * inner
-                        for i in 0..<inner { y[i] = Float(Int32(q[i]) &- z) * s }
+                        let q = source.assumingMemoryBound(to: UInt8.self) + start
+                        for i in 0..<count { y[i] = Float(Int32(q[i]) &- z) * s }
                     }
                 }
             }
