@@ -238,30 +238,23 @@ final class QuantizeLinearKernel: Kernel {
     }
 }
 
-/// The SIMD row loop of QuantizeLinear float -> 8-bit.
+/// The row loop of QuantizeLinear float -> 8-bit, written as plain scalar code the
+/// compiler vectorizes: the SIMD8 version (masked replace, clamped, truncating vector
+/// conversion) compiled to element-by-element code and ran at 8.8 ns per element.
 enum QuantizeLoops {
-    typealias V = SIMD8<Float>
-
     static func row(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, count: Int,
                     scale: Float, zeroPoint: Int32, low: Float, high: Float) {
-        let shifter = V(repeating: 12_582_912)
-        let (vs, vz) = (V(repeating: scale), V(repeating: Float(zeroPoint)))
-        let (vlow, vhigh) = (V(repeating: low), V(repeating: high))
-        let limit = V(repeating: 4_194_304)
-        var i = 0
-        while i + 8 <= count {
-            var v = UnsafeRawPointer(x + i).loadUnaligned(as: V.self) / vs
-            v.replace(with: 0, where: v .!= v)
-            v = v.clamped(lowerBound: -limit, upperBound: limit)
-            let q = (((v + shifter) - shifter) + vz).clamped(lowerBound: vlow, upperBound: vhigh)
-            // q is a small integer: its value sits in the mantissa of q + 1.5 * 2^23.
-            let bits = unsafeBitCast(q + shifter, to: SIMD8<Int32>.self) &- 0x4B40_0000
-            UnsafeMutableRawPointer(y + i).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: bits), as: SIMD8<UInt8>.self)
-            i += 8
-        }
-        while i < count {
-            y[i] = UInt8(truncatingIfNeeded: quantize(x[i], scale: scale, zeroPoint: zeroPoint, low: low, high: high))
-            i += 1
+        let shifter: Float = 12_582_912, limit: Float = 4_194_304
+        let zero = Float(zeroPoint)
+        for i in 0..<count {
+            var v = x[i] / scale
+            v = v != v ? 0 : v   // NaN to the zero point
+            v = Swift.min(Swift.max(v, -limit), limit)
+            let q = Swift.min(Swift.max(((v + shifter) - shifter) + zero, low), high)
+            // q is a small integer: its value sits in the mantissa of q + 1.5 * 2^23
+            // (a conversion that cannot trap, so the loop vectorizes).
+            let bits = Int32(bitPattern: (q + shifter).bitPattern) &- 0x4B40_0000
+            y[i] = UInt8(truncatingIfNeeded: bits)
         }
     }
 }
