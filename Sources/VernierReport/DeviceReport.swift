@@ -47,10 +47,19 @@ public struct DeviceReport {
             [String(c.threads), c.opClass?.rawValue ?? "all", String(c.samples),
              c.points.map { String(format: "%.3g: %.2f", $0.idealUs, $0.efficiency) }.joined(separator: ", ")]
         }, rightAligned: [0, 2])
-        out += "\n" + Format.columns(["threads", "per-kernel overhead us", "per-run overhead us", "per-run share of kernels"], model.overheads.map {
+        if !model.kernelModels.isEmpty {
+            out += "\nkernel models (these classes predict by them instead of the curve; us per unit of each term):\n\n"
+            let sorted = model.kernelModels.sorted { ($0.threads, $0.opClass.rawValue) < ($1.threads, $1.opClass.rawValue) }
+            out += Format.columns(["threads", "class", "kernels", "terms"], sorted.map { m in
+                [String(m.threads), m.opClass.rawValue, String(m.samples),
+                 m.weights.sorted { $0.key < $1.key }.map { "\($0.key) " + String(format: "%.3g", $0.value) }.joined(separator: ", ")]
+            }, rightAligned: [0, 2])
+        }
+        out += "\n" + Format.columns(["threads", "per-kernel overhead us", "per-run overhead us", "per-run share of kernels",
+                                      "between kernels us"], model.overheads.map {
             [String($0.threads), String(format: "%.2f", $0.perKernelUs), String(format: "%.1f", $0.perRunUs),
-             String(format: "%+.1f%%", $0.perRunFraction * 100)]
-        }, rightAligned: [0, 1, 2, 3])
+             String(format: "%+.1f%%", $0.perRunFraction * 100), String(format: "%.2f", $0.betweenKernelsUs)]
+        }, rightAligned: [0, 1, 2, 3, 4])
         return out
     }
 

@@ -80,7 +80,8 @@ struct PredictionTests {
         #expect(model.calibrated && model.fittedOn.count == 2 && model.sampleCount == 40)
         let overhead = model.overhead(threads: 1)
         #expect(abs(overhead.perKernelUs - 3) < 1e-6)
-        #expect(abs(overhead.perRunUs - 20) < 1e-6 && abs(overhead.perRunFraction) < 1e-9)
+        // 20 us outside the 20 kernels of each run: 1 us between kernels.
+        #expect(abs(overhead.betweenKernelsUs - 1) < 1e-6 && abs(overhead.perRunFraction) < 1e-9 && overhead.perRunUs == 0)
         for size in [1.0, 7, 300, 5000] {
             let conv = try #require(fitted.predict(KernelSample(name: "x", opClass: .conv, ops: size * 1e5, bytes: 1, integer: false), threads: 1))
             #expect(abs(conv.predictedUs - (size / 0.5 + 3)) < 1e-6 * (size / 0.5 + 3))
@@ -90,6 +91,19 @@ struct PredictionTests {
         // A class never seen falls back to the curve over every class (between the two).
         let pool = try #require(fitted.predict(KernelSample(name: "p", opClass: .pooling, ops: 1, bytes: 1e5, integer: false), threads: 1))
         #expect(pool.efficiency > 0.2 && pool.efficiency < 0.55)
+    }
+
+    @Test func runOverheadLeavesOutAProfileWhoseKernelsWereTimedApartFromItsRuns() {
+        // Runs take 2% more than their kernels plus 0.5 us per kernel; one profile's
+        // kernels sum to more than its runs (timed while the machine was busier).
+        var runs = [(100.0, 17), (1_000, 40), (10_000, 60), (100_000, 300), (1_000_000, 400)].map {
+            (kernelSum: $0.0, kernels: $0.1, run: $0.0 * 1.02 + 0.5 * Double($0.1))
+        }
+        let clean = Calibrator.runOverhead(runs)
+        #expect(abs(clean.fraction - 0.02) < 1e-9 && abs(clean.betweenKernelsUs - 0.5) < 1e-6)
+        runs.append((kernelSum: 50_000, kernels: 100, run: 39_500))
+        let withOutlier = Calibrator.runOverhead(runs)
+        #expect(abs(withOutlier.fraction - 0.02) < 1e-9 && abs(withOutlier.betweenKernelsUs - 0.5) < 1e-6)
     }
 
     @Test func leaveOneOutNeverPredictsAModelFromItsOwnMeasurements() throws {
@@ -154,6 +168,29 @@ struct PredictionTests {
         #expect(conv.ops == 2 * 16384 * 27)
         #expect(conv.bytes == 4 * Double(3 * 32 * 32 + 16 * 27 + 16 + 16 * 32 * 32))
         #expect(fc.opClass == .matmul && fc.ops == 2 * 10 * 64 && fc.measuredUs == 11)
+        // The shape kernel models weigh; the trace names no fused activation.
+        #expect(conv.shape == KernelSample.Shape(macs: 16384 * 27, outputElements: 16384, inputElements: 3072, inputChannels: 3))
+        #expect(fc.shape.macs == 640 && fc.shape.outputElements == 10)
+    }
+
+    @Test func vernierProfilesGiveKernelsWithTheirShapesAndEpilogues() throws {
+        let profile = """
+        {"schema": "vernier.profile/1", "totals": {"threads": 2, "latency_ms": {"median": 1.5}},
+         "nodes": [{"name": "c", "op": "Conv", "fused_ops": "Conv+Sigmoid+Mul", "op_class": "conv", "flops": 100, "macs": 40,
+                    "int_macs": 0, "bytes_read": 64, "bytes_written": 32, "input_shapes": [[1, 2, 2, 2]],
+                    "output_shapes": [[1, 4, 2, 2]], "latency_ms": {"median": 1.25}, "share": 1}]}
+        """
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vernier-profile-\(getpid())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("tiny.t2.json").path
+        try Data(profile.utf8).write(to: URL(fileURLWithPath: path))
+        let samples = try ModelSamples.read(path: path)
+        #expect(samples.runtime == .vernier && samples.threads == 2 && samples.endToEndUs == 1500)
+        let c = try #require(samples.kernels.first)
+        #expect(c.measuredUs == 1250 && c.ops == 100 && c.bytes == 96)
+        #expect(c.shape == KernelSample.Shape(macs: 40, outputElements: 16, inputElements: 8, inputChannels: 2,
+                                              epilogue: ["Sigmoid", "Mul"]))
     }
 
     @Test func unreadableAndForeignFilesAreRefusedWithTheirPath() throws {

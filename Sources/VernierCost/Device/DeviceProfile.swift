@@ -197,9 +197,13 @@ extension DeviceProfile {
         }
         for overhead in profile.efficiency?.overheads ?? [] {
             guard overhead.perKernelUs >= 0, overhead.perRunUs >= 0, overhead.perKernelUs.isFinite, overhead.perRunUs.isFinite,
-                  overhead.perRunFraction > -1, overhead.perRunFraction.isFinite else {
+                  overhead.perRunFraction > -1, overhead.perRunFraction.isFinite,
+                  overhead.betweenKernelsUs >= 0, overhead.betweenKernelsUs.isFinite else {
                 throw DeviceProfileError.invalid(path: path, reason: "negative overhead at \(overhead.threads) threads")
             }
+        }
+        for model in profile.efficiency?.kernelModels ?? [] where !model.weights.values.allSatisfy({ $0 >= 0 && $0.isFinite }) {
+            throw DeviceProfileError.invalid(path: path, reason: "the \(model.opClass.rawValue) kernel model at \(model.threads) threads has a negative or non-finite weight")
         }
         return profile
     }

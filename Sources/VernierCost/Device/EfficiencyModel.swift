@@ -62,21 +62,28 @@ public struct EfficiencyModel: Codable, Sendable, Equatable {
         }
     }
 
-    /// Fixed costs at one thread count: per kernel (launch, dispatch, thread wake-up)
-    /// and per run (feeding inputs, copying outputs out, the work between kernels), the
-    /// latter as a constant plus a share of the kernels' sum.
+    /// Fixed costs at one thread count: per kernel (launch, dispatch, thread wake-up:
+    /// inside each kernel's measured time) and per run (feeding inputs, copying outputs
+    /// out, the work between kernels: outside them), the latter as a constant, a share
+    /// of the kernels' sum and a cost per kernel run.
     public struct Overhead: Codable, Sendable, Equatable {
         public var threads: Int
         public var perKernelUs: Double
         public var perRunUs: Double
-        /// The run takes the kernels' sum times (1 + this), plus `perRunUs`.
+        /// The run takes the kernels' sum times (1 + this), plus `perRunUs`, plus
+        /// `betweenKernelsUs` per kernel.
         public var perRunFraction: Double
+        /// Time outside kernels per kernel run. Calibration fits this rather than a
+        /// constant: a constant fitted on models of 2 ms and more tripled a 0.25 ms
+        /// model of 17 kernels, whose runs spend 8 us outside them.
+        public var betweenKernelsUs: Double
 
-        public init(threads: Int, perKernelUs: Double, perRunUs: Double, perRunFraction: Double = 0) {
+        public init(threads: Int, perKernelUs: Double, perRunUs: Double, perRunFraction: Double = 0, betweenKernelsUs: Double = 0) {
             self.threads = threads
             self.perKernelUs = perKernelUs
             self.perRunUs = perRunUs
             self.perRunFraction = perRunFraction
+            self.betweenKernelsUs = betweenKernelsUs
         }
 
         public init(from decoder: Decoder) throws {
@@ -85,17 +92,24 @@ public struct EfficiencyModel: Codable, Sendable, Equatable {
             perKernelUs = try c.decode(Double.self, forKey: .perKernelUs)
             perRunUs = try c.decode(Double.self, forKey: .perRunUs)
             perRunFraction = try c.decodeIfPresent(Double.self, forKey: .perRunFraction) ?? 0
+            betweenKernelsUs = try c.decodeIfPresent(Double.self, forKey: .betweenKernelsUs) ?? 0
         }
 
         enum CodingKeys: String, CodingKey {
-            case threads, perKernelUs = "per_kernel_us", perRunUs = "per_run_us", perRunFraction = "per_run_fraction"
+            case threads, perKernelUs = "per_kernel_us", perRunUs = "per_run_us", perRunFraction = "per_run_fraction",
+                 betweenKernelsUs = "between_kernels_us"
         }
 
-        /// A run's time from its kernels' summed time.
-        public func runUs(kernelSumUs: Double) -> Double { kernelSumUs * (1 + perRunFraction) + perRunUs }
+        /// A run's time from its kernels' summed time and count.
+        public func runUs(kernelSumUs: Double, kernels: Int) -> Double {
+            kernelSumUs * (1 + perRunFraction) + perRunUs + betweenKernelsUs * Double(kernels)
+        }
     }
 
     public var curves: [Curve]
+    /// Per class and thread count, a kernel's time as a sum of its costs; where one
+    /// fits, it predicts instead of the class's curve.
+    public var kernelModels: [KernelCostModel]
     public var overheads: [Overhead]
     /// False for the built-in priors; true once fitted on measured profiles.
     public var calibrated: Bool
@@ -104,9 +118,10 @@ public struct EfficiencyModel: Codable, Sendable, Equatable {
     public var fittedAt: String?
     public var sampleCount: Int
 
-    public init(curves: [Curve], overheads: [Overhead], calibrated: Bool, fittedOn: [String] = [],
-                fittedAt: String? = nil, sampleCount: Int = 0) {
+    public init(curves: [Curve], kernelModels: [KernelCostModel] = [], overheads: [Overhead], calibrated: Bool,
+                fittedOn: [String] = [], fittedAt: String? = nil, sampleCount: Int = 0) {
         self.curves = curves
+        self.kernelModels = kernelModels
         self.overheads = overheads.sorted { $0.threads < $1.threads }
         self.calibrated = calibrated
         self.fittedOn = fittedOn
@@ -115,7 +130,26 @@ public struct EfficiencyModel: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case curves, overheads, calibrated, fittedOn = "fitted_on", fittedAt = "fitted_at", sampleCount = "sample_count"
+        case curves, kernelModels = "kernel_models", overheads, calibrated, fittedOn = "fitted_on", fittedAt = "fitted_at",
+             sampleCount = "sample_count"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        curves = try c.decode([Curve].self, forKey: .curves)
+        // Profiles calibrated before kernel models existed have none.
+        kernelModels = try c.decodeIfPresent([KernelCostModel].self, forKey: .kernelModels) ?? []
+        overheads = try c.decode([Overhead].self, forKey: .overheads)
+        calibrated = try c.decode(Bool.self, forKey: .calibrated)
+        fittedOn = try c.decodeIfPresent([String].self, forKey: .fittedOn) ?? []
+        fittedAt = try c.decodeIfPresent(String.self, forKey: .fittedAt)
+        sampleCount = try c.decodeIfPresent(Int.self, forKey: .sampleCount) ?? 0
+    }
+
+    /// The kernel model of `opClass` at the thread count nearest `threads` that has one.
+    public func kernelModel(for opClass: OpClass, threads: Int) -> KernelCostModel? {
+        kernelModels.filter { $0.opClass == opClass }
+            .min { (abs($0.threads - threads), $0.threads) < (abs($1.threads - threads), $1.threads) }
     }
 
     /// The curve for a kernel: the exact (class, bound, threads) entry, else the class at

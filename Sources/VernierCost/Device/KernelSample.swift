@@ -13,14 +13,52 @@ public struct KernelSample: Sendable, Equatable {
     /// Integer arithmetic dominates (measured against the int8 roof).
     public var integer: Bool
     public var measuredUs: Double?
+    /// What a kernel cost model (`KernelCostModel`) weighs besides ops and bytes; zero
+    /// or empty when the source did not say.
+    public var shape: Shape
 
-    public init(name: String, opClass: OpClass, ops: Double, bytes: Double, integer: Bool, measuredUs: Double? = nil) {
+    /// The work of a kernel in the terms its time is built from.
+    public struct Shape: Sendable, Equatable {
+        /// Multiply-adds, floating-point and integer.
+        public var macs: Double
+        /// Elements of the first output and of the first activation input.
+        public var outputElements: Double
+        public var inputElements: Double
+        /// Dim 1 of the first activation input (channels of an NCHW tensor).
+        public var inputChannels: Double
+        /// Op types fused after the first one (`Sigmoid`, `Mul` of a Conv+Sigmoid+Mul),
+        /// each run once per output element.
+        public var epilogue: [String]
+
+        public init(macs: Double = 0, outputElements: Double = 0, inputElements: Double = 0, inputChannels: Double = 0,
+                    epilogue: [String] = []) {
+            self.macs = macs
+            self.outputElements = outputElements
+            self.inputElements = inputElements
+            self.inputChannels = inputChannels
+            self.epilogue = epilogue
+        }
+
+        /// The shape of a kernel from its first input's and first output's dims and its
+        /// fused op types (`Conv+Sigmoid+Mul`; domain prefixes dropped).
+        public init(macs: Double, inputDims: [Int]?, outputDims: [Int]?, fusedOpTypes: String) {
+            func elements(_ dims: [Int]?) -> Double { dims.map { $0.reduce(1.0) { $0 * Double(max(0, $1)) } } ?? 0 }
+            let channels = inputDims.flatMap { $0.count >= 2 ? Double($0[1]) : nil } ?? 0
+            let ops = fusedOpTypes.split(separator: "+").dropFirst().map { String($0.split(separator: ".").last ?? $0) }
+            self.init(macs: macs, outputElements: elements(outputDims), inputElements: elements(inputDims),
+                      inputChannels: channels, epilogue: ops)
+        }
+    }
+
+    public init(name: String, opClass: OpClass, ops: Double, bytes: Double, integer: Bool, measuredUs: Double? = nil,
+                shape: Shape = Shape()) {
         self.name = name
         self.opClass = opClass
         self.ops = ops
         self.bytes = bytes
         self.integer = integer
         self.measuredUs = measuredUs
+        self.shape = shape
     }
 }
 
@@ -122,9 +160,15 @@ extension ModelSamples {
                   let latency = node["latency_ms"] as? [String: Any],
                   let median = (latency["median"] as? NSNumber)?.doubleValue else { continue }
             let intMacs = (node["int_macs"] as? NSNumber)?.doubleValue ?? 0
+            let macs = (node["macs"] as? NSNumber)?.doubleValue ?? 0
             let opClass = (node["op_class"] as? String).flatMap(OpClass.init(rawValue:)) ?? OpClass.classify(opType: op)
+            func firstDims(_ key: String) -> [Int]? {
+                (node[key] as? [Any])?.first.flatMap { $0 as? [NSNumber] }.map { $0.map(\.intValue) }
+            }
+            let shape = KernelSample.Shape(macs: macs + intMacs, inputDims: firstDims("input_shapes"),
+                                           outputDims: firstDims("output_shapes"), fusedOpTypes: node["fused_ops"] as? String ?? op)
             kernels.append(KernelSample(name: name, opClass: opClass, ops: flops + 2 * intMacs, bytes: read + written,
-                                        integer: intMacs > 0 && 2 * intMacs >= flops, measuredUs: median * 1e3))
+                                        integer: intMacs > 0 && 2 * intMacs >= flops, measuredUs: median * 1e3, shape: shape))
         }
         let e2e = ((totals["latency_ms"] as? [String: Any])?["median"] as? NSNumber)?.doubleValue
         return ModelSamples(model: model, runtime: .vernier, threads: max(1, threads), kernels: kernels,
@@ -139,7 +183,7 @@ extension ModelSamples {
     static func fromONNXRuntimeTrace(_ events: [[String: Any]], model: String, threads: Int, path: String) throws -> ModelSamples {
         var order: [String] = []
         var durations: [String: [Double]] = [:]
-        var costs: [String: (OpClass, Double, Double, Bool)] = [:]
+        var costs: [String: ORTKernelCost.Estimate] = [:]
         var runs: [Double] = []
         for event in events {
             guard let name = event["name"] as? String, let dur = (event["dur"] as? NSNumber)?.doubleValue else { continue }
@@ -159,9 +203,9 @@ extension ModelSamples {
             throw CalibrationInputError.invalid(path: path, reason: "no kernel events (profile a session with enable_profiling and run it)")
         }
         let kernels = order.compactMap { node -> KernelSample? in
-            guard let times = durations[node], let (opClass, ops, bytes, integer) = costs[node] else { return nil }
-            return KernelSample(name: node, opClass: opClass, ops: ops, bytes: bytes, integer: integer,
-                                measuredUs: LatencyStats(milliseconds: times).median)
+            guard let times = durations[node], let c = costs[node] else { return nil }
+            return KernelSample(name: node, opClass: c.opClass, ops: c.ops, bytes: c.bytes, integer: c.integer,
+                                measuredUs: LatencyStats(milliseconds: times).median, shape: c.shape)
         }
         // The first run of a session warms caches and allocators.
         let measuredRuns = runs.count > 1 ? Array(runs.dropFirst()) : runs
@@ -201,8 +245,17 @@ enum ORTKernelCost {
         "QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QGemm",
     ]
 
-    /// (class, ops, bytes, integer) of one kernel.
-    static func estimate(op: String, inputs: [Shape], outputs: [Shape]) -> (OpClass, Double, Double, Bool) {
+    struct Estimate {
+        var opClass: OpClass
+        var ops: Double
+        var bytes: Double
+        var integer: Bool
+        /// The trace names no fused activations (FusedConv keeps them in attributes).
+        var shape: KernelSample.Shape
+    }
+
+    /// The costs of one kernel.
+    static func estimate(op: String, inputs: [Shape], outputs: [Shape]) -> Estimate {
         let bytes = inputs.reduce(0) { $0 + $1.bytes } + outputs.reduce(0) { $0 + $1.bytes }
         let outElements = outputs.first?.elements ?? 0
         let weightIndex = op == "QLinearConv" ? 3 : 1
@@ -229,6 +282,8 @@ enum ORTKernelCost {
         }
         let integer = integerOps.contains(op)
         let ops = macs > 0 ? 2 * macs : outElements
-        return (opClass, ops, bytes, integer)
+        return Estimate(opClass: opClass, ops: ops, bytes: bytes, integer: integer,
+                        shape: KernelSample.Shape(macs: macs, inputDims: inputs.first?.dims, outputDims: outputs.first?.dims,
+                                                  fusedOpTypes: op))
     }
 }

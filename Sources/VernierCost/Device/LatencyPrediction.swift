@@ -48,7 +48,7 @@ public struct LatencyPrediction: Sendable {
         let run = Set(rows.flatMap(\.costs.fused))
         return LatencyPrediction(table: table, rows: rows, notRun: table.nodes.map(\.name).filter { !run.contains($0) },
                                  device: device, threads: threads, kernelSumMs: sum,
-                                 perRunMs: device.effectiveEfficiency.overhead(threads: threads).runUs(kernelSumUs: sum * 1e3) / 1e3 - sum)
+                                 perRunMs: device.effectiveEfficiency.overhead(threads: threads).runUs(kernelSumUs: sum * 1e3, kernels: rows.count) / 1e3 - sum)
     }
 }
 

@@ -52,7 +52,9 @@ public struct KernelCosts: Sendable {
 
     /// The kernel as a prediction sample (no measured time).
     public var sample: KernelSample {
-        KernelSample(name: name, opClass: opClass, ops: flops + 2 * intMacs, bytes: bytesMoved, integer: isInteger)
+        KernelSample(name: name, opClass: opClass, ops: flops + 2 * intMacs, bytes: bytesMoved, integer: isInteger,
+                     shape: KernelSample.Shape(macs: macs + intMacs, inputDims: inputTypes.first??.concreteDims,
+                                               outputDims: outputTypes.first??.concreteDims, fusedOpTypes: fusedOpTypes))
     }
 }
 

@@ -1,0 +1,149 @@
+import Foundation
+
+/// A kernel's time as a weighted sum of what it does: microseconds per multiply-add, per
+/// output and input element, per byte moved, per element of each fused epilogue op, plus
+/// a fixed cost. Fitted per op class and thread count on measured kernels.
+///
+/// Why a second model beside the efficiency curves: a curve gives one efficiency per
+/// kernel size, so a convolution that spends half its time in a fused Sigmoid+Mul, a
+/// 1x1 convolution and a 3x3 one of equal size all get the same rate. Leave-one-out
+/// over 16 real models put that blending at 30% RMSPE end to end; weighing the terms
+/// separately halved the per-layer error (Reports/prediction_accuracy.md).
+public struct KernelCostModel: Codable, Sendable, Equatable {
+    public var opClass: OpClass
+    public var threads: Int
+    /// Microseconds per unit of each feature (`KernelCostModel.features`), never negative.
+    public var weights: [String: Double]
+    /// Kernels the model was fitted on.
+    public var samples: Int
+
+    public init(opClass: OpClass, threads: Int, weights: [String: Double], samples: Int) {
+        self.opClass = opClass
+        self.threads = threads
+        self.weights = weights
+        self.samples = samples
+    }
+
+    enum CodingKeys: String, CodingKey { case opClass = "op_class", threads, weights, samples }
+
+    /// The classes whose kernels are dominated by arithmetic on shapes the features
+    /// describe; the rest keep their efficiency curves.
+    public static let classes: [OpClass] = [.conv, .depthwiseConv, .convTranspose, .matmul]
+
+    /// Fewest measured kernels a model is fitted on: a few per feature.
+    static let minSamples = 24
+
+    /// The fixed cost per kernel, in microseconds.
+    public var perKernelUs: Double { weights[Feature.kernel] ?? 0 }
+
+    /// Feature names, as stored in device profiles.
+    enum Feature {
+        static let kernel = "kernel"
+        static let macs = "macs"
+        /// A convolution's multiply-adds split by window: 1x1 ones are matrix products
+        /// with little reuse per input; larger windows reuse each input many times.
+        static let pointwiseMacs = "pointwise_macs"
+        static let windowMacs = "window_macs"
+        static let outputElements = "output_elements"
+        static let inputElements = "input_elements"
+        static let bytes = "bytes"
+        static let epiloguePrefix = "epilogue."
+        static let integerPrefix = "int8."
+    }
+
+    /// A kernel's features. Nil when the kernel has no shape to weigh (a source that did
+    /// not record one).
+    public static func features(of kernel: KernelSample) -> [String: Double]? {
+        let s = kernel.shape
+        guard s.outputElements > 0 else { return nil }
+        var f: [String: Double] = [Feature.kernel: 1, Feature.outputElements: s.outputElements,
+                                   Feature.inputElements: s.inputElements, Feature.bytes: kernel.bytes]
+        // Integer products run on other instructions at another rate.
+        let prefix = kernel.integer ? Feature.integerPrefix : ""
+        switch kernel.opClass {
+        case .conv, .convTranspose:
+            // Window size from the multiply-adds per output and input channel (a grouped
+            // convolution reads as a smaller window, which is what its reuse is).
+            let window = s.inputChannels > 0 ? s.macs / (s.outputElements * s.inputChannels) : 1
+            f[prefix + (window < 1.5 ? Feature.pointwiseMacs : Feature.windowMacs)] = s.macs
+        default:
+            f[prefix + Feature.macs] = s.macs
+        }
+        for op in s.epilogue { f[Feature.epiloguePrefix + op, default: 0] += s.outputElements }
+        return f
+    }
+
+    /// The predicted time of `kernel`, in microseconds; nil without features, or when
+    /// the kernel's arithmetic has no weight (integer products and a fit on float
+    /// kernels only): leaving out its main cost would predict it far too fast. Other
+    /// features the fit never saw (an epilogue op no calibration kernel had) add nothing.
+    public func predictUs(_ kernel: KernelSample) -> Double? {
+        guard let f = Self.features(of: kernel) else { return nil }
+        let arithmetic = [Feature.macs, Feature.pointwiseMacs, Feature.windowMacs]
+        for (name, value) in f where value > 0 && weights[name] == nil {
+            let unprefixed = name.hasPrefix(Feature.integerPrefix) ? String(name.dropFirst(Feature.integerPrefix.count)) : name
+            if arithmetic.contains(unprefixed) { return nil }
+        }
+        return f.reduce(0) { $0 + $1.value * (weights[$1.key] ?? 0) }
+    }
+
+    /// Fits the weights on measured kernels of one class at one thread count: least
+    /// squares on relative errors (a 10 us kernel weighs as much as a 10 ms one), weights
+    /// kept non-negative by dropping the most negative feature and refitting. Nil when
+    /// there are too few kernels.
+    static func fit(_ kernels: [KernelSample], opClass: OpClass, threads: Int) -> KernelCostModel? {
+        let rows = kernels.compactMap { k -> (features: [String: Double], us: Double)? in
+            guard let us = k.measuredUs, us > 0, let f = features(of: k) else { return nil }
+            return (f, us)
+        }
+        guard rows.count >= minSamples else { return nil }
+        var active = Set(rows.flatMap { $0.features.filter { $0.value > 0 }.map(\.key) }).sorted()
+        while !active.isEmpty {
+            // Each row divided by its measured time, so the target is 1 everywhere.
+            let x = rows.map { row in active.map { (row.features[$0] ?? 0) / row.us } }
+            guard let solution = ScaledLeastSquares.solve(x, target: 1) else { return nil }
+            if let worst = solution.indices.min(by: { solution[$0] < solution[$1] }), solution[worst] < 0 {
+                active.remove(at: worst)
+                continue
+            }
+            let weights = Dictionary(uniqueKeysWithValues: zip(active, solution).filter { $0.1 > 0 })
+            return KernelCostModel(opClass: opClass, threads: threads, weights: weights, samples: rows.count)
+        }
+        return nil
+    }
+}
+
+/// Ordinary least squares for the small, badly scaled systems of `KernelCostModel`
+/// (features from 1 to 1e10): columns scaled to unit root-mean-square, normal equations
+/// with a tiny ridge, solved by Gaussian elimination with partial pivoting.
+enum ScaledLeastSquares {
+    /// The `w` minimising sum over rows of (x . w - target)^2; nil for a singular system.
+    /// Signs are not constrained here: callers drop negative weights and refit.
+    static func solve(_ x: [[Double]], target: Double) -> [Double]? {
+        guard let n = x.first?.count, n > 0 else { return nil }
+        var scale = [Double](repeating: 0, count: n)
+        for row in x { for j in 0..<n { scale[j] += row[j] * row[j] } }
+        scale = scale.map { ($0 / Double(x.count)).squareRoot() }
+        guard scale.allSatisfy({ $0 > 0 && $0.isFinite }) else { return nil }
+        var a = [[Double]](repeating: [Double](repeating: 0, count: n + 1), count: n)
+        for row in x {
+            let z = (0..<n).map { row[$0] / scale[$0] }
+            for i in 0..<n {
+                for j in 0..<n { a[i][j] += z[i] * z[j] }
+                a[i][n] += z[i] * target
+            }
+        }
+        let ridge = 1e-9 * (0..<n).reduce(0) { $0 + a[$1][$1] }
+        for i in 0..<n { a[i][i] += ridge }
+        for col in 0..<n {
+            guard let pivot = (col..<n).max(by: { abs(a[$0][col]) < abs(a[$1][col]) }), abs(a[pivot][col]) > 0 else { return nil }
+            a.swapAt(col, pivot)
+            for r in 0..<n where r != col {
+                let f = a[r][col] / a[col][col]
+                if f != 0 { for c in col...n { a[r][c] -= f * a[col][c] } }
+            }
+        }
+        let w = (0..<n).map { a[$0][n] / a[$0][$0] / scale[$0] }
+        return w.allSatisfy(\.isFinite) ? w : nil
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Testing
+@testable import VernierCost
+
+/// Kernel cost models: a kernel's time as a weighted sum of its multiply-adds, elements,
+/// bytes and fused epilogue ops, fitted on measured kernels.
+struct KernelCostModelTests {
+    /// Costs a synthetic machine charges, in us per unit.
+    static let pointwiseUsPerMac = 2e-5, windowUsPerMac = 1e-5, sigmoidUsPerElement = 1e-3, fixedUs = 2.0
+
+    /// A convolution on an NCHW input with `window` taps per input channel, with or
+    /// without a fused Sigmoid+Mul, measured at the synthetic machine's costs.
+    static func conv(_ name: String, channels: Int, outChannels: Int, side: Int, window: Int, silu: Bool,
+                     integer: Bool = false) -> KernelSample {
+        let outputs = Double(outChannels * side * side)
+        let macs = outputs * Double(channels * window)
+        let shape = KernelSample.Shape(macs: macs, inputDims: [1, channels, side, side], outputDims: [1, outChannels, side, side],
+                                       fusedOpTypes: silu ? "Conv+Sigmoid+Mul" : "Conv")
+        var us = fixedUs + macs * (window == 1 ? pointwiseUsPerMac : windowUsPerMac)
+        if silu { us += outputs * sigmoidUsPerElement }
+        return KernelSample(name: name, opClass: .conv, ops: 2 * macs, bytes: 4 * (outputs + Double(channels * side * side)),
+                            integer: integer, measuredUs: us, shape: shape)
+    }
+
+    /// 32 kernels of varied channels, sizes and windows, half with an epilogue.
+    static func measuredConvs(prefix: String = "k") -> [KernelSample] {
+        var out: [KernelSample] = []
+        for (i, channels) in [8, 16, 32, 64].enumerated() {
+            for (j, side) in [7, 14, 28, 56].enumerated() {
+                for window in [1, 9] {
+                    out.append(conv("\(prefix)\(i)\(j)\(window)", channels: channels, outChannels: channels * (1 + j % 2),
+                                    side: side, window: window, silu: (i + j) % 2 == 0))
+                }
+            }
+        }
+        return out
+    }
+
+    @Test func fittingRecoversTheCostOfEachTerm() throws {
+        let model = try #require(KernelCostModel.fit(Self.measuredConvs(), opClass: .conv, threads: 1))
+        #expect(model.samples == 32)
+        // The Mul has the same output elements as the Sigmoid it follows: the two split
+        // the epilogue's cost between them, summing to it.
+        let epilogue = (model.weights["epilogue.Sigmoid"] ?? 0) + (model.weights["epilogue.Mul"] ?? 0)
+        #expect(abs(epilogue - Self.sigmoidUsPerElement) < 1e-3 * Self.sigmoidUsPerElement)
+        #expect(abs((model.weights["pointwise_macs"] ?? 0) - Self.pointwiseUsPerMac) < 1e-3 * Self.pointwiseUsPerMac)
+        #expect(abs((model.weights["window_macs"] ?? 0) - Self.windowUsPerMac) < 1e-3 * Self.windowUsPerMac)
+        #expect(abs(model.perKernelUs - Self.fixedUs) < 1e-2)
+        // A kernel of a shape it never saw is predicted by the same costs.
+        let unseen = Self.conv("new", channels: 48, outChannels: 96, side: 20, window: 9, silu: true)
+        let predicted = try #require(model.predictUs(unseen))
+        #expect(abs(predicted - unseen.measuredUs!) < 1e-3 * unseen.measuredUs!)
+    }
+
+    @Test func weightsStayNonNegativeWhenATermExplainsNothing() throws {
+        // Time from the multiply-adds alone, with noise on top: any other term's least
+        // squares weight could come out negative, and negative costs are refused.
+        var kernels = Self.measuredConvs()
+        for i in kernels.indices {
+            let macs = kernels[i].shape.macs
+            kernels[i].measuredUs = 1e-5 * macs * (1 + 0.05 * sin(Double(i)))
+        }
+        let model = try #require(KernelCostModel.fit(kernels, opClass: .conv, threads: 1))
+        #expect(model.weights.values.allSatisfy { $0 > 0 })
+        #expect(model.weights["window_macs"] != nil)
+    }
+
+    @Test func tooFewKernelsOrNoShapesFitNothing() {
+        #expect(KernelCostModel.fit(Array(Self.measuredConvs().prefix(10)), opClass: .conv, threads: 1) == nil)
+        let shapeless = Self.measuredConvs().map { k -> KernelSample in
+            var k = k
+            k.shape = KernelSample.Shape()
+            return k
+        }
+        #expect(KernelCostModel.fit(shapeless, opClass: .conv, threads: 1) == nil)
+    }
+
+    @Test func integerProductsWithoutAnIntegerFitAreLeftToTheCurve() throws {
+        let model = try #require(KernelCostModel.fit(Self.measuredConvs(), opClass: .conv, threads: 1))
+        let int8 = Self.conv("q", channels: 64, outChannels: 64, side: 14, window: 9, silu: false, integer: true)
+        #expect(model.predictUs(int8) == nil)
+        // Calibrated on float kernels only, the device predicts the integer conv by its curve.
+        let device = DeviceProfile(name: "t", cpu: "t", source: .specDerived, cores: 1, isa: [], caches: .init(),
+                                   roofs: [.init(threads: 1, fp32Gflops: 100, int8Gops: 400, bandwidthGBps: 10)])
+        let fitted = try device.calibrated(on: [ModelSamples(model: "m", runtime: .vernier, threads: 1, kernels: Self.measuredConvs(),
+                                                             endToEndUs: nil)])
+        let p = try #require(fitted.predict(int8, threads: 1))
+        let curve = try #require(fitted.efficiency?.curve(for: .conv, bound: p.bound, threads: 1))
+        #expect(abs(p.efficiency - curve.efficiency(atIdealUs: p.idealUs)) < 1e-12)
+    }
+
+    @Test func calibratedProfilesPredictByTheKernelModelAndKeepItInTheirJSON() throws {
+        let device = DeviceProfile(name: "t", cpu: "t", source: .measured, cores: 2, isa: [], caches: .init(),
+                                   roofs: [.init(threads: 1, fp32Gflops: 100, bandwidthGBps: 10),
+                                           .init(threads: 2, fp32Gflops: 200, bandwidthGBps: 20)])
+        let sets = [ModelSamples(model: "a", runtime: .vernier, threads: 1, kernels: Self.measuredConvs(prefix: "a"), endToEndUs: nil)]
+        let fitted = try device.calibrated(on: sets)
+        let model = try #require(fitted.efficiency?.kernelModel(for: .conv, threads: 2))
+        #expect(model.threads == 1)   // the nearest count that has one
+        #expect(fitted.efficiency?.kernelModel(for: .matmul, threads: 1) == nil)
+        let unseen = Self.conv("new", channels: 24, outChannels: 24, side: 30, window: 1, silu: false)
+        let p = try #require(fitted.predict(unseen, threads: 1))
+        #expect(abs(p.predictedUs - unseen.measuredUs!) < 1e-3 * unseen.measuredUs!)
+        #expect(abs(p.overheadUs - Self.fixedUs) < 1e-2)
+        let decoded = try DeviceProfile.decode(try fitted.jsonData(), path: "t")
+        #expect(decoded == fitted)
+        // A profile written before kernel models existed still reads, with none.
+        var old = try #require(JSONSerialization.jsonObject(with: try fitted.jsonData()) as? [String: Any])
+        var efficiency = try #require(old["efficiency"] as? [String: Any])
+        efficiency.removeValue(forKey: "kernel_models")
+        old["efficiency"] = efficiency
+        let legacy = try DeviceProfile.decode(try JSONSerialization.data(withJSONObject: old), path: "old")
+        #expect(legacy.efficiency?.kernelModels.isEmpty == true)
+    }
+
+    @Test func profileRowsGiveTheShapeTheModelWeighs() {
+        let shape = KernelSample.Shape(macs: 1000, inputDims: [1, 16, 8, 8], outputDims: [1, 32, 8, 8],
+                                       fusedOpTypes: "Conv+com.microsoft.Gelu+Add")
+        #expect(shape.inputChannels == 16 && shape.inputElements == 1024 && shape.outputElements == 2048)
+        #expect(shape.epilogue == ["Gelu", "Add"])
+        let features = KernelCostModel.features(of: KernelSample(name: "c", opClass: .conv, ops: 2000, bytes: 10, integer: false,
+                                                                  shape: shape))
+        // 1000 MACs over 2048 outputs x 16 channels is under one tap: a pointwise conv.
+        #expect(features?["pointwise_macs"] == 1000 && features?["window_macs"] == nil)
+        #expect(features?["epilogue.Gelu"] == 2048 && features?["kernel"] == 1)
+    }
+}
