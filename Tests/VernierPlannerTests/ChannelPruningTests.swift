@@ -204,6 +204,14 @@ import VernierTestSupport
         #expect(heads.isPrunable, "\(heads.blockers)")
         #expect(heads.slices.contains { $0.tensor == "o.w" && $0.axis == 0 && $0.span == 4 })
         #expect(deps.group(named: "o_mm")?.isPrunable == false, "added to the graph input x")
+        // A head is 4 elements wide: --round-to 4 (or 2) is any whole number of heads,
+        // --round-to 8 pairs of heads; plain channels round to the count itself.
+        #expect(heads.channelWidth == 4)
+        #expect(heads.channelMultiple(roundTo: 4) == 1 && heads.channelMultiple(roundTo: 2) == 1)
+        #expect(heads.channelMultiple(roundTo: 8) == 2)
+        #expect(deps.group(named: "o_mm")?.channelMultiple(roundTo: 8) == 8)
+        let (_, rounded) = try Self.prune(model, PruningOptions(ratio: 0.25, roundTo: 4))
+        #expect(rounded.outcomes.first { $0.group.name == "q_mm" }?.keptChannels.count == 3, "3 of 4 heads: 12 elements, a multiple of 4")
 
         let (original, pruned) = try Self.prune(model, PruningOptions(ratio: 0.5))
         try Self.expectValid(pruned, original: original)

@@ -31,6 +31,16 @@ struct PruningSearchTests {
         #expect(first.steps[0].estimatedMs == s.estimateMs(kept: [8, 6]))
     }
 
+    @Test func aGroupsOwnMultipleOverridesTheSearchRounding() {
+        // Rounding to 8 leaves an 8-channel group nothing to cut; a group of wide units
+        // (attention heads) whose own multiple is 1 still steps down.
+        var s = search()
+        s.roundTo = 8
+        #expect(s.nextKept(0, after: 8) == nil)
+        s.groups[0].roundTo = 1
+        #expect(s.nextKept(0, after: 8) == 6)
+    }
+
     @Test func theSearchStopsAtTheTargetOrAtTheFloor() {
         let s = search()
         let met = s.search(targetMs: 10)

@@ -32,11 +32,15 @@ public struct PruningSearch: Sendable {
         public var channels: Int
         /// Channel scores, highest first (what is removed first is at the end).
         public var sortedScores: [Double]
+        /// Keep a multiple of this many channels, when it differs from the search's
+        /// `roundTo` (attention heads, each many elements wide).
+        public var roundTo: Int?
 
-        public init(name: String, channels: Int, scores: [Double]) {
+        public init(name: String, channels: Int, scores: [Double], roundTo: Int? = nil) {
             self.name = name
             self.channels = channels
             sortedScores = scores.sorted(by: >)
+            self.roundTo = roundTo
         }
 
         /// Share of the group's total importance held by all but its `kept` best channels.
@@ -85,6 +89,7 @@ public struct PruningSearch: Sendable {
     /// The next smaller channel count for group `g` after `kept`, or nil at the floor.
     func nextKept(_ g: Int, after kept: Int) -> Int? {
         let channels = groups[g].channels
+        let roundTo = groups[g].roundTo ?? self.roundTo
         let step = max(roundTo, Int((Double(channels) * stepShare).rounded()))
         var next = kept - step
         if roundTo > 1 { next = (next / roundTo) * roundTo }
@@ -131,7 +136,8 @@ extension PruningSearch {
         let prunable = dependencies.groups.filter(\.isPrunable)
         let constants = StoredConstants(analyzed.model.graph)
         let groups = prunable.map {
-            Group(name: $0.name, channels: $0.channels, scores: ChannelImportance.scores(of: $0, constants: constants, norm: importance))
+            Group(name: $0.name, channels: $0.channels, scores: ChannelImportance.scores(of: $0, constants: constants, norm: importance),
+                  roundTo: $0.channelMultiple(roundTo: roundTo))
         }
         var groupsOfNode: [String: [Int]] = [:]
         for (g, group) in prunable.enumerated() {

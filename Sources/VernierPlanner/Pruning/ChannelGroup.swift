@@ -45,6 +45,23 @@ public struct ChannelGroup: Sendable {
     public var blockers: [String]
 
     public var isPrunable: Bool { blockers.isEmpty && channels > 1 }
+
+    /// Elements one channel of the group covers in every tensor it slices: 1 for plain
+    /// channels, the head width (64 in BERT-base) when the channels are attention heads.
+    public var channelWidth: Int { max(1, slices.reduce(0) { greatestCommonDivisor($0, $1.span) }) }
+
+    /// The channel multiple that keeps `roundTo` elements' alignment: `--round-to 8` on
+    /// heads 64 wide is any whole number of heads (rounding 12 heads to multiples of 8
+    /// left nothing to cut but all of them).
+    public func channelMultiple(roundTo: Int) -> Int {
+        max(1, roundTo) / greatestCommonDivisor(max(1, roundTo), channelWidth)
+    }
+}
+
+func greatestCommonDivisor(_ a: Int, _ b: Int) -> Int {
+    var (x, y) = (abs(a), abs(b))
+    while y != 0 { (x, y) = (y, x % y) }
+    return x
 }
 
 /// Which channel groups lie along one axis of a value, in order. A Concat's output has

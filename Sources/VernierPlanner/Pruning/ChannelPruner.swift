@@ -97,7 +97,7 @@ public enum ChannelPruner {
             let ratio = options.groupRatios[group.name] ?? options.ratio
             var keep = Array(0..<group.channels)
             if group.isPrunable {
-                let count = keepCount(channels: group.channels, ratio: ratio, roundTo: options.roundTo)
+                let count = keepCount(channels: group.channels, ratio: ratio, roundTo: group.channelMultiple(roundTo: options.roundTo))
                 if count < group.channels {
                     let scores = ChannelImportance.scores(of: group, constants: constants, norm: options.importance)
                     // Highest scores stay; ties keep the lower index, so results are deterministic.
