@@ -58,7 +58,7 @@ struct Prune: ParsableCommand {
         "A group's own ratio, e.g. --group conv1=0.5 (names from --list-groups). Repeatable.", valueName: "NAME=RATIO"))
     var groupRatios: [GroupRatio] = []
 
-    @Option(name: .customLong("round-to"), help: "Keep a multiple of N channels in each group (at least N).")
+    @Option(name: .customLong("round-to"), help: "Keep a multiple of N channels in each group (at least N); attention heads count by their width (64-wide heads: any number of heads).")
     var roundTo: Int = 1
 
     @Option(help: "Channel importance: l1 or l2 norm of the group's weights.")

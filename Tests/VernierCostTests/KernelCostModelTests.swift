@@ -111,6 +111,10 @@ struct KernelCostModelTests {
         old["efficiency"] = efficiency
         let legacy = try DeviceProfile.decode(try JSONSerialization.data(withJSONObject: old), path: "old")
         #expect(legacy.efficiency?.kernelModels.isEmpty == true)
+        // A hand-edited negative cost is refused with the class named.
+        var negative = fitted
+        negative.efficiency?.kernelModels[0].weights["kernel"] = -1
+        #expect(throws: DeviceProfileError.self) { try DeviceProfile.decode(try negative.jsonData(), path: "bad") }
     }
 
     @Test func profileRowsGiveTheShapeTheModelWeighs() {

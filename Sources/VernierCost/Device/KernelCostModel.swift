@@ -6,9 +6,10 @@ import Foundation
 ///
 /// Why a second model beside the efficiency curves: a curve gives one efficiency per
 /// kernel size, so a convolution that spends half its time in a fused Sigmoid+Mul, a
-/// 1x1 convolution and a 3x3 one of equal size all get the same rate. Leave-one-out
-/// over 16 real models put that blending at 30% RMSPE end to end; weighing the terms
-/// separately halved the per-layer error (Reports/prediction_accuracy.md).
+/// 1x1 convolution and a 3x3 one of equal size all get the same rate. On the same
+/// leave-one-out measurements of 17 real models, weighing the terms separately took
+/// the end-to-end predictions within 10% from 41% to 59% and the median per-layer
+/// error from 20% to 14% (Scripts/prediction_accuracy.sh).
 public struct KernelCostModel: Codable, Sendable, Equatable {
     public var opClass: OpClass
     public var threads: Int
