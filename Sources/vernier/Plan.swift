@@ -21,8 +21,9 @@ struct Plan: ParsableCommand {
         machine) and, on this machine, measured; when the prediction still misses, the \
         search goes on with a corrected target (up to 5 rounds). Last, the variant and the \
         original are measured in interleaved rounds; when that verification puts the \
-        variant over the budget, the search runs again for a target lowered by the miss \
-        (twice at most).
+        variant over the budget and over the budget's share of the original measured \
+        beside it, the search runs again for a target lowered by the miss (twice at \
+        most); a machine that slowed down as a whole is reported, not cut for.
 
         Strategy quantize: int8 weights per output channel and uint8 activations \
         calibrated on random inputs (QDQ, see `vernier quantize`). Strategy distill: the \
@@ -134,6 +135,8 @@ struct Plan: ParsableCommand {
         var checks: [BudgetVerdict.Check]
         var fidelity: [OutputAgreement]
         var latencyMs: Double?
+        /// The original's latency measured beside the variant (here only).
+        var originalBesideMs: Double?
     }
 
     /// What every strategy shares: the original, its measurement, the device model.
@@ -255,16 +258,23 @@ struct Plan: ParsableCommand {
         for candidate in candidates {
             var e = try evaluate(candidate, context: context, budget: budget, folder: folder, threading: threading, measuring: measuring)
             // The verification is one more sample of a noisy machine: a pruned variant it
-            // measured over the budget is searched again for a target lowered by the miss.
+            // measured over the budget is searched again for a target lowered by the
+            // miss. Only when it misses beside the original too: when the whole machine
+            // ran slower (the original as well), cutting more would over-prune.
             var target = targetMedian
             var retries = 0
-            while onHost, candidate.strategy == "prune", retries < Self.verificationRetries, let measured = e.latencyMs, measured > latencyMs {
+            while onHost, candidate.strategy == "prune", retries < Self.verificationRetries, let measured = e.latencyMs, measured > latencyMs,
+                  let beside = e.originalBesideMs, measured / beside > latencyMs / originalMs {
                 retries += 1
                 target *= latencyMs / measured * 0.98
                 var retry = try pruneCandidate(context, targetMedian: target, measure: measure)
                 retry.notes.insert(String(format: "prune: the verification measured %.3f ms, over the %.3f ms budget; searched again for a median of %.3f ms",
                                           measured, latencyMs, target), at: 0)
                 e = try evaluate(retry, context: context, budget: budget, folder: folder, threading: threading, measuring: measuring)
+            }
+            if let beside = e.originalBesideMs, beside > originalMs * 1.1 {
+                e.candidate.notes.append(String(format: "the machine ran %.0f%% slower during the verification than when the original was first measured (%.3f ms then, %.3f ms beside the variant): rerun on a quieter machine before trusting the verdict",
+                                                (beside / originalMs - 1) * 100, originalMs, beside))
             }
             evaluated.append(e)
         }
@@ -436,6 +446,7 @@ struct Plan: ParsableCommand {
         let profile: Profile
         let checks: [BudgetVerdict.Check]
         var measured: Double?
+        var originalBeside: Double?
         var candidate = candidate
         // Each kernel's time, predicted and (here) measured, for the groups' shares.
         let predictedKernels: [(name: String, ms: Double)]
@@ -455,6 +466,7 @@ struct Plan: ParsableCommand {
             profile = session.comparison.profiles[1]
             checks = BudgetVerdict.evaluate(profile, against: budget).checks
             measured = latency(profile)
+            originalBeside = latency(session.comparison.profiles[0])
             measuredKernels = profile.rows.map { ($0.name, $0.latency.median) }
         } else {
             let reloaded = try c.analyzer.analyze(path: path)
@@ -474,7 +486,7 @@ struct Plan: ParsableCommand {
         }
         let fidelity = try Self.fidelity(original: c.analyzed, variant: try c.analyzer.analyze(path: path), threading: threading, seed: seed)
         return Evaluated(candidate: candidate, path: path, bytes: bytes.count, profile: profile, checks: checks, fidelity: fidelity,
-                         latencyMs: measured)
+                         latencyMs: measured, originalBesideMs: originalBeside)
     }
 
     /// Output agreement of the variant with the original on the same random inputs.
