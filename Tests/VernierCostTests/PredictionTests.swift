@@ -104,6 +104,10 @@ struct PredictionTests {
         runs.append((kernelSum: 50_000, kernels: 100, run: 39_500))
         let withOutlier = Calibrator.runOverhead(runs)
         #expect(abs(withOutlier.fraction - 0.02) < 1e-9 && abs(withOutlier.betweenKernelsUs - 0.5) < 1e-6)
+        // One profile cannot split its time outside kernels between the two terms: all
+        // of it goes to the fraction, which then reproduces that profile exactly.
+        let single = Calibrator.runOverhead([(kernelSum: 3_000, kernels: 30, run: 3_300)])
+        #expect(abs(single.fraction - 0.1) < 1e-9 && single.betweenKernelsUs == 0)
     }
 
     @Test func leaveOneOutNeverPredictsAModelFromItsOwnMeasurements() throws {

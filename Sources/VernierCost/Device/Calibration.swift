@@ -149,9 +149,12 @@ struct Calibrator {
             let u = x.kernelSum / x.run, v = Double(x.kernels) / x.run, t = 1 - u
             suu += u * u; suv += u * v; svv += v * v; sut += u * t; svt += v * t
         }
+        // One model (or models all alike) cannot tell the two terms apart: the system
+        // is singular up to rounding, and solving it anyway gave wild gaps.
         let det = suu * svv - suv * suv
-        var f = det > 0 ? (sut * svv - svt * suv) / det : sut / suu
-        var g = det > 0 ? (suu * svt - suv * sut) / det : 0
+        let solvable = det > 1e-9 * suu * svv
+        var f = solvable ? (sut * svv - svt * suv) / det : sut / suu
+        var g = solvable ? (suu * svt - suv * sut) / det : 0
         if g < 0 || !g.isFinite { g = 0; f = sut / suu }
         f = min(0.5, max(-0.05, f))
         return (f, g)
