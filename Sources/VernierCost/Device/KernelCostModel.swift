@@ -50,6 +50,8 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
         static let bytes = "bytes"
         static let epiloguePrefix = "epilogue."
         static let integerPrefix = "int8."
+        /// The multiply-add features, float and integer.
+        static let arithmetic: Set<String> = Set([macs, pointwiseMacs, windowMacs].flatMap { [$0, integerPrefix + $0] })
     }
 
     /// A kernel's features. Nil when the kernel has no shape to weigh (a source that did
@@ -80,11 +82,7 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     /// features the fit never saw (an epilogue op no calibration kernel had) add nothing.
     public func predictUs(_ kernel: KernelSample) -> Double? {
         guard let f = Self.features(of: kernel) else { return nil }
-        let arithmetic = [Feature.macs, Feature.pointwiseMacs, Feature.windowMacs]
-        for (name, value) in f where value > 0 && weights[name] == nil {
-            let unprefixed = name.hasPrefix(Feature.integerPrefix) ? String(name.dropFirst(Feature.integerPrefix.count)) : name
-            if arithmetic.contains(unprefixed) { return nil }
-        }
+        if f.contains(where: { $0.value > 0 && weights[$0.key] == nil && Feature.arithmetic.contains($0.key) }) { return nil }
         return f.reduce(0) { $0 + $1.value * (weights[$1.key] ?? 0) }
     }
 
