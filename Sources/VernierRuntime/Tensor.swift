@@ -48,11 +48,16 @@ public enum TensorLayout: Hashable, Sendable, CustomStringConvertible {
     /// convolutions run fastest in. Only for C a multiple of `block`, so the size in
     /// bytes equals the plain layout's.
     case channelBlocked(Int)
+    /// `[N, C, spatial...]` stored channels innermost (`[N, spatial..., C]`, NHWC):
+    /// the layout oneDNN's int8 convolutions run in, kept between them
+    /// (`LayoutPlanner.channelsLastValues`). Same size in bytes as plain.
+    case channelsLast
 
     public var description: String {
         switch self {
         case .plain: return "plain"
         case .channelBlocked(let b): return "nChw\(b)c"
+        case .channelsLast: return "channels-last"
         }
     }
 }

@@ -82,7 +82,8 @@ struct Run: ParsableCommand {
             let mb = { (bytes: Int) in String(format: "%.1f MB", Double(bytes) / 1e6) }
             let line = String(format: "latency: median %.3f ms, p90 %.3f ms, min %.3f ms over %d runs (%d threads); ",
                               stats.median, stats.p90, stats.min, stats.count, ThreadPool.threadCount)
-                + "\(plan.steps.count) kernels, \(plan.channelBlockedValues.count) blocked activations; "
+                + "\(plan.steps.count) kernels, \(plan.channelBlockedValues.count) blocked activations"
+                + (plan.channelsLastValues.isEmpty ? "; " : ", \(plan.channelsLastValues.count) channels-last; ")
                 + "arena \(mb(plan.arenaBytes)), weights \(mb(plan.constantBytes)), peak RSS \(ProcessMemory.peakResidentBytes.map(mb) ?? "unknown")\n"
             FileHandle.standardError.write(Data(line.utf8))
         }

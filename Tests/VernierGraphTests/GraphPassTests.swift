@@ -212,4 +212,47 @@ struct GraphPassTests {
         #expect(optimized.graph.nodes.map(\.opType) == ["Relu", "Identity"])
         #expect(optimized.graph.nodes[0].inputs == ["x"])
     }
+
+    @Test func aQDQConvBecomesTheQLinearConvItStandsFor() throws {
+        let optimized = GraphPasses.optimize(try GraphBuilder.qdqConv(.init()).infer())
+        #expect(optimized.graph.nodes.map(\.opType) == ["QuantizeLinear", "QLinearConv", "DequantizeLinear"])
+        let conv = optimized.graph.nodes[1]
+        #expect(conv.inputs == ["xq", "xs", "xz", "wq", "ws", "wz", "ys", "yz", "bq"])
+        #expect(conv.outputs == ["yq"])
+        #expect(try conv.string(FusedAttributes.activation) == "Relu")
+        #expect(try conv.ints("pads") == [1, 1, 1, 1])
+        #expect(Set(conv.originalNodes) == ["xd", "wd", "bd", "c", "r", "yq"])
+    }
+
+    @Test func aQDQConvWithoutBiasOrActivationFusesToo() throws {
+        let optimized = GraphPasses.optimize(try GraphBuilder.qdqConv(.init(bias: false, relu: false)).infer())
+        // The bias's DequantizeLinear has no reader and stays: removing dead nodes is not this pass's job.
+        #expect(optimized.graph.nodes.map(\.opType) == ["QuantizeLinear", "DequantizeLinear", "QLinearConv", "DequantizeLinear"])
+        #expect(optimized.graph.nodes[2].inputs == ["xq", "xs", "xz", "wq", "ws", "wz", "ys", "yz"])
+        #expect(!optimized.graph.nodes[2].hasAttribute(FusedAttributes.activation))
+    }
+
+    @Test func aDequantizedInputWithAnotherReaderStaysForIt() throws {
+        var b = GraphBuilder.qdqConv(.init())
+        b.node("Sigmoid", ["xd"], ["s"])
+        b.output("s")
+        let optimized = GraphPasses.optimize(try b.infer())
+        #expect(optimized.graph.nodes.map(\.opType)
+                == ["QuantizeLinear", "DequantizeLinear", "QLinearConv", "DequantizeLinear", "Sigmoid"])
+        #expect(optimized.graph.nodes[2].inputs.first == "xq")
+    }
+
+    /// Forms QLinearConv's int8 kernel would misread are left as fp32 convolutions.
+    @Test func nonzeroWeightZeroPointsOrAForeignBiasScaleDoNotFuse() throws {
+        var zeroPoint = GraphBuilder.qdqConv(.init())
+        let wz = try #require(zeroPoint.initializers.firstIndex { $0.name == "wz" })
+        zeroPoint.initializers[wz] = GraphBuilder.quantized("wz", .int8, [24], [1] + Array(repeating: 0, count: 23))
+        var biasScale = GraphBuilder.qdqConv(.init())
+        let bs = try #require(biasScale.initializers.firstIndex { $0.name == "bs" })
+        biasScale.initializers[bs] = TensorData(floats: Array(repeating: 0.001, count: 24), name: "bs", dims: [24])
+        for b in [zeroPoint, biasScale] {
+            let ops = GraphPasses.optimize(try b.infer()).graph.nodes.map(\.opType)
+            #expect(ops.contains("Conv") && !ops.contains("QLinearConv"), "\(ops)")
+        }
+    }
 }

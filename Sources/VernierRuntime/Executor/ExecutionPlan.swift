@@ -110,6 +110,8 @@ public final class ExecutionPlan {
     public let foldedNodeCount: Int
     /// Activations kept in the channel-blocked layout between convolutions.
     public internal(set) var channelBlockedValues: Set<String> = []
+    /// The activations kept channels-last between int8 convolutions.
+    public internal(set) var channelsLastValues: Set<String> = []
 
     let arena: TensorBuffer?
     let valueNames: [String]

@@ -109,6 +109,72 @@ struct LayoutPlanner {
         return Set(values.filter { groupOK[find($0)] == true && groupHasConv[find($0)] == true })
     }
 
+    /// The activations kept channels-last (NHWC) between int8 convolutions.
+    ///
+    /// oneDNN's int8 convolutions run channels-last; a plain tensor between two of them
+    /// costs a reorder on each side, which took as long as the convolutions themselves in
+    /// MobileNetV2's 8-bit blocks. Groups are tied as for the blocked layout, by the
+    /// ops that are indifferent to the order of elements: element-wise ops on operands
+    /// of the output's shape, and QuantizeLinear / DequantizeLinear with one scale for
+    /// the tensor. A group is channels-last when it touches a QLinearConv (whose
+    /// weights are int8 constants) and every value in it is a 4-D activation of known
+    /// shape that no other op reads and that is not a graph input, output or constant.
+    func channelsLastValues() -> Set<String> {
+        var parent: [String: String] = [:]
+        func find(_ v: String) -> String {
+            var root = v
+            while let p = parent[root], p != root { root = p }
+            return root
+        }
+        func tie(_ a: String, _ b: String) {
+            let (ra, rb) = (find(a), find(b))
+            if ra != rb { parent[ra] = rb }
+        }
+        var plainOnly = Set(graph.outputs.map(\.name)).union(graph.runtimeInputs.map(\.name)).union(constants)
+        var touchesConv = Set<String>()
+        var values = Set<String>()
+        for node in graph.nodes {
+            let inputs = node.inputs.filter { !$0.isEmpty }
+            let outputs = node.outputs.filter { !$0.isEmpty }
+            values.formUnion(inputs)
+            values.formUnion(outputs)
+            for (_, sub) in node.subgraphs { plainOnly.formUnion(GraphValidator.outerReads(of: sub)) }
+            let op = node.opType
+            let perTensor = { (i: Int) in node.input(i).flatMap { self.shape($0)?.reduce(1, *) } == 1 }
+            guard node.isDefaultDomain, node.subgraphs.isEmpty, outputs.count == 1, let y = outputs.first else {
+                plainOnly.formUnion(inputs)
+                plainOnly.formUnion(outputs)
+                continue
+            }
+            if op == "QLinearConv", let x = node.input(0), rank(x) == 4, node.inputs.count > 3,
+               constants.contains(node.inputs[3]), facts[node.inputs[3]]?.type?.elementType == .int8 {
+                touchesConv.formUnion([x, y])
+                plainOnly.formUnion(inputs.dropFirst())
+            } else if op == "QuantizeLinear" || op == "DequantizeLinear", let x = node.input(0),
+                      perTensor(1), !node.hasAttribute("block_size") {
+                tie(x, y)
+                plainOnly.formUnion(inputs.dropFirst())
+            } else if Self.unaryOps.contains(op), let x = node.input(0) {
+                tie(x, y)
+                plainOnly.formUnion(inputs.dropFirst())
+            } else if Self.binaryOps.contains(op), let outShape = shape(y), inputs.allSatisfy({ shape($0) == outShape }) {
+                for x in inputs { tie(x, y) }
+            } else {
+                plainOnly.formUnion(inputs)
+                plainOnly.formUnion(outputs)
+            }
+        }
+        var groupOK: [String: Bool] = [:]
+        var groupHasConv: [String: Bool] = [:]
+        for v in values {
+            let root = find(v)
+            let known = shape(v).map { $0.count == 4 && $0.allSatisfy { $0 > 0 } } ?? false
+            groupOK[root] = (groupOK[root] ?? true) && known && !plainOnly.contains(v)
+            if touchesConv.contains(v) { groupHasConv[root] = true }
+        }
+        return Set(values.filter { groupOK[find($0)] == true && groupHasConv[find($0)] == true })
+    }
+
     func shape(_ v: String) -> [Int]? {
         guard let dims = facts[v]?.type?.shape else { return nil }
         let known = dims.compactMap(\.constantValue)

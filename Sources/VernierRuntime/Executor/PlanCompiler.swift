@@ -114,13 +114,17 @@ struct PlanCompiler {
         }
 
         // Layouts: which activations stay channel-blocked between convolutions.
-        var blocked = Set<String>()
+        var blocked = Set<String>(), channelsLast = Set<String>()
         let block = preferredChannelBlock
         if options.blockedLayouts && !isSubgraph {
             let constants = Set(graph.initializers.map(\.name)).union(inferred.facts.filter { $0.value.constant != nil }.map(\.key))
-            blocked = LayoutPlanner(graph: graph, facts: inferred.facts, constants: constants, block: block).blockedValues()
+            let planner = LayoutPlanner(graph: graph, facts: inferred.facts, constants: constants, block: block)
+            blocked = planner.blockedValues()
+            channelsLast = planner.channelsLastValues().subtracting(blocked)
         }
-        func layout(_ name: String) -> TensorLayout { blocked.contains(name) ? .channelBlocked(block) : .plain }
+        func layout(_ name: String) -> TensorLayout {
+            blocked.contains(name) ? .channelBlocked(block) : channelsLast.contains(name) ? .channelsLast : .plain
+        }
 
         var steps: [ExecutionPlan.Step] = []
         var missing: [String: [String]] = [:]
@@ -224,6 +228,7 @@ struct PlanCompiler {
             valueNames: names, constants: constantValues.map { (id: $0.key, tensor: $0.value) },
             inputs: inputs, outputs: outputs, outerReads: outerReads, inputSlots: inputSlots)
         plan.channelBlockedValues = blocked
+        plan.channelsLastValues = channelsLast
         return plan
     }
 

@@ -18,7 +18,14 @@ enum QuantizationKernels {
         "MatMulInteger": { try IntegerMatMulKernel($0, qlinear: false) },
         "QLinearMatMul": { try IntegerMatMulKernel($0, qlinear: true) },
         "ConvInteger": { try IntegerConvKernel($0, qlinear: false) },
-        "QLinearConv": { try IntegerConvKernel($0, qlinear: true) },
+        "QLinearConv": { ctx in
+            if let int8 = try Int8ConvKernel.make(ctx) { return int8 }
+            let exact = try IntegerConvKernel(ctx, qlinear: true)
+            guard ctx.inputLayout(0) == .plain, ctx.outputLayout(0) == .plain else {
+                return ChannelsLastAdapter(exact, input: ctx.inputLayout(0), output: ctx.outputLayout(0))
+            }
+            return exact
+        },
     ]
 }
 
@@ -392,6 +399,14 @@ func requantize(_ accumulator: Int32, _ multiplier: Double, _ zeroPoint: Int32, 
     return Int32(min(max(v, Double(range.lowerBound)), Double(range.upperBound)))
 }
 
+/// saturate(round(value + zeroPoint)) of a value already in the output's units.
+@inline(__always)
+func requantize(_ value: Double, _ zeroPoint: Int32, _ range: ClosedRange<Int32>) -> Int32 {
+    let v = (value + Double(zeroPoint)).rounded(.toNearestOrEven)
+    guard !v.isNaN else { return zeroPoint }
+    return Int32(min(max(v, Double(range.lowerBound)), Double(range.upperBound)))
+}
+
 /// Element `i` of a float or float16 scale tensor.
 private func scaleValues(_ t: Tensor, what: String) throws -> (values: [Float], half: Bool) {
     guard t.elementType == .float || t.elementType == .float16 else {
@@ -557,8 +572,11 @@ final class IntegerMatMulKernel: Kernel {
 /// ConvInteger (int32 result) and QLinearConv (requantized, optional int32 bias), 1-D and
 /// 2-D, with groups, strides, dilations, pads and auto_pad. Padding contributes nothing
 /// (it is the zero point). The product runs as W' · im2col(X') on `ExactIntegerGemm`.
+/// A QLinearConv may carry an activation the graph passes fused (`fused_activation`):
+/// it applies to the real value before requantization.
 final class IntegerConvKernel: Kernel {
     let qlinear: Bool
+    let activation: FusedEpilogue
     let kernelShape: [Int]?, strides: [Int]?, dilations: [Int]?, pads: [Int]?
     let autoPad: String
     let group: Int
@@ -577,6 +595,10 @@ final class IntegerConvKernel: Kernel {
         autoPad = try node.string("auto_pad", default: "NOTSET")
         group = try node.int("group", default: 1)
         guard group >= 1 else { throw KernelError.invalid("group \(group) must be positive") }
+        activation = try FusedEpilogue(node: node)
+        guard !activation.addsResidual, qlinear || activation.isEmpty else {
+            throw KernelError.unsupported("\(qlinear ? "QLinearConv" : "ConvInteger") with a fused \(activation.addsResidual ? "sum" : "activation")")
+        }
         guard ["NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"].contains(autoPad) else {
             throw KernelError.invalid("auto_pad '\(autoPad)' is not NOTSET, VALID, SAME_UPPER or SAME_LOWER")
         }
@@ -677,6 +699,9 @@ final class IntegerConvKernel: Kernel {
 
         var outType = ElementType.int32
         var multipliers = [Double](repeating: 1, count: m)
+        // With a fused activation: x_scale * w_scale and y_scale apart, the activation between them.
+        var productScales = [Double](repeating: 1, count: m)
+        var yScale = 1.0
         var yZero: Int32 = 0
         var bias = [Int32](repeating: 0, count: m)
         if qlinear {
@@ -694,7 +719,9 @@ final class IntegerConvKernel: Kernel {
             let half = xs.half || ws.half || ys.half
             for oc in 0..<m {
                 multipliers[oc] = requantizationMultiplier(xs.values[0], ws.values[wsIndex(0, oc)], ys.values[0], half: half)
+                productScales[oc] = Double(xs.values[0] * ws.values[wsIndex(0, oc)])
             }
+            yScale = Double(ys.values[0])
             if let b = optional(8) {
                 guard b.elementType == .int32, b.elementCount == m else { throw KernelError.invalid("QLinearConv bias \(b.shape) must be \(m) int32") }
                 bias = b.scalars(as: Int32.self)
@@ -757,7 +784,10 @@ final class IntegerConvKernel: Kernel {
                     }
                     let signed = outType == .int8
                     for p in 0..<positions {
-                        let q = requantize(result[oc * pp + p] &+ bias[channel], multipliers[channel], yZero, range)
+                        let accumulator = result[oc * pp + p] &+ bias[channel]
+                        let q = activation.isEmpty
+                            ? requantize(accumulator, multipliers[channel], yZero, range)
+                            : requantize(activation.activate(Double(accumulator) * productScales[channel]) / yScale, yZero, range)
                         if signed {
                             out.rawPointer.storeBytes(of: Int8(truncatingIfNeeded: q), toByteOffset: base + p, as: Int8.self)
                         } else {

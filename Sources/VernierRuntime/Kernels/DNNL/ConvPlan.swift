@@ -1,5 +1,6 @@
 import CDNNL
 import Foundation
+import VernierGraph
 
 /// An operand a plan either knows at plan time (weights, bias: copied or reordered
 /// once) or receives on each run (bound to the caller's memory then).
@@ -9,7 +10,9 @@ public enum PlanOperand: Sendable {
 }
 
 /// A 1-D, 2-D or 3-D fp32 convolution or transposed convolution (oneDNN
-/// "deconvolution") on oneDNN, planned once for one input shape and run many times.
+/// "deconvolution") on oneDNN, planned once for one input shape and run many times;
+/// or an int8 convolution (`quantization`: QLinearConv's arithmetic on u8 / s8
+/// activations and s8 weights, oneDNN's `jit_uni_int8` kernels).
 ///
 /// Plan time (`init`) creates the primitive with its fused epilogue (post-ops), chooses
 /// the layouts, reorders constant weights into the layout the primitive wants and
@@ -36,6 +39,22 @@ public enum PlanOperand: Sendable {
 /// into the blocked destination), then the primitive adds its result and applies the
 /// activation (see `FusedEpilogue.appendPostOps`).
 public final class ConvPlan: @unchecked Sendable {
+    /// What makes a convolution int8: the activations' integer types and the
+    /// requantization around the integer product. Weights are s8 with zero point 0, the
+    /// bias (if any) s32 in the product's units (x_scale * w_scale), as QLinearConv has them.
+    public struct Quantization: Sendable {
+        /// `.uint8` or `.int8`.
+        public var sourceType: ElementType
+        public var destinationType: ElementType
+        public var requantization: DNNLPostOps.Requantization
+
+        public init(sourceType: ElementType, destinationType: ElementType, requantization: DNNLPostOps.Requantization) {
+            self.sourceType = sourceType
+            self.destinationType = destinationType
+            self.requantization = requantization
+        }
+    }
+
     public let transposed: Bool
     public let inputShape: [Int]
     public let outputShape: [Int]
@@ -43,6 +62,8 @@ public final class ConvPlan: @unchecked Sendable {
     public let geometry: ConvGeometry
     public let epilogue: FusedEpilogue
     public let hasBias: Bool
+    /// nil for an fp32 convolution.
+    public let quantization: Quantization?
     /// Layouts of the caller's input and output tensors.
     public let sourceLayout: TensorLayout
     public let destinationLayout: TensorLayout
@@ -101,10 +122,13 @@ public final class ConvPlan: @unchecked Sendable {
     public init(transposed: Bool, inputShape: [Int], weightsShape: [Int], weights: PlanOperand,
                 bias: PlanOperand?, geometry: ConvGeometry, epilogue: FusedEpilogue = .none,
                 engine: DNNLEngine? = nil, blockedLayouts: Bool = true,
-                sourceLayout: TensorLayout = .plain, destinationLayout: TensorLayout = .plain) throws {
+                sourceLayout: TensorLayout = .plain, destinationLayout: TensorLayout = .plain,
+                quantization: Quantization? = nil) throws {
         let engine = try engine ?? DNNLEngine.shared()
-        if case .constant(let w) = weights, w.elementType != .float || w.shape != weightsShape {
-            throw DNNLError.shapeMismatch("ConvPlan takes fp32 weights of shape \(weightsShape), got \(w.elementType) \(w.shape)")
+        let types = try Self.elementTypes(quantization, transposed: transposed, weights: weights, bias: bias)
+        if case .constant(let w) = weights, w.elementType != types.weights || w.shape != weightsShape {
+            throw DNNLError.shapeMismatch("ConvPlan takes \(types.weights) weights of shape \(weightsShape), "
+                                          + "got \(w.elementType) \(w.shape)")
         }
         let computed = transposed ? geometry.transposedOutputShape(input: inputShape, weights: weightsShape)
                                   : geometry.outputShape(input: inputShape, weights: weightsShape)
@@ -115,7 +139,7 @@ public final class ConvPlan: @unchecked Sendable {
                 + (transposed ? ", output_padding \(geometry.outputPadding)" : ""))
         }
         let outChannels = outputShape[1]
-        if case .constant(let b)? = bias, b.elementType != .float || b.shape != [outChannels] {
+        if case .constant(let b)? = bias, b.elementType != types.bias || b.shape != [outChannels] {
             throw DNNLError.shapeMismatch("bias \(b.shape) for \(outChannels) output channels")
         }
         self.engine = engine
@@ -126,8 +150,11 @@ public final class ConvPlan: @unchecked Sendable {
         self.geometry = geometry
         self.epilogue = epilogue
         self.hasBias = bias != nil
+        self.quantization = quantization
         self.threadCount = ThreadPool.threadCount
-        outputBytes = outputShape.reduce(1, *) * MemoryLayout<Float>.stride
+        outputBytes = outputShape.reduce(1, *) * (types.destination.bitWidth ?? 32) / 8
+        let (sourceType, weightsType, biasType, destinationType) =
+            try (dnnlType(types.source), dnnlType(types.weights), dnnlType(types.bias), dnnlType(types.destination))
 
         // The user-side weights: ONNX's layout described as oneDNN's [(G,) O, I, k...].
         let group = geometry.group
@@ -140,7 +167,7 @@ public final class ConvPlan: @unchecked Sendable {
         let userWeightsDesc: dnnl_memory_desc_t
         if !transposed {
             // [M, C/g, k...] is [g, M/g, C/g, k...] row-major.
-            userWeightsDesc = try plainDescriptor(group == 1 ? weightsShape : [group, o, i] + kernel)
+            userWeightsDesc = try plainDescriptor(group == 1 ? weightsShape : [group, o, i] + kernel, type: weightsType)
         } else {
             // [C, M/g, k...] is (g, i, o, k...) in memory: o has stride kVol, i has o*kVol.
             let gio = [i * o * kernelVolume, kernelVolume, o * kernelVolume]
@@ -151,16 +178,17 @@ public final class ConvPlan: @unchecked Sendable {
         // The caller's activations: plain, or already in a channel-blocked layout when
         // the executor keeps consecutive oneDNN ops blocked (then no edge reorder runs
         // when the primitive wants that layout too).
-        let userSourceDesc = try layoutDescriptor(inputShape, sourceLayout)
-        let userDestinationDesc = try layoutDescriptor(outputShape, destinationLayout)
+        let userSourceDesc = try layoutDescriptor(inputShape, sourceLayout, type: sourceType)
+        let userDestinationDesc = try layoutDescriptor(outputShape, destinationLayout, type: destinationType)
         self.sourceLayout = sourceLayout
         self.destinationLayout = destinationLayout
 
         // The primitive's descriptors: any layout (see the type's comment).
-        var anySource = blockedLayouts ? try descriptor(inputShape, tag: dnnl_format_tag_any) : userSourceDesc
-        var anyWeights = blockedLayouts ? try descriptor(weightDims, tag: dnnl_format_tag_any) : userWeightsDesc
-        var anyDestination = blockedLayouts ? try descriptor(outputShape, tag: dnnl_format_tag_any) : userDestinationDesc
-        var biasDesc = try plainDescriptor([outChannels])
+        var anySource = blockedLayouts ? try descriptor(inputShape, tag: dnnl_format_tag_any, type: sourceType) : userSourceDesc
+        var anyWeights = blockedLayouts ? try descriptor(weightDims, tag: dnnl_format_tag_any, type: weightsType) : userWeightsDesc
+        var anyDestination = blockedLayouts
+            ? try descriptor(outputShape, tag: dnnl_format_tag_any, type: destinationType) : userDestinationDesc
+        var biasDesc = try plainDescriptor([outChannels], type: biasType)
 
         // ONNX dilation 1 is oneDNN dilation 0. oneDNN checks
         // (dst - extent + padL + padR) / stride + 1 == src for a deconvolution, with floor
@@ -175,7 +203,8 @@ public final class ConvPlan: @unchecked Sendable {
                        - (transposed ? geometry.strides[axis] * (geometry.outputPadding[axis] / geometry.strides[axis]) : 0))
         }
 
-        let postOps = DNNLPostOps(epilogue: epilogue, sum: epilogue.addsResidual)
+        let postOps = DNNLPostOps(epilogue: epilogue, sum: epilogue.addsResidual,
+                                  requantization: quantization?.requantization)
         let pd: dnnl_primitive_desc_t
         if transposed {
             var opDesc = dnnl_deconvolution_desc_t()
@@ -314,7 +343,8 @@ public final class ConvPlan: @unchecked Sendable {
         try engine.exclusive {
             guard input.shape == inputShape, output.shape == outputShape,
                   input.layout == sourceLayout, output.layout == destinationLayout,
-                  input.elementType == .float, output.elementType == .float else {
+                  input.elementType == (quantization?.sourceType ?? .float),
+                  output.elementType == (quantization?.destinationType ?? .float) else {
                 throw DNNLError.shapeMismatch("ConvPlan for \(inputShape) -> \(outputShape) run with "
                                               + "\(input.shape) -> \(output.shape)")
             }
@@ -333,8 +363,8 @@ public final class ConvPlan: @unchecked Sendable {
             try userSource.bind(input.rawPointer)
             try userDestination.bind(output.rawPointer)
             if epilogue.addsResidual {
-                guard let addend, addend.shape == outputShape, addend.elementType == .float else {
-                    throw DNNLError.shapeMismatch("ConvPlan needs an fp32 addend \(outputShape) at run time")
+                guard let addend, addend.shape == outputShape, addend.elementType == output.elementType else {
+                    throw DNNLError.shapeMismatch("ConvPlan needs an addend \(outputShape) of the output's type at run time")
                 }
                 if let userAddend, let addendReorder {
                     try userAddend.bind(addend.rawPointer)
@@ -349,5 +379,33 @@ public final class ConvPlan: @unchecked Sendable {
             try outputReorder?.execute(on: engine)
             try engine.wait()
         }
+    }
+
+    /// The element types of source, weights, bias and destination: fp32 throughout, or
+    /// QLinearConv's (u8 / s8 activations, s8 weights, s32 bias) for constant operands
+    /// of a convolution (not transposed).
+    private static func elementTypes(_ quantization: Quantization?, transposed: Bool, weights: PlanOperand,
+                                     bias: PlanOperand?) throws
+        -> (source: ElementType, weights: ElementType, bias: ElementType, destination: ElementType) {
+        guard let quantization else { return (.float, .float, .float, .float) }
+        let integers: Set<ElementType> = [.uint8, .int8]
+        guard !transposed, integers.contains(quantization.sourceType), integers.contains(quantization.destinationType) else {
+            throw DNNLError.shapeMismatch("int8 ConvPlan of \(quantization.sourceType) -> \(quantization.destinationType)"
+                                          + (transposed ? " (transposed)" : "") + " (u8 / s8 convolutions only)")
+        }
+        if case .runtime = weights { throw DNNLError.shapeMismatch("int8 ConvPlan needs constant weights") }
+        if case .runtime? = bias { throw DNNLError.shapeMismatch("int8 ConvPlan needs a constant bias") }
+        return (quantization.sourceType, .int8, .int32, quantization.destinationType)
+    }
+}
+
+/// oneDNN's data type for the element types its plans take.
+func dnnlType(_ type: ElementType) throws -> dnnl_data_type_t {
+    switch type {
+    case .float: return dnnl_f32
+    case .uint8: return dnnl_u8
+    case .int8: return dnnl_s8
+    case .int32: return dnnl_s32
+    default: throw DNNLError.shapeMismatch("no oneDNN data type for \(type)")
     }
 }

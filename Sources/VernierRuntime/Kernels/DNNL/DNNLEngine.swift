@@ -101,34 +101,42 @@ public final class DNNLEngine: @unchecked Sendable {
 
 // MARK: - Small owners of oneDNN handles, used by the plans
 
-/// A plain (row-major) fp32 memory descriptor of `dims`.
-func plainDescriptor(_ dims: [Int], tag: dnnl_format_tag_t? = nil) throws -> dnnl_memory_desc_t {
-    try descriptor(dims, tag: tag ?? plainTag(rank: dims.count))
+/// A plain (row-major) memory descriptor of `dims` (fp32 unless `type` says otherwise).
+func plainDescriptor(_ dims: [Int], tag: dnnl_format_tag_t? = nil, type: dnnl_data_type_t = dnnl_f32) throws
+    -> dnnl_memory_desc_t {
+    try descriptor(dims, tag: tag ?? plainTag(rank: dims.count), type: type)
 }
 
-/// An fp32 memory descriptor of `dims` in layout `tag` (may be `dnnl_format_tag_any`).
-func descriptor(_ dims: [Int], tag: dnnl_format_tag_t) throws -> dnnl_memory_desc_t {
+/// A memory descriptor of `dims` in layout `tag` (may be `dnnl_format_tag_any`), fp32
+/// unless `type` says otherwise.
+func descriptor(_ dims: [Int], tag: dnnl_format_tag_t, type: dnnl_data_type_t = dnnl_f32) throws -> dnnl_memory_desc_t {
     guard dims.count >= 1, dims.count <= Int(DNNL_MAX_NDIMS) else {
         throw DNNLError.shapeMismatch("rank \(dims.count) is outside 1...\(DNNL_MAX_NDIMS)")
     }
     var md = dnnl_memory_desc_t()
     let dims64 = dims.map { dnnl_dim_t($0) } + Array(repeating: 0, count: Int(DNNL_MAX_NDIMS) - dims.count)
-    try dnnlCheck(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), dims64, dnnl_f32, tag),
+    try dnnlCheck(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), dims64, type, tag),
                   "dnnl_memory_desc_init_by_tag(\(dims))")
     return md
 }
 
 /// `dnnl_a`, `dnnl_ab`, ... for a rank: the row-major layout.
-/// An fp32 descriptor of `dims` in `layout` (channel-blocked layouts are 4-D only).
-func layoutDescriptor(_ dims: [Int], _ layout: TensorLayout) throws -> dnnl_memory_desc_t {
+/// A descriptor of `dims` in `layout` (channel-blocked layouts are 4-D only), fp32
+/// unless `type` says otherwise.
+func layoutDescriptor(_ dims: [Int], _ layout: TensorLayout, type: dnnl_data_type_t = dnnl_f32) throws
+    -> dnnl_memory_desc_t {
     switch layout {
     case .plain:
-        return try plainDescriptor(dims)
+        return try plainDescriptor(dims, type: type)
     case .channelBlocked(let block):
         guard dims.count == 4, block == 8 || block == 16, dims[1] % block == 0 else {
             throw DNNLError.shapeMismatch("no \(layout) layout for shape \(dims)")
         }
-        return try descriptor(dims, tag: block == 8 ? dnnl_nChw8c : dnnl_nChw16c)
+        return try descriptor(dims, tag: block == 8 ? dnnl_nChw8c : dnnl_nChw16c, type: type)
+    case .channelsLast:
+        let tags: [Int: dnnl_format_tag_t] = [3: dnnl_acb, 4: dnnl_acdb, 5: dnnl_acdeb]
+        guard let tag = tags[dims.count] else { throw DNNLError.shapeMismatch("no channels-last layout for shape \(dims)") }
+        return try descriptor(dims, tag: tag, type: type)
     }
 }
 
@@ -297,12 +305,36 @@ public struct DNNLPostOps: Sendable, Hashable {
     public var sumScale: Float
     /// Multiplies the product before the post-ops (Gemm's alpha); 1 means none.
     public var outputScale: Float
+    /// What an int8 primitive adds around the fp32 epilogue; nil for fp32 primitives.
+    public var requantization: Requantization?
 
-    public init(epilogue: FusedEpilogue = .none, sum: Bool = false, sumScale: Float = 1, outputScale: Float = 1) {
+    /// The int8 arithmetic of a QLinearConv-style primitive: the integer product is
+    /// `(x - sourceZeroPoint) * w + bias`, scaled per output channel by `productScales`
+    /// (x_scale * w_scale[oc]) into real values, passed through the epilogue, then
+    /// mapped to the output's integers as `round(y / outputScale) + outputZeroPoint`,
+    /// saturated to the output type by oneDNN's conversion.
+    public struct Requantization: Sendable, Hashable {
+        public var sourceZeroPoint: Int32
+        /// One scale, or one per output channel.
+        public var productScales: [Float]
+        public var outputScale: Float
+        public var outputZeroPoint: Int32
+
+        public init(sourceZeroPoint: Int32, productScales: [Float], outputScale: Float, outputZeroPoint: Int32) {
+            self.sourceZeroPoint = sourceZeroPoint
+            self.productScales = productScales
+            self.outputScale = outputScale
+            self.outputZeroPoint = outputZeroPoint
+        }
+    }
+
+    public init(epilogue: FusedEpilogue = .none, sum: Bool = false, sumScale: Float = 1, outputScale: Float = 1,
+                requantization: Requantization? = nil) {
         self.epilogue = epilogue
         self.sum = sum
         self.sumScale = sumScale
         self.outputScale = outputScale
+        self.requantization = requantization
     }
 
     public static let none = DNNLPostOps()
@@ -317,17 +349,35 @@ func makeAttributes(_ postOps: DNNLPostOps) throws -> dnnl_primitive_attr_t {
     do {
         try dnnlCheck(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user),
                       "dnnl_primitive_attr_set_scratchpad_mode")
-        if postOps.outputScale != 1 {
+        if let requantization = postOps.requantization {
+            var scales = requantization.productScales
+            // Mask bit 1: one scale per index of dimension 1, the output channel.
+            try dnnlCheck(dnnl_primitive_attr_set_output_scales(attr, Int64(scales.count), scales.count == 1 ? 0 : 1 << 1,
+                                                                &scales),
+                          "dnnl_primitive_attr_set_output_scales(\(scales.count))")
+            if requantization.sourceZeroPoint != 0 {
+                var zero = requantization.sourceZeroPoint
+                try dnnlCheck(dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &zero),
+                              "dnnl_primitive_attr_set_zero_points(source)")
+            }
+        } else if postOps.outputScale != 1 {
             var scale = postOps.outputScale
             try dnnlCheck(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale),
                           "dnnl_primitive_attr_set_output_scales")
         }
-        if postOps.sum || postOps.epilogue.activation != nil {
+        if postOps.sum || postOps.epilogue.activation != nil || postOps.requantization != nil {
             var ops: dnnl_post_ops_t?
             try dnnlCheck(dnnl_post_ops_create(&ops), "dnnl_post_ops_create")
             guard let ops else { throw DNNLError.missing("dnnl_post_ops_create returned nothing") }
             defer { dnnl_post_ops_destroy(ops) }
             try postOps.epilogue.appendPostOps(to: ops, sum: postOps.sum, sumScale: postOps.sumScale)
+            if let requantization = postOps.requantization {
+                // Real values to the output's integers; the conversion to u8 / s8 rounds
+                // to nearest even (QuantizeLinear's rounding) and saturates.
+                try dnnlCheck(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_linear, 1 / requantization.outputScale,
+                                                           Float(requantization.outputZeroPoint)),
+                              "dnnl_post_ops_append_eltwise(requantize)")
+            }
             try dnnlCheck(dnnl_primitive_attr_set_post_ops(attr, ops), "dnnl_primitive_attr_set_post_ops")
         }
     } catch {

@@ -1,0 +1,148 @@
+import VernierGraph
+
+/// QLinearConv on oneDNN's int8 convolution (`jit_uni_int8` on AVX2, VNNI where the CPU
+/// has it): u8 / s8 activations, s8 weights with zero point 0 (per tensor or per output
+/// channel), s32 bias, one input and one output scale and zero point, all constants,
+/// plus the activation the graph passes fused (`fused_activation`, applied to the real
+/// values before requantization). These are the convolutions a QDQ model's
+/// `DequantizeLinear -> Conv -> QuantizeLinear` patterns become (`GraphPasses.fuseQDQConv`).
+///
+/// Any other form (u8 weights, weight zero points, runtime scales, unknown shapes) runs
+/// on the exact reference `IntegerConvKernel`: `make` returns nil for those.
+///
+/// Without VNNI, oneDNN multiplies u8 by s8 in pairs summed in int16 with saturation
+/// (`vpmaddubsw`), as ONNX Runtime's MLAS does on the same CPUs: a pair whose sum leaves
+/// int16 is clipped, so results may differ from the exact kernel by a few steps where
+/// large activations meet large weights of one sign.
+final class Int8ConvKernel: Kernel {
+    private let plan: ConvPlan
+    private let outputType: ElementType
+    let packedInputs: [Int]
+
+    /// The int8 kernel for `ctx`'s QLinearConv, or nil when its form needs the reference.
+    static func make(_ ctx: KernelContext) throws -> Int8ConvKernel? {
+        let node = ctx.node
+        let bias = node.inputs.count > 8 && !node.inputs[8].isEmpty
+        guard let inputShape = ctx.knownInputShape(0), (3...5).contains(inputShape.count),
+              inputShape.allSatisfy({ $0 >= 1 }),
+              let sourceType = ctx.inputTypes.first??.elementType, sourceType == .uint8 || sourceType == .int8,
+              let xScale = scalar(ctx.constant(1)), let xZero = ctx.constant(2), xZero.elementCount == 1,
+              let weights = ctx.constant(3), weights.elementType == .int8, weights.rank == inputShape.count,
+              let wScale = ctx.constant(4), wScale.elementType == .float,
+              wScale.elementCount == 1 || wScale.elementCount == weights.shape[0],
+              let wZero = ctx.constant(5), wZero.elementType == .int8, wZero.scalars(as: Int8.self).allSatisfy({ $0 == 0 }),
+              let yScale = scalar(ctx.constant(6)), let yZero = ctx.constant(7), yZero.elementCount == 1,
+              yZero.elementType == .uint8 || yZero.elementType == .int8,
+              xScale > 0, yScale > 0, xScale.isFinite, yScale.isFinite
+        else { return nil }
+        let biasTensor = bias ? ctx.constant(8) : nil
+        if bias, biasTensor?.elementType != .int32 || biasTensor?.elementCount != weights.shape[0] { return nil }
+        let epilogue = try FusedEpilogue(node: node)
+        guard !epilogue.addsResidual else { return nil }
+        let geometry = try ConvAttributes(node: node).convGeometry(input: inputShape, weights: weights.shape)
+        let productScales = wScale.scalars(as: Float.self).map { xScale * $0 }
+        guard productScales.allSatisfy({ $0 > 0 && $0.isFinite }) else { return nil }
+        let quantization = ConvPlan.Quantization(
+            sourceType: sourceType, destinationType: yZero.elementType,
+            requantization: DNNLPostOps.Requantization(
+                sourceZeroPoint: try quantizedElements(xZero, what: "x_zero_point")[0], productScales: productScales,
+                outputScale: yScale, outputZeroPoint: try quantizedElements(yZero, what: "y_zero_point")[0]))
+        let plan: ConvPlan
+        do {
+            plan = try ConvPlan(transposed: false, inputShape: inputShape, weightsShape: weights.shape,
+                                weights: .constant(weights), bias: biasTensor.map { .constant($0) }, geometry: geometry,
+                                epilogue: epilogue, sourceLayout: ctx.inputLayout(0),
+                                destinationLayout: ctx.outputLayout(0), quantization: quantization)
+        } catch is DNNLError {
+            // oneDNN has no int8 implementation of this form: the reference runs it.
+            return nil
+        }
+        return Int8ConvKernel(plan: plan, outputType: yZero.elementType, packed: plan.ownsWeights ? [3] + (bias ? [8] : []) : [])
+    }
+
+    private init(plan: ConvPlan, outputType: ElementType, packed: [Int]) {
+        self.plan = plan
+        self.outputType = outputType
+        packedInputs = packed
+    }
+
+    /// The one fp32 value of a constant scale.
+    private static func scalar(_ t: Tensor?) -> Float? {
+        guard let t, t.elementType == .float, t.elementCount == 1 else { return nil }
+        return t.scalars(as: Float.self)[0]
+    }
+
+    func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
+        let x = try requiredInput(inputs, 0)
+        guard x.shape == plan.inputShape else {
+            throw KernelError.invalid("QLinearConv planned for input \(plan.inputShape), got \(x.shape)")
+        }
+        let output = try outputs.allocate(0, outputType, plan.outputShape)
+        try asKernelErrors("oneDNN int8 convolution") {
+            try plan.run(input: x, weights: nil, bias: nil, addend: nil, output: output)
+        }
+    }
+}
+
+/// Runs a kernel that reads and writes plain tensors where the layout planner chose
+/// channels-last for input 0 and output 0: the rare QLinearConv that oneDNN turns down
+/// after the planner counted on it (the plan is made before the kernels).
+final class ChannelsLastAdapter: Kernel {
+    private let inner: Kernel
+    private let inputLayout: TensorLayout
+    private let outputLayout: TensorLayout
+
+    init(_ inner: Kernel, input: TensorLayout, output: TensorLayout) {
+        self.inner = inner
+        inputLayout = input
+        outputLayout = output
+    }
+
+    var packedInputs: [Int] { inner.packedInputs }
+
+    func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
+        var adapted = inputs
+        if inputLayout == .channelsLast, let x = inputs.first ?? nil {
+            var plain = Tensor(elementType: x.elementType, shape: x.shape)
+            try permuteChannels(x, into: &plain, toChannelsLast: false)
+            adapted[0] = plain
+        }
+        let own = OutputSlots(count: outputs.count, maxBytes: outputs.maxBytes)
+        try inner.run(adapted, own)
+        for index in 0..<outputs.count {
+            guard let result = own.results[index] else { continue }
+            if index == 0, outputLayout == .channelsLast {
+                var y = try outputs.allocate(0, result.elementType, result.shape)
+                try permuteChannels(result, into: &y, toChannelsLast: true)
+            } else {
+                outputs.set(index, result)
+            }
+        }
+    }
+}
+
+/// Copies `[N, C, S]` (S = the spatial dims flattened) between plain and channels-last
+/// order, for 1- and 4-byte elements.
+func permuteChannels(_ source: Tensor, into destination: inout Tensor, toChannelsLast: Bool) throws {
+    guard source.rank >= 3, source.shape == destination.shape, source.elementType == destination.elementType,
+          let bits = source.elementType.bitWidth, bits == 8 || bits == 32 else {
+        throw KernelError.unsupported("channels-last copy of \(source.elementType) \(source.shape)")
+    }
+    let (n, c) = (source.shape[0], source.shape[1])
+    let s = source.shape.dropFirst(2).reduce(1, *)
+    func copy<T>(_: T.Type) {
+        let from = source.rawPointer.assumingMemoryBound(to: T.self)
+        let to = destination.rawPointer.assumingMemoryBound(to: T.self)
+        for image in 0..<n {
+            let base = image * c * s
+            for channel in 0..<c {
+                for position in 0..<s {
+                    let plain = base + channel * s + position, last = base + position * c + channel
+                    if toChannelsLast { to[last] = from[plain] } else { to[plain] = from[last] }
+                }
+            }
+        }
+    }
+    if bits == 8 { copy(UInt8.self) } else { copy(UInt32.self) }
+    destination.layout = toChannelsLast ? .channelsLast : .plain
+}

@@ -1,0 +1,93 @@
+import VernierGraph
+
+extension GraphBuilder {
+    /// The shape of a quantized convolution block (`qdqConv`).
+    public struct QDQConv {
+        public var channels = 16, outputs = 24, size = 9, kernel = 3
+        public var stride = 1, pad = 1, group = 1
+        public var xZero: UInt8 = 10
+        public var outputSigned = false
+        /// One weight scale per output channel (DequantizeLinear axis 0) or one in all.
+        public var perChannel = true
+        public var bias = true
+        public var relu = true
+        /// A second quantized 1x1 convolution after the first (its input then stays 8-bit).
+        public var second = false
+
+        public init(channels: Int = 16, outputs: Int = 24, size: Int = 9, kernel: Int = 3, stride: Int = 1, pad: Int = 1,
+                    group: Int = 1, xZero: UInt8 = 10, outputSigned: Bool = false, perChannel: Bool = true,
+                    bias: Bool = true, relu: Bool = true, second: Bool = false) {
+            (self.channels, self.outputs, self.size, self.kernel) = (channels, outputs, size, kernel)
+            (self.stride, self.pad, self.group, self.xZero) = (stride, pad, group, xZero)
+            (self.outputSigned, self.perChannel, self.bias, self.relu) = (outputSigned, perChannel, bias, relu)
+            self.second = second
+        }
+    }
+
+    /// A convolution as a QDQ quantizer writes it (ONNX Runtime's `quantize_static`):
+    /// x (fp32) -> QuantizeLinear -> DequantizeLinear -> Conv(DequantizeLinear(wq s8),
+    /// DequantizeLinear(bq int32, scale x_scale * w_scale)) [-> Relu] -> QuantizeLinear
+    /// -> DequantizeLinear -> y (fp32). x_scale 0.02, y_scale 0.05; weights random in
+    /// +-63 (no u8 x s8 pair sum leaves int16), biases random in +-2000.
+    public static func qdqConv(_ c: QDQConv, seed: UInt64 = 3) -> GraphBuilder {
+        var rng = SplitMix64(seed: seed)
+        var b = GraphBuilder()
+        b.opset = 13
+        b.input("x", .float, [1, c.channels, c.size, c.size].map(Dim.value))
+        let xScale: Float = 0.02, yScale: Float = 0.05
+        let perGroup = c.channels / c.group
+        let wCount = c.outputs * perGroup * c.kernel * c.kernel
+        let wScales = (0..<(c.perChannel ? c.outputs : 1)).map { i in 0.002 + 0.0005 * Float(i % 5) }
+        let parameterDims = c.perChannel ? [c.outputs] : []
+        b.initializers += [
+            TensorData(floats: [xScale], name: "xs", dims: []),
+            quantized("xz", .uint8, [], [Int(c.xZero)]),
+            quantized("wq", .int8, [c.outputs, perGroup, c.kernel, c.kernel], (0..<wCount).map { _ in Int(rng.next() % 127) - 63 }),
+            TensorData(floats: wScales, name: "ws", dims: parameterDims),
+            quantized("wz", .int8, parameterDims, Array(repeating: 0, count: wScales.count)),
+            TensorData(floats: wScales.map { xScale * $0 }, name: "bs", dims: parameterDims),
+            quantized("bz", .int32, parameterDims, Array(repeating: 0, count: wScales.count)),
+            quantized("bq", .int32, [c.outputs], (0..<c.outputs).map { _ in Int(rng.next() % 4001) - 2000 }),
+            TensorData(floats: [yScale], name: "ys", dims: []),
+            quantized("yz", c.outputSigned ? .int8 : .uint8, [], [c.outputSigned ? -3 : 5]),
+        ]
+        b.node("QuantizeLinear", ["x", "xs", "xz"], ["xq"])
+        b.node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"])
+        b.node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], ["axis": .int(0)])
+        b.node("DequantizeLinear", ["bq", "bs", "bz"], ["bd"], ["axis": .int(0)])
+        b.node("Conv", ["xd", "wd"] + (c.bias ? ["bd"] : []), ["c"],
+               ["pads": .ints(Array(repeating: c.pad, count: 4)), "strides": .ints([c.stride, c.stride]),
+                "group": .int(c.group)])
+        if c.relu { b.node("Relu", ["c"], ["r"]) }
+        b.node("QuantizeLinear", [c.relu ? "r" : "c", "ys", "yz"], ["yq"])
+        b.node("DequantizeLinear", ["yq", "ys", "yz"], [c.second ? "yd" : "y"])
+        if c.second {
+            b.initializers += [
+                quantized("w2", .int8, [8, c.outputs, 1, 1], (0..<(8 * c.outputs)).map { _ in Int(rng.next() % 127) - 63 }),
+                TensorData(floats: [0.004], name: "w2s", dims: []),
+                quantized("w2z", .int8, [], [0]),
+                TensorData(floats: [0.1], name: "y2s", dims: []),
+                quantized("y2z", .uint8, [], [128]),
+            ]
+            b.node("DequantizeLinear", ["w2", "w2s", "w2z"], ["w2d"])
+            b.node("Conv", ["yd", "w2d"], ["c2"])
+            b.node("QuantizeLinear", ["c2", "y2s", "y2z"], ["y2q"])
+            b.node("DequantizeLinear", ["y2q", "y2s", "y2z"], ["y"])
+        }
+        b.output("y")
+        return b
+    }
+
+    /// An initializer of 8-bit or int32 integers.
+    public static func quantized(_ name: String, _ type: ElementType, _ dims: [Int], _ values: [Int]) -> TensorData {
+        var bytes: [UInt8] = []
+        for v in values {
+            if type == .int32 {
+                withUnsafeBytes(of: Int32(v).littleEndian) { bytes.append(contentsOf: $0) }
+            } else {
+                bytes.append(UInt8(truncatingIfNeeded: v))
+            }
+        }
+        return TensorData(name: name, elementType: type, dims: dims, storage: .bytes(bytes))
+    }
+}

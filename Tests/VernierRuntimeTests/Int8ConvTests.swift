@@ -1,0 +1,135 @@
+import Foundation
+import Testing
+import VernierGraph
+import VernierTestSupport
+@testable import VernierRuntime
+
+/// The int8 convolution (oneDNN `jit_uni_int8`) against the graph run as written: a QDQ
+/// convolution fused into QLinearConv must give the integers that dequantizing, running
+/// the fp32 convolution and quantizing again give, up to one step where the two
+/// roundings of a value at a half step differ.
+///
+/// The weights stay within +-63 (`GraphBuilder.qdqConv`) so no pair of u8 x s8 products
+/// leaves int16: without VNNI oneDNN sums pairs with saturation, which the kernel's
+/// comment describes and these tests do not exercise.
+struct Int8ConvTests {
+    typealias Case = GraphBuilder.QDQConv
+
+    /// The largest difference between the fused and the unfused run, in output steps, the
+    /// share of outputs that differ at all, and the kernels the fused plan runs.
+    func compare(_ c: Case) throws -> (steps: Float, differing: Double, ops: [String], int8: Bool) {
+        let b = GraphBuilder.qdqConv(c)
+        var rng = SplitMix64(seed: 11)
+        let count = c.channels * c.size * c.size
+        let x = Tensor(shape: [1, c.channels, c.size, c.size], values: (0..<count).map { _ in rng.signedUnit() * 2.5 })
+        var plain = ExecutionOptions()
+        plain.optimizeGraph = false
+        let reference = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])["y"])
+        let fused = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        let output = try #require(try fused.run(["x": x])["y"])
+        #expect(output.shape == reference.shape)
+        if c.second { #expect(fused.channelsLastValues == ["yq"], "the 8-bit tensor between the convolutions") }
+        let (a, r) = (output.scalars(as: Float.self), reference.scalars(as: Float.self))
+        let steps = zip(a, r).map { abs($0 - $1) / 0.05 }
+        let differing = Double(steps.filter { $0 > 0.5 }.count) / Double(max(1, steps.count))
+        let int8 = fused.steps.contains { $0.kernel is Int8ConvKernel }
+        return (steps.max() ?? .infinity, differing, fused.steps.map(\.opType), int8)
+    }
+
+    @Test func aQDQConvRunsAsOneInt8ConvWithTheUnfusedResults() throws {
+        let result = try compare(Case())
+        #expect(result.ops == ["QuantizeLinear", "QLinearConv", "DequantizeLinear"])
+        #expect(result.int8, "the oneDNN int8 kernel runs it")
+        #expect(result.steps <= 1.001)
+        #expect(result.differing < 0.02, "a half-step tie may round either way, not more")
+    }
+
+    @Test func stridedDepthwisePerTensorSignedOutputWithoutBias() throws {
+        let c = Case(channels: 16, outputs: 16, size: 10, stride: 2, group: 16, xZero: 0, outputSigned: true,
+                     perChannel: false, bias: false, relu: false)
+        let result = try compare(c)
+        #expect(result.ops == ["QuantizeLinear", "QLinearConv", "DequantizeLinear"])
+        #expect(result.int8)
+        #expect(result.steps <= 1.001)
+        #expect(result.differing < 0.02, "a half-step tie may round either way, not more")
+    }
+
+    @Test func pointwiseWithAZeroPointAndNoPadding() throws {
+        let result = try compare(Case(channels: 32, outputs: 8, size: 7, kernel: 1, pad: 0, xZero: 128))
+        #expect(result.int8)
+        #expect(result.steps <= 1.001)
+        #expect(result.differing < 0.02, "a half-step tie may round either way, not more")
+    }
+
+    /// The differences are real, not both runs producing the same constant: the output
+    /// spans many steps.
+    @Test func theOutputsVary() throws {
+        let b = GraphBuilder.qdqConv(Case())
+        var rng = SplitMix64(seed: 11)
+        let x = Tensor(shape: [1, 16, 9, 9], values: (0..<1296).map { _ in rng.signedUnit() * 2.5 })
+        let y = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets).run(["x": x])["y"])
+        #expect(Set(y.scalars(as: Float.self)).count > 20)
+    }
+
+    /// The exact reference kernel, which runs the QLinearConv forms oneDNN does not take,
+    /// applies a fused activation where the int8 kernel does: both on one fused node.
+    @Test func theReferenceKernelAppliesAFusedReluAsTheInt8KernelDoes() throws {
+        let optimized = GraphPasses.optimize(try GraphBuilder.qdqConv(Case(xZero: 0)).infer())
+        let node = try #require(optimized.graph.nodes.first { $0.opType == "QLinearConv" })
+        #expect(try node.string(FusedAttributes.activation) == "Relu")
+        let initializers = optimized.graph.initializerIndex
+        let constants = node.inputs.map { initializers[$0].flatMap(Tensor.init) }
+        let ctx = KernelContext(node: node, opset: 13, inputTypes: node.inputs.map { optimized.type(of: $0) },
+                                outputTypes: node.outputs.map { optimized.type(of: $0) }, constantInputs: constants,
+                                compileSubgraph: { _ in throw KernelError.unsupported("no subgraphs") })
+        var rng = SplitMix64(seed: 4)
+        let x = Tensor(.uint8, shape: [1, 16, 9, 9], values: (0..<1296).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+        func run(_ kernel: Kernel) throws -> [UInt8] {
+            let outputs = OutputSlots(count: 1, maxBytes: 1 << 20)
+            try kernel.run([x] + constants.dropFirst(), outputs)
+            return try #require(outputs.results[0]).scalars(as: UInt8.self)
+        }
+        let fast = try run(try #require(try Int8ConvKernel.make(ctx)))
+        let exact = try run(try IntegerConvKernel(ctx, qlinear: true))
+        #expect(fast.count == 24 * 81)
+        #expect(zip(fast, exact).allSatisfy { abs(Int($0) - Int($1)) <= 1 })
+        #expect(zip(fast, exact).filter { $0 != $1 }.count < fast.count / 50)
+        #expect(exact.filter { $0 == 5 }.count > 100, "the relu clamps many outputs to the zero point")
+        #expect(exact.min() == 5)
+    }
+
+    /// Two int8 convolutions hand their 8-bit tensor over channels-last (no reorder) and
+    /// still give the unfused graph's outputs; the output scale of the second is coarse
+    /// (0.1), so its steps are checked against its own scale.
+    @Test func twoInt8ConvsInARowKeepTheirTensorChannelsLast() throws {
+        let b = GraphBuilder.qdqConv(Case(second: true))
+        var rng = SplitMix64(seed: 12)
+        let x = Tensor(shape: [1, 16, 9, 9], values: (0..<1296).map { _ in rng.signedUnit() * 2.5 })
+        var plain = ExecutionOptions()
+        plain.optimizeGraph = false
+        let reference = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])["y"])
+        let fused = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        #expect(fused.channelsLastValues == ["yq"])
+        #expect(fused.steps.map(\.opType) == ["QuantizeLinear", "QLinearConv", "QLinearConv", "DequantizeLinear"])
+        let output = try #require(try fused.run(["x": x])["y"]).scalars(as: Float.self)
+        let expected = reference.scalars(as: Float.self)
+        #expect(output.count == 8 * 81)
+        // A one-step difference in the first conv's output may move the second's by one step too.
+        #expect(zip(output, expected).allSatisfy { abs($0 - $1) <= 0.1001 })
+        #expect(Double(zip(output, expected).filter { abs($0 - $1) > 0.05 }.count) < 0.05 * Double(output.count))
+        #expect(Set(output).count > 20)
+    }
+
+    @Test func channelsLastCopiesRoundTrip() throws {
+        let values = (0..<60).map { Float($0) }
+        let plain = Tensor(shape: [1, 3, 4, 5], values: values)
+        var last = Tensor(shape: [1, 3, 4, 5])
+        try permuteChannels(plain, into: &last, toChannelsLast: true)
+        // Element (c=1, h=0, w=2) sits at (h * W + w) * C + c = 2 * 3 + 1.
+        #expect(last.scalars(as: Float.self)[7] == values[1 * 20 + 2])
+        #expect(last.layout == .channelsLast)
+        var back = Tensor(shape: [1, 3, 4, 5])
+        try permuteChannels(last, into: &back, toChannelsLast: false)
+        #expect(back.scalars(as: Float.self) == values)
+    }
+}
