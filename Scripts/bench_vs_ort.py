@@ -33,7 +33,8 @@ MODELS_DIR = os.environ.get("VERNIER_REAL_MODELS_DIR", os.path.join(ROOT, ".buil
 DEFAULT_MODELS = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x1_0",
                   "squeezenet1_0", "densenet121", "bert_base", "vit_b_16", "yolo_small", "ocr_det_db"]
 # Dynamic dims of the exports: batch 1 everywhere, BERT at sequence 128.
-BINDINGS = {"bert_base": ["--dim", "batch=1", "--dim", "seq=128"], "yolo_small": [], "ocr_det_db": []}
+BINDINGS = {"bert_base": ["--dim", "batch=1", "--dim", "seq=128"], "bert_base_int8_qdq": ["--dim", "batch=1", "--dim", "seq=128"],
+            "yolo_small": [], "ocr_det_db": []}
 LINE = re.compile(r"latency: median ([0-9.]+) ms.*arena ([0-9.]+) MB, weights ([0-9.]+) MB, peak RSS ([0-9.]+) MB")
 
 

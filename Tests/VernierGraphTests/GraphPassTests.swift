@@ -255,4 +255,20 @@ struct GraphPassTests {
             #expect(ops.contains("Conv") && !ops.contains("QLinearConv"), "\(ops)")
         }
     }
+
+    @Test func aQDQLinearLayerBecomesQLinearMatMul() throws {
+        let optimized = GraphPasses.optimize(try GraphBuilder.qdqMatMul().infer())
+        #expect(optimized.graph.nodes.map(\.opType) == ["QuantizeLinear", "QLinearMatMul", "DequantizeLinear"])
+        #expect(optimized.graph.nodes[1].inputs == ["xq", "xs", "xz", "wq", "ws", "wz", "ys", "yz"])
+        #expect(Set(optimized.graph.nodes[1].originalNodes) == ["xd", "wd", "m", "yq"])
+    }
+
+    /// Per-column scales must run along the columns (axis 1): scales along K are not a
+    /// QLinearMatMul.
+    @Test func aQDQMatMulScaledAlongTheInnerDimDoesNotFuse() throws {
+        var b = GraphBuilder.qdqMatMul(k: 40, n: 40)
+        let dq = try #require(b.nodes.firstIndex { $0.outputs == ["wd"] })
+        b.nodes[dq].attributes = [Attribute(name: "axis", value: .int(0))]
+        #expect(GraphPasses.optimize(try b.infer()).graph.nodes.map(\.opType).contains("MatMul"))
+    }
 }

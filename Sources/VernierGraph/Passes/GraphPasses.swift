@@ -15,6 +15,7 @@ public enum GraphPasses {
         g = fuseResidualAdd(g)
         g = fuseActivations(g)
         g = fuseQDQConv(g)
+        g = fuseQDQMatMul(g)
         return g
     }
 }

@@ -16,7 +16,10 @@ enum QuantizationKernels {
         "DequantizeLinear": { try DequantizeLinearKernel($0) },
         "DynamicQuantizeLinear": { _ in FunctionKernel(dynamicQuantizeLinear) },
         "MatMulInteger": { try IntegerMatMulKernel($0, qlinear: false) },
-        "QLinearMatMul": { try IntegerMatMulKernel($0, qlinear: true) },
+        "QLinearMatMul": { ctx in
+            if let int8 = try Int8MatMulKernel.make(ctx) { return int8 }
+            return try IntegerMatMulKernel(ctx, qlinear: true)
+        },
         "ConvInteger": { try IntegerConvKernel($0, qlinear: false) },
         "QLinearConv": { ctx in
             if let int8 = try Int8ConvKernel.make(ctx) { return int8 }

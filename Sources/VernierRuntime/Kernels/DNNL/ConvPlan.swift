@@ -39,22 +39,6 @@ public enum PlanOperand: Sendable {
 /// into the blocked destination), then the primitive adds its result and applies the
 /// activation (see `FusedEpilogue.appendPostOps`).
 public final class ConvPlan: @unchecked Sendable {
-    /// What makes a convolution int8: the activations' integer types and the
-    /// requantization around the integer product. Weights are s8 with zero point 0, the
-    /// bias (if any) s32 in the product's units (x_scale * w_scale), as QLinearConv has them.
-    public struct Quantization: Sendable {
-        /// `.uint8` or `.int8`.
-        public var sourceType: ElementType
-        public var destinationType: ElementType
-        public var requantization: DNNLPostOps.Requantization
-
-        public init(sourceType: ElementType, destinationType: ElementType, requantization: DNNLPostOps.Requantization) {
-            self.sourceType = sourceType
-            self.destinationType = destinationType
-            self.requantization = requantization
-        }
-    }
-
     public let transposed: Bool
     public let inputShape: [Int]
     public let outputShape: [Int]
@@ -63,7 +47,7 @@ public final class ConvPlan: @unchecked Sendable {
     public let epilogue: FusedEpilogue
     public let hasBias: Bool
     /// nil for an fp32 convolution.
-    public let quantization: Quantization?
+    public let quantization: Int8Operands?
     /// Layouts of the caller's input and output tensors.
     public let sourceLayout: TensorLayout
     public let destinationLayout: TensorLayout
@@ -123,7 +107,7 @@ public final class ConvPlan: @unchecked Sendable {
                 bias: PlanOperand?, geometry: ConvGeometry, epilogue: FusedEpilogue = .none,
                 engine: DNNLEngine? = nil, blockedLayouts: Bool = true,
                 sourceLayout: TensorLayout = .plain, destinationLayout: TensorLayout = .plain,
-                quantization: Quantization? = nil) throws {
+                quantization: Int8Operands? = nil) throws {
         let engine = try engine ?? DNNLEngine.shared()
         let types = try Self.elementTypes(quantization, transposed: transposed, weights: weights, bias: bias)
         if case .constant(let w) = weights, w.elementType != types.weights || w.shape != weightsShape {
@@ -384,28 +368,14 @@ public final class ConvPlan: @unchecked Sendable {
     /// The element types of source, weights, bias and destination: fp32 throughout, or
     /// QLinearConv's (u8 / s8 activations, s8 weights, s32 bias) for constant operands
     /// of a convolution (not transposed).
-    private static func elementTypes(_ quantization: Quantization?, transposed: Bool, weights: PlanOperand,
+    private static func elementTypes(_ quantization: Int8Operands?, transposed: Bool, weights: PlanOperand,
                                      bias: PlanOperand?) throws
         -> (source: ElementType, weights: ElementType, bias: ElementType, destination: ElementType) {
         guard let quantization else { return (.float, .float, .float, .float) }
-        let integers: Set<ElementType> = [.uint8, .int8]
-        guard !transposed, integers.contains(quantization.sourceType), integers.contains(quantization.destinationType) else {
-            throw DNNLError.shapeMismatch("int8 ConvPlan of \(quantization.sourceType) -> \(quantization.destinationType)"
-                                          + (transposed ? " (transposed)" : "") + " (u8 / s8 convolutions only)")
-        }
+        try quantization.validate("convolution")
+        if transposed { throw DNNLError.shapeMismatch("int8 transposed convolution") }
         if case .runtime = weights { throw DNNLError.shapeMismatch("int8 ConvPlan needs constant weights") }
         if case .runtime? = bias { throw DNNLError.shapeMismatch("int8 ConvPlan needs a constant bias") }
         return (quantization.sourceType, .int8, .int32, quantization.destinationType)
-    }
-}
-
-/// oneDNN's data type for the element types its plans take.
-func dnnlType(_ type: ElementType) throws -> dnnl_data_type_t {
-    switch type {
-    case .float: return dnnl_f32
-    case .uint8: return dnnl_u8
-    case .int8: return dnnl_s8
-    case .int32: return dnnl_s32
-    default: throw DNNLError.shapeMismatch("no oneDNN data type for \(type)")
     }
 }

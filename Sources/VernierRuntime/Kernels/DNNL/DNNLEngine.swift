@@ -1,5 +1,6 @@
 import CDNNL
 import Foundation
+import VernierGraph
 
 /// Why a oneDNN call or a plan failed.
 public enum DNNLError: Error, Equatable, CustomStringConvertible {
@@ -165,9 +166,10 @@ func plainTag(rank: Int) -> dnnl_format_tag_t {
     }
 }
 
-/// An fp32 memory descriptor of `dims` with explicit element strides (a transposed
-/// view, or ConvTranspose's `[C, M/group, k...]` weights seen as oneDNN's `[G, O, I, k...]`).
-func stridedDescriptor(_ dims: [Int], strides: [Int]) throws -> dnnl_memory_desc_t {
+/// A memory descriptor of `dims` with explicit element strides (a transposed view, or
+/// ConvTranspose's `[C, M/group, k...]` weights seen as oneDNN's `[G, O, I, k...]`), fp32
+/// unless `type` says otherwise.
+func stridedDescriptor(_ dims: [Int], strides: [Int], type: dnnl_data_type_t = dnnl_f32) throws -> dnnl_memory_desc_t {
     guard dims.count >= 1, dims.count <= Int(DNNL_MAX_NDIMS), strides.count == dims.count else {
         throw DNNLError.shapeMismatch("rank \(dims.count) is outside 1...\(DNNL_MAX_NDIMS)")
     }
@@ -175,7 +177,7 @@ func stridedDescriptor(_ dims: [Int], strides: [Int]) throws -> dnnl_memory_desc
     let pad = Array(repeating: dnnl_dim_t(0), count: Int(DNNL_MAX_NDIMS) - dims.count)
     let dims64 = dims.map { dnnl_dim_t($0) } + pad
     let strides64 = strides.map { dnnl_dim_t($0) } + pad
-    try dnnlCheck(dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), dims64, dnnl_f32, strides64),
+    try dnnlCheck(dnnl_memory_desc_init_by_strides(&md, Int32(dims.count), dims64, type, strides64),
                   "dnnl_memory_desc_init_by_strides(\(dims), \(strides))")
     return md
 }
@@ -338,6 +340,42 @@ public struct DNNLPostOps: Sendable, Hashable {
     }
 
     public static let none = DNNLPostOps()
+}
+
+/// What makes a convolution or matrix product int8: the activations' integer types and
+/// the requantization around the integer product. Weights are s8 with zero point 0; a
+/// bias (convolutions only) is s32 in the product's units (x_scale * w_scale), as
+/// QLinearConv has it.
+public struct Int8Operands: Sendable {
+    /// `.uint8` or `.int8`.
+    public var sourceType: ElementType
+    public var destinationType: ElementType
+    public var requantization: DNNLPostOps.Requantization
+
+    public init(sourceType: ElementType, destinationType: ElementType, requantization: DNNLPostOps.Requantization) {
+        self.sourceType = sourceType
+        self.destinationType = destinationType
+        self.requantization = requantization
+    }
+
+    /// Throws unless both activation types are u8 or s8.
+    func validate(_ what: String) throws {
+        let integers: Set<ElementType> = [.uint8, .int8]
+        guard integers.contains(sourceType), integers.contains(destinationType) else {
+            throw DNNLError.shapeMismatch("int8 \(what) of \(sourceType) -> \(destinationType) (u8 / s8 only)")
+        }
+    }
+}
+
+/// oneDNN's data type for the element types its plans take.
+func dnnlType(_ type: ElementType) throws -> dnnl_data_type_t {
+    switch type {
+    case .float: return dnnl_f32
+    case .uint8: return dnnl_u8
+    case .int8: return dnnl_s8
+    case .int32: return dnnl_s32
+    default: throw DNNLError.shapeMismatch("no oneDNN data type for \(type)")
+    }
 }
 
 /// Primitive attributes: scratchpad owned by the plan (so runs never allocate), the

@@ -1,4 +1,5 @@
 import CDNNL
+import VernierGraph
 
 /// An fp32 matrix product on oneDNN, planned once for one pair of shapes and run many
 /// times: `[batch..., M, K] x [batch..., K, N] -> [batch..., M, N]`, where the batch
@@ -16,6 +17,10 @@ import CDNNL
 ///
 /// A fused residual is a `sum` post-op: the caller (or `run`) writes the addend into the
 /// output first, see `FusedEpilogue.appendPostOps`.
+///
+/// The int8 form (`quantization`: QLinearMatMul's arithmetic) takes a u8 / s8 left
+/// operand, a constant s8 right operand with zero point 0 (one scale, or one per output
+/// column) and writes u8 / s8; no bias, no transposition, no panels.
 public final class MatMulPlan: @unchecked Sendable {
     /// The operands and result as oneDNN sees them (same rank), before transposition.
     public let aShape: [Int]
@@ -25,6 +30,8 @@ public final class MatMulPlan: @unchecked Sendable {
     public let transB: Bool
     public let postOps: DNNLPostOps
     public let hasBias: Bool
+    /// nil for an fp32 product.
+    public let quantization: Int8Operands?
     public let threadCount: Int
     /// oneDNN's implementation name, e.g. `gemm:jit`.
     public let implementation: String
@@ -92,7 +99,8 @@ public final class MatMulPlan: @unchecked Sendable {
     ///     more.
     public init(a aShape: [Int], b bShape: [Int], transA: Bool = false, transB: Bool = false,
                 constantB: Tensor? = nil, bias: Bool = false, relu: Bool = false,
-                postOps: DNNLPostOps? = nil, engine: DNNLEngine? = nil, split: Bool = true) throws {
+                postOps: DNNLPostOps? = nil, engine: DNNLEngine? = nil, split: Bool = true,
+                quantization: Int8Operands? = nil) throws {
         let engine = try engine ?? DNNLEngine.shared()
         let rank = max(aShape.count, bShape.count)
         guard aShape.count >= 2, bShape.count >= 2, rank <= Int(DNNL_MAX_NDIMS),
@@ -117,9 +125,18 @@ public final class MatMulPlan: @unchecked Sendable {
         guard ka == kb else {
             throw DNNLError.shapeMismatch("inner dims differ: \(aShape)\(transA ? "^T" : "") x \(bShape)\(transB ? "^T" : "")")
         }
-        if let constantB, constantB.shape.reduce(1, *) != b.reduce(1, *) || constantB.elementType != .float {
-            throw DNNLError.shapeMismatch("constant right operand \(constantB.shape) for \(bShape)")
+        let bType: ElementType = quantization == nil ? .float : .int8
+        if let constantB, constantB.shape.reduce(1, *) != b.reduce(1, *) || constantB.elementType != bType {
+            throw DNNLError.shapeMismatch("constant right operand \(constantB.elementType) \(constantB.shape) for \(bShape)")
         }
+        if let quantization {
+            try quantization.validate("matmul")
+            guard constantB != nil, !bias, !transA, !transB else {
+                throw DNNLError.shapeMismatch("int8 matmul needs a constant right operand, no bias, no transposition")
+            }
+        }
+        let (aType, bDNNL, cType) = try (dnnlType(quantization?.sourceType ?? .float), dnnlType(bType),
+                                         dnnlType(quantization?.destinationType ?? .float))
         self.engine = engine
         self.aShape = a
         self.bShape = b
@@ -128,6 +145,8 @@ public final class MatMulPlan: @unchecked Sendable {
         self.transB = transB
         var postOps = postOps ?? DNNLPostOps()
         if relu { postOps.epilogue.activation = .relu }
+        postOps.requantization = quantization?.requantization
+        self.quantization = quantization
         self.postOps = postOps
         self.hasBias = bias
         self.threadCount = ThreadPool.threadCount
@@ -146,13 +165,13 @@ public final class MatMulPlan: @unchecked Sendable {
             return dims
         }
         let aDesc = transA ? try stridedDescriptor(logicalDims(a, transposed: true), strides: logicalStrides(a, transposed: true))
-                           : try plainDescriptor(a)
+                           : try plainDescriptor(a, type: aType)
         let bLogical = logicalDims(b, transposed: transB)
         let bStrides = logicalStrides(b, transposed: transB)
         // A product of few rows (a classifier at batch 1) reads its weights once whatever
         // the panels; splitting would only copy them.
         let rows = out.dropLast().reduce(1, *)
-        let splittable = split && constantB != nil && b.dropLast(2).allSatisfy { $0 == 1 } && rows >= Self.fewestPanelRows
+        let splittable = split && quantization == nil && constantB != nil && b.dropLast(2).allSatisfy { $0 == 1 } && rows >= Self.fewestPanelRows
         let columns = splittable ? Self.panelColumns(n) : [0..<n]
         let outStrides = rowMajorStrides(out)
         let aMemory = try DNNLMemory(unbound: aDesc, engine: engine)
@@ -163,8 +182,9 @@ public final class MatMulPlan: @unchecked Sendable {
             var cDims = out, bDims = bLogical
             cDims[rank - 1] = block.count
             bDims[rank - 1] = block.count
-            let cDesc = try stridedDescriptor(cDims, strides: outStrides)
-            let bDesc = transB || columns.count > 1 ? try stridedDescriptor(bDims, strides: bStrides) : try plainDescriptor(b)
+            let cDesc = try stridedDescriptor(cDims, strides: outStrides, type: cType)
+            let bDesc = transB || columns.count > 1 ? try stridedDescriptor(bDims, strides: bStrides)
+                                                    : try plainDescriptor(b, type: bDNNL)
             let biasDesc = try plainDescriptor(Array(repeating: 1, count: rank - 1) + [block.count])
 
             var opDesc = dnnl_matmul_desc_t()
@@ -172,7 +192,7 @@ public final class MatMulPlan: @unchecked Sendable {
             // Panels get contiguous copies of their blocks: read in place through B's
             // strides, BERT-base ran 1.33x slower at 1 thread and 1.4x at 2. The caller
             // releases the original (`ownsB`).
-            var bAny = constantB != nil ? try descriptor(bDims, tag: dnnl_format_tag_any) : bDesc
+            var bAny = constantB != nil ? try descriptor(bDims, tag: dnnl_format_tag_any, type: bDNNL) : bDesc
             try withUnsafeMutablePointer(to: &biasCopy) { biasPointer in
                 try dnnlCheck(dnnl_matmul_desc_init(&opDesc, &aCopy, &bAny, bias ? biasPointer : nil, &cCopy),
                               "dnnl_matmul_desc_init")
@@ -236,7 +256,8 @@ public final class MatMulPlan: @unchecked Sendable {
     /// memory). No allocation.
     public func run(a aTensor: Tensor, b bTensor: Tensor?, bias biasTensor: Tensor? = nil, output: Tensor) throws {
         guard aTensor.elementCount == aShape.reduce(1, *), output.elementCount == outputShape.reduce(1, *),
-              aTensor.elementType == .float, output.elementType == .float,
+              aTensor.elementType == quantization?.sourceType ?? .float,
+              output.elementType == quantization?.destinationType ?? .float,
               hasConstantB || (bTensor?.elementCount == bShape.reduce(1, *) && bTensor?.elementType == .float),
               !hasBias || (biasTensor?.elementCount == outputShape[outputShape.count - 1]
                               && biasTensor?.elementType == .float)

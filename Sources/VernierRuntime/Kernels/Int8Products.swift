@@ -6,6 +6,7 @@ import VernierGraph
 /// plus the activation the graph passes fused (`fused_activation`, applied to the real
 /// values before requantization). These are the convolutions a QDQ model's
 /// `DequantizeLinear -> Conv -> QuantizeLinear` patterns become (`GraphPasses.fuseQDQConv`).
+/// (This file: the int8 products on oneDNN, QLinearConv and QLinearMatMul.)
 ///
 /// Any other form (u8 weights, weight zero points, runtime scales, unknown shapes) runs
 /// on the exact reference `IntegerConvKernel`: `make` returns nil for those.
@@ -42,7 +43,7 @@ final class Int8ConvKernel: Kernel {
         let geometry = try ConvAttributes(node: node).convGeometry(input: inputShape, weights: weights.shape)
         let productScales = wScale.scalars(as: Float.self).map { xScale * $0 }
         guard productScales.allSatisfy({ $0 > 0 && $0.isFinite }) else { return nil }
-        let quantization = ConvPlan.Quantization(
+        let quantization = Int8Operands(
             sourceType: sourceType, destinationType: yZero.elementType,
             requantization: DNNLPostOps.Requantization(
                 sourceZeroPoint: try quantizedElements(xZero, what: "x_zero_point")[0], productScales: productScales,
@@ -67,7 +68,7 @@ final class Int8ConvKernel: Kernel {
     }
 
     /// The one fp32 value of a constant scale.
-    private static func scalar(_ t: Tensor?) -> Float? {
+    static func scalar(_ t: Tensor?) -> Float? {
         guard let t, t.elementType == .float, t.elementCount == 1 else { return nil }
         return t.scalars(as: Float.self)[0]
     }
@@ -81,6 +82,68 @@ final class Int8ConvKernel: Kernel {
         try asKernelErrors("oneDNN int8 convolution") {
             try plan.run(input: x, weights: nil, bias: nil, addend: nil, output: output)
         }
+    }
+}
+
+/// QLinearMatMul on oneDNN's int8 matmul: a u8 / s8 left operand `[..., M, K]` with one
+/// scale and zero point, a constant s8 right operand `[K, N]` with zero point 0 (one
+/// scale, or one per output column), one output scale and zero point, all constants:
+/// the Linear layers of a quantized transformer (`GraphPasses.fuseQDQMatMul`). The left
+/// operand's leading dims fold into the rows of one product. Other forms (products of
+/// two activations, u8 weights, weight zero points) run on the exact `IntegerMatMulKernel`.
+/// Saturation without VNNI as for `Int8ConvKernel`.
+final class Int8MatMulKernel: Kernel {
+    private let plan: MatMulPlan
+    private let outputType: ElementType
+    private let columns: Int
+    let packedInputs: [Int]
+
+    /// The int8 kernel for `ctx`'s QLinearMatMul, or nil when its form needs the reference.
+    static func make(_ ctx: KernelContext) throws -> Int8MatMulKernel? {
+        guard let shape = ctx.knownInputShape(0), shape.count >= 2, shape.allSatisfy({ $0 >= 1 }),
+              let sourceType = ctx.inputTypes.first??.elementType, sourceType == .uint8 || sourceType == .int8,
+              let xScale = Int8ConvKernel.scalar(ctx.constant(1)), let xZero = ctx.constant(2), xZero.elementCount == 1,
+              let weights = ctx.constant(3), weights.elementType == .int8, weights.rank == 2, weights.shape[0] == shape.last,
+              let wScale = ctx.constant(4), wScale.elementType == .float,
+              wScale.elementCount == 1 || wScale.elementCount == weights.shape[1],
+              let wZero = ctx.constant(5), wZero.elementType == .int8, wZero.scalars(as: Int8.self).allSatisfy({ $0 == 0 }),
+              let yScale = Int8ConvKernel.scalar(ctx.constant(6)), let yZero = ctx.constant(7), yZero.elementCount == 1,
+              yZero.elementType == .uint8 || yZero.elementType == .int8,
+              xScale > 0, yScale > 0, xScale.isFinite, yScale.isFinite, ctx.node.attributes.isEmpty
+        else { return nil }
+        let productScales = wScale.scalars(as: Float.self).map { xScale * $0 }
+        guard productScales.allSatisfy({ $0 > 0 && $0.isFinite }) else { return nil }
+        let quantization = Int8Operands(
+            sourceType: sourceType, destinationType: yZero.elementType,
+            requantization: DNNLPostOps.Requantization(
+                sourceZeroPoint: try quantizedElements(xZero, what: "a_zero_point")[0], productScales: productScales,
+                outputScale: yScale, outputZeroPoint: try quantizedElements(yZero, what: "y_zero_point")[0]))
+        let rows = shape.dropLast().reduce(1, *)
+        let plan: MatMulPlan
+        do {
+            plan = try MatMulPlan(a: [rows, shape[shape.count - 1]], b: weights.shape, constantB: weights, split: false,
+                                  quantization: quantization)
+        } catch is DNNLError {
+            return nil
+        }
+        return Int8MatMulKernel(plan: plan, outputType: yZero.elementType, columns: weights.shape[1],
+                                packed: plan.ownsB ? [3] : [])
+    }
+
+    private init(plan: MatMulPlan, outputType: ElementType, columns: Int, packed: [Int]) {
+        self.plan = plan
+        self.outputType = outputType
+        self.columns = columns
+        packedInputs = packed
+    }
+
+    func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
+        let x = try requiredInput(inputs, 0)
+        guard x.rank >= 2, x.shape.last == plan.aShape.last, x.elementCount == plan.aShape.reduce(1, *) else {
+            throw KernelError.invalid("QLinearMatMul planned for \(plan.aShape), got \(x.shape)")
+        }
+        let output = try outputs.allocate(0, outputType, Array(x.shape.dropLast()) + [columns])
+        try asKernelErrors("oneDNN int8 matmul") { try plan.run(a: x, output: output) }
     }
 }
 

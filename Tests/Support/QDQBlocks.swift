@@ -78,6 +78,33 @@ extension GraphBuilder {
         return b
     }
 
+    /// A Linear layer as a QDQ quantizer writes it: x [1, rows, k] (fp32) -> Q -> DQ ->
+    /// MatMul(DQ(wq s8 [k, n], one scale per column along axis 1)) -> Q -> DQ -> y.
+    /// x_scale 0.02 (zero point `xZero`), y_scale 0.05 (zero point 7); weights in +-63.
+    public static func qdqMatMul(rows: Int = 20, k: Int = 48, n: Int = 40, xZero: UInt8 = 10, seed: UInt64 = 5) -> GraphBuilder {
+        var rng = SplitMix64(seed: seed)
+        var b = GraphBuilder()
+        b.opset = 13
+        b.input("x", .float, [1, rows, k].map(Dim.value))
+        b.initializers += [
+            TensorData(floats: [0.02], name: "xs", dims: []),
+            quantized("xz", .uint8, [], [Int(xZero)]),
+            quantized("wq", .int8, [k, n], (0..<(k * n)).map { _ in Int(rng.next() % 127) - 63 }),
+            TensorData(floats: (0..<n).map { 0.003 + 0.0004 * Float($0 % 7) }, name: "ws", dims: [n]),
+            quantized("wz", .int8, [n], Array(repeating: 0, count: n)),
+            TensorData(floats: [0.05], name: "ys", dims: []),
+            quantized("yz", .uint8, [], [7]),
+        ]
+        b.node("QuantizeLinear", ["x", "xs", "xz"], ["xq"])
+        b.node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"])
+        b.node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], ["axis": .int(1)])
+        b.node("MatMul", ["xd", "wd"], ["m"])
+        b.node("QuantizeLinear", ["m", "ys", "yz"], ["yq"])
+        b.node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])
+        b.output("y")
+        return b
+    }
+
     /// An initializer of 8-bit or int32 integers.
     public static func quantized(_ name: String, _ type: ElementType, _ dims: [Int], _ values: [Int]) -> TensorData {
         var bytes: [UInt8] = []

@@ -12,7 +12,7 @@ import VernierTestSupport
 /// The weights stay within +-63 (`GraphBuilder.qdqConv`) so no pair of u8 x s8 products
 /// leaves int16: without VNNI oneDNN sums pairs with saturation, which the kernel's
 /// comment describes and these tests do not exercise.
-struct Int8ConvTests {
+struct Int8ProductTests {
     typealias Case = GraphBuilder.QDQConv
 
     /// The largest difference between the fused and the unfused run, in output steps, the
@@ -131,5 +131,24 @@ struct Int8ConvTests {
         var back = Tensor(shape: [1, 3, 4, 5])
         try permuteChannels(last, into: &back, toChannelsLast: false)
         #expect(back.scalars(as: Float.self) == values)
+    }
+
+    /// A QDQ Linear layer runs as one int8 matmul with the unfused graph's outputs.
+    @Test func aQDQMatMulRunsAsOneInt8MatMulWithTheUnfusedResults() throws {
+        let b = GraphBuilder.qdqMatMul()
+        var rng = SplitMix64(seed: 13)
+        let x = Tensor(shape: [1, 20, 48], values: (0..<960).map { _ in rng.signedUnit() * 2 })
+        var plain = ExecutionOptions()
+        plain.optimizeGraph = false
+        let reference = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])["y"])
+        let fused = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        #expect(fused.steps.map(\.opType) == ["QuantizeLinear", "QLinearMatMul", "DequantizeLinear"])
+        #expect(fused.steps.contains { $0.kernel is Int8MatMulKernel }, "the oneDNN int8 kernel runs it")
+        let output = try #require(try fused.run(["x": x])["y"])
+        #expect(output.shape == [1, 20, 40])
+        let steps = zip(output.scalars(as: Float.self), reference.scalars(as: Float.self)).map { abs($0 - $1) / 0.05 }
+        #expect(steps.allSatisfy { $0 <= 1.001 })
+        #expect(Double(steps.filter { $0 > 0.5 }.count) < 0.02 * Double(steps.count))
+        #expect(Set(output.scalars(as: Float.self)).count > 20)
     }
 }

@@ -1,0 +1,173 @@
+extension GraphPasses {
+    /// Turns the QDQ pattern of a quantized convolution,
+    ///
+    ///     QuantizeLinear(y, ys, yz) <- Conv(DequantizeLinear(xq, xs, xz),
+    ///                                       DequantizeLinear(wq, ws, 0),
+    ///                                       DequantizeLinear(bq, xs * ws, 0))
+    ///
+    /// into the `QLinearConv(xq, xs, xz, wq, ws, 0, ys, yz, bq)` it stands for, so the
+    /// convolution runs on int8 kernels and its activations stay 8-bit, as ONNX Runtime
+    /// does with such models, instead of dequantizing the activations and running an
+    /// fp32 convolution. An activation already fused into the Conv stays on it
+    /// (`fused_activation`, applied before requantization).
+    ///
+    /// Fused only when every parameter is an initializer: x and y per tensor, weights s8
+    /// with zero points 0 (per tensor, or per output channel along axis 0), the bias
+    /// int32 with zero point 0 and its scale x_scale * w_scale (what quantizers write),
+    /// and the Conv's output read by the QuantizeLinear alone. A DequantizeLinear whose
+    /// output has other readers stays for them.
+    public static func fuseQDQConv(_ inferred: InferredGraph) -> InferredGraph {
+        var pattern = QDQPattern(inferred)
+        for (ci, conv) in inferred.graph.nodes.enumerated()
+        where conv.isDefaultDomain && conv.opType == "Conv" && (2...3).contains(conv.inputs.count)
+            && !conv.hasAttribute(FusedAttributes.sum) {
+            guard let y = conv.outputs.first, let q = pattern.quantization(of: y),
+                  let x = pattern.activation(conv.inputs[0]),
+                  let w = pattern.weights(conv.inputs[1], channelAxis: 0) else { continue }
+            // b = DQ(bq) in the product's units.
+            var bias: QDQPattern.Match?
+            if conv.inputs.count == 3, !conv.inputs[2].isEmpty {
+                guard let (bi, dqb) = pattern.dequantization(of: conv.inputs[2]), let bq = pattern.initializers[dqb.inputs[0]],
+                      bq.elementType == .int32, bq.elementCount == w.channels,
+                      let bScales = pattern.values(dqb.inputs[1], [.float]), bScales.count == w.scales.count,
+                      pattern.values(dqb.inputs[2], [.int32])?.allSatisfy({ $0 == 0 }) == true,
+                      zip(bScales, w.scales).allSatisfy({ abs($0 - x.scale * $1) <= 1e-5 * $0 }) else { continue }
+                bias = QDQPattern.Match(index: bi, node: dqb)
+            }
+            var fused = conv
+            fused.opType = "QLinearConv"
+            fused.inputs = Array(x.node.inputs) + Array(w.node.inputs) + Array(q.node.inputs.dropFirst())
+                + (bias.map { [$0.node.inputs[0]] } ?? [])
+            pattern.replace(ci, with: fused, dequantizations: [x.match, w.match] + (bias.map { [$0] } ?? []), quantization: q)
+        }
+        return pattern.result
+    }
+
+    /// Turns `QuantizeLinear(MatMul(DequantizeLinear(xq), DequantizeLinear(wq)))` with a
+    /// constant s8 right operand (zero points 0; one scale, or one per output column
+    /// along axis 1) into the `QLinearMatMul(xq, xs, xz, wq, ws, 0, ys, yz)` it stands
+    /// for, as `fuseQDQConv` does for convolutions: a quantized transformer's Linear
+    /// layers then run on int8 kernels. Products of two activations (attention) stay.
+    public static func fuseQDQMatMul(_ inferred: InferredGraph) -> InferredGraph {
+        var pattern = QDQPattern(inferred)
+        for (mi, matmul) in inferred.graph.nodes.enumerated()
+        where matmul.isDefaultDomain && matmul.opType == "MatMul" && matmul.inputs.count == 2 && matmul.attributes.isEmpty {
+            guard let y = matmul.outputs.first, let q = pattern.quantization(of: y),
+                  let x = pattern.activation(matmul.inputs[0]), (inferred.type(of: matmul.inputs[0])?.shape?.count ?? 0) >= 2,
+                  let w = pattern.weights(matmul.inputs[1], channelAxis: 1, rank: 2) else { continue }
+            var fused = matmul
+            fused.opType = "QLinearMatMul"
+            fused.inputs = Array(x.node.inputs) + Array(w.node.inputs) + Array(q.node.inputs.dropFirst())
+            pattern.replace(mi, with: fused, dequantizations: [x.match, w.match], quantization: q)
+        }
+        return pattern.result
+    }
+}
+
+/// The pieces of QDQ patterns in one graph, and the rewrite that folds them into
+/// QLinear* nodes.
+private struct QDQPattern {
+    struct Match {
+        let index: Int
+        let node: Node
+    }
+    /// A per-tensor DequantizeLinear of an 8-bit activation.
+    struct Activation {
+        let match: Match
+        let scale: Double
+        var node: Node { match.node }
+    }
+    /// A DequantizeLinear of constant s8 weights with zero points 0.
+    struct Weights {
+        let match: Match
+        let scales: [Double]
+        /// Output channels (Conv: dim 0) or columns (MatMul: dim 1).
+        let channels: Int
+        var node: Node { match.node }
+    }
+
+    let inferred: InferredGraph
+    let graph: Graph
+    let uses: ValueUses
+    let initializers: [String: TensorData]
+    private var producer: [String: Int] = [:]
+    private var removed = Set<Int>()
+    private var replaced: [Int: Node] = [:]
+    private static let bytes: Set<ElementType> = [.uint8, .int8]
+
+    init(_ inferred: InferredGraph) {
+        self.inferred = inferred
+        graph = inferred.graph
+        uses = ValueUses(graph)
+        initializers = graph.initializerIndex
+        for (index, node) in graph.nodes.enumerated() {
+            for output in node.outputs where !output.isEmpty { producer[output] = index }
+        }
+    }
+
+    var result: InferredGraph { GraphPasses.rewritten(inferred, graph: graph, removed: removed, replaced: replaced) }
+
+    /// The values of an initializer of one of `types`.
+    func values(_ name: String, _ types: Set<ElementType>) -> [Double]? {
+        guard let t = initializers[name], types.contains(t.elementType) else { return nil }
+        return t.elementType == .float ? t.doubleValues() : t.integerValues()?.map(Double.init)
+    }
+
+    /// The DequantizeLinear (three inputs, not blocked) that produces `value`.
+    func dequantization(of value: String) -> (index: Int, node: Node)? {
+        guard let index = producer[value], !removed.contains(index) else { return nil }
+        let node = graph.nodes[index]
+        guard node.isDefaultDomain, node.opType == "DequantizeLinear", node.inputs.count == 3,
+              (try? node.int("block_size", default: 0)) == 0 else { return nil }
+        return (index, node)
+    }
+
+    /// The per-tensor QuantizeLinear that alone reads `value`.
+    func quantization(of value: String) -> Match? {
+        guard let index = uses.soleReader(of: value), !removed.contains(index) else { return nil }
+        let q = graph.nodes[index]
+        guard q.isDefaultDomain, q.opType == "QuantizeLinear", q.inputs.count == 3, q.inputs[0] == value,
+              !q.hasAttribute("output_dtype"), values(q.inputs[1], [.float])?.count == 1,
+              values(q.inputs[2], Self.bytes)?.count == 1 else { return nil }
+        return Match(index: index, node: q)
+    }
+
+    /// `value` as the per-tensor dequantization of an 8-bit activation.
+    func activation(_ value: String) -> Activation? {
+        guard let (index, node) = dequantization(of: value), let scale = values(node.inputs[1], [.float]),
+              scale.count == 1, scale[0] > 0, values(node.inputs[2], Self.bytes)?.count == 1,
+              let type = inferred.type(of: node.inputs[0])?.elementType, Self.bytes.contains(type) else { return nil }
+        return Activation(match: Match(index: index, node: node), scale: scale[0])
+    }
+
+    /// `value` as the dequantization of constant s8 weights (of `rank` dims, or 3 and
+    /// more when nil) with zero points 0, scaled per tensor or along `channelAxis`.
+    func weights(_ value: String, channelAxis: Int, rank: Int? = nil) -> Weights? {
+        guard let (index, node) = dequantization(of: value), let wq = initializers[node.inputs[0]],
+              wq.elementType == .int8, rank.map({ wq.dims.count == $0 }) ?? (wq.dims.count >= 3),
+              let scales = values(node.inputs[1], [.float]), scales.allSatisfy({ $0 > 0 }),
+              let zeros = values(node.inputs[2], [.int8]), zeros.allSatisfy({ $0 == 0 }), zeros.count == scales.count
+        else { return nil }
+        let channels = wq.dims[channelAxis]
+        guard let axis = try? node.int("axis", default: 1) else { return nil }
+        guard scales.count == 1
+            || (scales.count == channels && (axis == channelAxis || axis == channelAxis - wq.dims.count)) else { return nil }
+        return Weights(match: Match(index: index, node: node), scales: scales, channels: channels)
+    }
+
+    /// Puts `fused` (reading the 8-bit operands, writing `quantization`'s output) in
+    /// node `index`'s place; drops the QuantizeLinear and the DequantizeLinears no other
+    /// node reads.
+    mutating func replace(_ index: Int, with fused: Node, dequantizations: [Match], quantization: Match) {
+        var fused = fused
+        fused.outputs = [quantization.node.outputs[0]]
+        var absorbed: [Node] = []
+        for match in dequantizations where uses.soleReader(of: match.node.outputs[0]) == index {
+            removed.insert(match.index)
+            absorbed.append(match.node)
+        }
+        fused.sourceNodes = absorbed.flatMap(\.originalNodes) + graph.nodes[index].absorbing([quantization.node])
+        removed.insert(quantization.index)
+        replaced[index] = fused
+    }
+}
