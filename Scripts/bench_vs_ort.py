@@ -94,9 +94,10 @@ def main():
         subprocess.run([os.path.join(ROOT, "Scripts", "make_real_models.sh"), "--only", ",".join(missing)], check=True)
     binary = vernier_binary()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     lines = [f"# Vernier vs ONNX Runtime {ort.__version__}", "",
-             f"Machine: {cpu}, {os.cpu_count()} cores. {args.rounds} alternating rounds x {args.runs} timed runs; "
-             "ratio = Vernier median / ORT median (lower is better).", ""]
+             f"Machine: {cpu}, {os.cpu_count()} cores. Commit {commit or 'unknown'}. {args.rounds} alternating rounds "
+             f"x {args.runs} timed runs; ratio = Vernier median / ORT median (lower is better).", ""]
     status = 0
     with tempfile.TemporaryDirectory() as work:
         for threads in [int(t) for t in args.threads.split(",")]:

@@ -13,14 +13,23 @@ extension GraphBuilder {
         public var relu = true
         /// A second quantized 1x1 convolution after the first (its input then stays 8-bit).
         public var second = false
+        /// The bias as an fp32 initializer (as `vernier quantize` and TensorRT-style
+        /// exports keep it) instead of DequantizeLinear(int32).
+        public var floatBias = false
+        /// Whether the result is quantized again; without, `y` is the conv's fp32 result
+        /// (its activation applied), as in TensorRT-style QDQ exports.
+        public var quantizedOutput = true
+        /// `y = activation(conv + x)` (needs outputs == channels, stride 1, same padding).
+        public var residual = false
 
         public init(channels: Int = 16, outputs: Int = 24, size: Int = 9, kernel: Int = 3, stride: Int = 1, pad: Int = 1,
                     group: Int = 1, xZero: UInt8 = 10, outputSigned: Bool = false, perChannel: Bool = true,
-                    bias: Bool = true, relu: Bool = true, second: Bool = false) {
+                    bias: Bool = true, relu: Bool = true, second: Bool = false, floatBias: Bool = false,
+                    quantizedOutput: Bool = true, residual: Bool = false) {
             (self.channels, self.outputs, self.size, self.kernel) = (channels, outputs, size, kernel)
             (self.stride, self.pad, self.group, self.xZero) = (stride, pad, group, xZero)
             (self.outputSigned, self.perChannel, self.bias, self.relu) = (outputSigned, perChannel, bias, relu)
-            self.second = second
+            (self.second, self.floatBias, self.quantizedOutput, self.residual) = (second, floatBias, quantizedOutput, residual)
         }
     }
 
@@ -39,6 +48,7 @@ extension GraphBuilder {
         let wCount = c.outputs * perGroup * c.kernel * c.kernel
         let wScales = (0..<(c.perChannel ? c.outputs : 1)).map { i in 0.002 + 0.0005 * Float(i % 5) }
         let parameterDims = c.perChannel ? [c.outputs] : []
+        let biases = (0..<c.outputs).map { _ in Int(rng.next() % 4001) - 2000 }
         b.initializers += [
             TensorData(floats: [xScale], name: "xs", dims: []),
             quantized("xz", .uint8, [], [Int(c.xZero)]),
@@ -47,7 +57,10 @@ extension GraphBuilder {
             quantized("wz", .int8, parameterDims, Array(repeating: 0, count: wScales.count)),
             TensorData(floats: wScales.map { xScale * $0 }, name: "bs", dims: parameterDims),
             quantized("bz", .int32, parameterDims, Array(repeating: 0, count: wScales.count)),
-            quantized("bq", .int32, [c.outputs], (0..<c.outputs).map { _ in Int(rng.next() % 4001) - 2000 }),
+            quantized("bq", .int32, [c.outputs], biases),
+            // The fp32 bias: 0.2 of a product step off the int32 grid.
+            TensorData(floats: biases.indices.map { (Float(biases[$0]) + 0.2) * xScale * wScales[c.perChannel ? $0 : 0] },
+                       name: "bf", dims: [c.outputs]),
             TensorData(floats: [yScale], name: "ys", dims: []),
             quantized("yz", c.outputSigned ? .int8 : .uint8, [], [c.outputSigned ? -3 : 5]),
         ]
@@ -55,12 +68,18 @@ extension GraphBuilder {
         b.node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"])
         b.node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], ["axis": .int(0)])
         b.node("DequantizeLinear", ["bq", "bs", "bz"], ["bd"], ["axis": .int(0)])
-        b.node("Conv", ["xd", "wd"] + (c.bias ? ["bd"] : []), ["c"],
+        b.node("Conv", ["xd", "wd"] + (c.bias ? [c.floatBias ? "bf" : "bd"] : []), ["c"],
                ["pads": .ints(Array(repeating: c.pad, count: 4)), "strides": .ints([c.stride, c.stride]),
                 "group": .int(c.group)])
-        if c.relu { b.node("Relu", ["c"], ["r"]) }
-        b.node("QuantizeLinear", [c.relu ? "r" : "c", "ys", "yz"], ["yq"])
-        b.node("DequantizeLinear", ["yq", "ys", "yz"], [c.second ? "yd" : "y"])
+        if c.residual { b.node("Add", ["c", "x"], ["a"]) }
+        let sum = c.residual ? "a" : "c"
+        if c.relu { b.node("Relu", [sum], [c.quantizedOutput ? "r" : "y"]) }
+        if c.quantizedOutput {
+            b.node("QuantizeLinear", [c.relu ? "r" : sum, "ys", "yz"], ["yq"])
+            b.node("DequantizeLinear", ["yq", "ys", "yz"], [c.second ? "yd" : "y"])
+        } else if !c.relu {
+            b.node("Identity", [sum], ["y"])
+        }
         if c.second {
             b.initializers += [
                 quantized("w2", .int8, [8, c.outputs, 1, 1], (0..<(8 * c.outputs)).map { _ in Int(rng.next() % 127) - 63 }),

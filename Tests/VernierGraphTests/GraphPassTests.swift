@@ -271,4 +271,25 @@ struct GraphPassTests {
         b.nodes[dq].attributes = [Attribute(name: "axis", value: .int(0))]
         #expect(GraphPasses.optimize(try b.infer()).graph.nodes.map(\.opType).contains("MatMul"))
     }
+
+    /// TensorRT-style QDQ: the conv's result feeds a residual Add and stays fp32. The
+    /// QLinearConv has no y_scale / y_zero_point, its fp32 bias is rounded into an int32
+    /// initializer in the product's units, and the Add stays fused as a sum.
+    @Test func aQDQConvWhoseResultStaysFloatKeepsItsResidualSum() throws {
+        let b = GraphBuilder.qdqConv(.init(channels: 16, outputs: 16, floatBias: true, quantizedOutput: false, residual: true))
+        let optimized = GraphPasses.optimize(try b.infer())
+        // (The int32 bias's DequantizeLinear stays: nothing reads it, the conv reads "bf".)
+        #expect(optimized.graph.nodes.map(\.opType) == ["QuantizeLinear", "DequantizeLinear", "QLinearConv"])
+        let conv = optimized.graph.nodes[2]
+        #expect(Array(conv.inputs.prefix(8)) == ["xq", "xs", "xz", "wq", "ws", "wz", "", ""])
+        #expect(conv.inputs.last == "x")
+        #expect(conv.outputs == ["y"])
+        #expect(try conv.int(FusedAttributes.sum) == 1)
+        let bias = try #require(optimized.graph.initializerIndex[conv.inputs[8]])
+        #expect(bias.elementType == .int32)
+        // bf = (bq + 0.2) * xs * ws, rounded back to bq.
+        let expected = try #require(b.initializers.first { $0.name == "bq" }?.integerValues())
+        #expect(bias.integerValues() == expected)
+        #expect(optimized.type(of: conv.inputs[8])?.elementType == .int32)
+    }
 }

@@ -54,6 +54,15 @@ struct Int8ProductTests {
         #expect(result.differing < 0.02, "a half-step tie may round either way, not more")
     }
 
+    /// An fp32 bias (off the int32 grid by a little) is rounded into the product's units.
+    @Test func anFP32BiasIsRoundedIntoTheProductsUnits() throws {
+        let result = try compare(Case(floatBias: true))
+        #expect(result.ops == ["QuantizeLinear", "QLinearConv", "DequantizeLinear"])
+        #expect(result.int8)
+        #expect(result.steps <= 1.001)
+        #expect(result.differing < 0.02)
+    }
+
     @Test func pointwiseWithAZeroPointAndNoPadding() throws {
         let result = try compare(Case(channels: 32, outputs: 8, size: 7, kernel: 1, pad: 0, xZero: 128))
         #expect(result.int8)
@@ -150,5 +159,69 @@ struct Int8ProductTests {
         #expect(steps.allSatisfy { $0 <= 1.001 })
         #expect(Double(steps.filter { $0 > 0.5 }.count) < 0.02 * Double(steps.count))
         #expect(Set(output.scalars(as: Float.self)).count > 20)
+    }
+
+    /// A quantized conv whose result is not quantized again (TensorRT-style QDQ, with an
+    /// fp32 bias and a residual Add) runs int8 and writes fp32: the same values as the
+    /// graph as written, up to the bias's rounding into product steps (2e-5 here).
+    @Test func aConvWhoseResultStaysFloatRunsInt8WithItsResidualAndRelu() throws {
+        let c = Case(channels: 16, outputs: 16, floatBias: true, quantizedOutput: false, residual: true)
+        let b = GraphBuilder.qdqConv(c)
+        var rng = SplitMix64(seed: 17)
+        let x = Tensor(shape: [1, 16, 9, 9], values: (0..<1296).map { _ in rng.signedUnit() * 2.5 })
+        var plain = ExecutionOptions()
+        plain.optimizeGraph = false
+        let reference = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])["y"])
+        let fused = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        #expect(fused.steps.map(\.opType) == ["QuantizeLinear", "QLinearConv"])
+        #expect(fused.steps.contains { $0.kernel is Int8ConvKernel })
+        let output = try #require(try fused.run(["x": x])["y"])
+        #expect(output.elementType == .float && output.shape == [1, 16, 9, 9])
+        #expect(relativeError(output, reference) < 1e-4)
+        #expect(output.scalars(as: Float.self).filter { $0 == 0 }.count > 50, "the relu clamps")
+
+        // The exact reference kernel on the same fused node agrees.
+        let optimized = GraphPasses.optimize(try b.infer())
+        let node = try #require(optimized.graph.nodes.first { $0.opType == "QLinearConv" })
+        let initializers = optimized.graph.initializerIndex
+        let constants = node.inputs.map { initializers[$0].flatMap(Tensor.init) }
+        let ctx = KernelContext(node: node, opset: 13, inputTypes: node.inputs.map { optimized.type(of: $0) },
+                                outputTypes: node.outputs.map { optimized.type(of: $0) }, constantInputs: constants,
+                                compileSubgraph: { _ in throw KernelError.unsupported("no subgraphs") })
+        let quantizedInput = Tensor(.uint8, shape: [1, 16, 9, 9], values: (0..<1296).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+        let inputs = [quantizedInput] + Array(constants.dropFirst().dropLast()) + [x]
+        func run(_ kernel: Kernel) throws -> Tensor {
+            let outputs = OutputSlots(count: 1, maxBytes: 1 << 20)
+            try kernel.run(inputs, outputs)
+            return try #require(outputs.results[0])
+        }
+        let fast = try run(try #require(try Int8ConvKernel.make(ctx)))
+        let exact = try run(try IntegerConvKernel(ctx, qlinear: true))
+        #expect(relativeError(fast, exact) < 1e-5)
+    }
+
+    /// Without VNNI and with a source zero point inside the range, a channel with weights
+    /// beyond +-64 is halved and its scale doubled, so no u8 x s8 pair sum leaves int16;
+    /// other channels stay as they are, and so does everything after a ReLU (zero point 0).
+    @Test func fullRangeWeightChannelsAreNarrowedWithoutVNNI() {
+        // [2 channels, 3]: channel 0 reaches -127, channel 1 stays within 64.
+        let w = Tensor(.int8, shape: [2, 3, 1, 1], values: [Int8(-127), 3, 65, 64, -64, 1])
+        let (narrowed, scales) = Int8Weights.narrowed(w, scales: [0.01], channelAxis: 0, sourceZeroPoint: 128)
+        let (kept, keptScales) = Int8Weights.narrowed(w, scales: [0.01], channelAxis: 0, sourceZeroPoint: 0)
+        #expect(kept.scalars(as: Int8.self) == w.scalars(as: Int8.self) && keptScales == [0.01])
+        if Int8Weights.accumulateExactly {
+            #expect(narrowed.scalars(as: Int8.self) == w.scalars(as: Int8.self) && scales == [0.01])
+        } else {
+            // -63.5 and 32.5 round to even: -64 and 32; 1.5 -> 2.
+            #expect(narrowed.scalars(as: Int8.self) == [-64, 2, 32, 64, -64, 1])
+            #expect(scales == [0.02, 0.01])
+        }
+        // Matmul weights [K, N]: the channel is the column.
+        let m = Tensor(.int8, shape: [2, 2], values: [Int8(100), 1, 7, -9])
+        let (mn, ms) = Int8Weights.narrowed(m, scales: [0.5, 0.25], channelAxis: 1, sourceZeroPoint: 3)
+        if !Int8Weights.accumulateExactly {
+            #expect(mn.scalars(as: Int8.self) == [50, 1, 4, -9])
+            #expect(ms == [1.0, 0.25])
+        }
     }
 }

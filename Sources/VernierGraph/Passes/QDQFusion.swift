@@ -11,34 +11,53 @@ extension GraphPasses {
     /// fp32 convolution. An activation already fused into the Conv stays on it
     /// (`fused_activation`, applied before requantization).
     ///
+    /// A Conv whose output is not quantized again (QDQ exports that quantize only the
+    /// inputs of convolutions, as TensorRT's and `vernier quantize`'s do; a conv feeding
+    /// a residual Add) becomes a QLinearConv without y_scale and y_zero_point (inputs 6
+    /// and 7 empty): Vernier's internal form that writes the real values in fp32, keeping
+    /// a fused residual sum (its addend last, after the bias slot) and activation.
+    ///
     /// Fused only when every parameter is an initializer: x and y per tensor, weights s8
-    /// with zero points 0 (per tensor, or per output channel along axis 0), the bias
-    /// int32 with zero point 0 and its scale x_scale * w_scale (what quantizers write),
-    /// and the Conv's output read by the QuantizeLinear alone. A DequantizeLinear whose
+    /// with zero points 0 (per tensor, or per output channel along axis 0), and the
+    /// Conv's output read by the QuantizeLinear alone. The bias is either int32 with zero
+    /// point 0 and scale x_scale * w_scale (what ONNX Runtime's quantizer writes) or an
+    /// fp32 initializer (what `vernier quantize` and TensorRT-style QDQ exports keep),
+    /// which is rounded to int32 in those units, as a quantizer would: an error of at
+    /// most half a product step, far below the output's step. A DequantizeLinear whose
     /// output has other readers stays for them.
     public static func fuseQDQConv(_ inferred: InferredGraph) -> InferredGraph {
         var pattern = QDQPattern(inferred)
-        for (ci, conv) in inferred.graph.nodes.enumerated()
-        where conv.isDefaultDomain && conv.opType == "Conv" && (2...3).contains(conv.inputs.count)
-            && !conv.hasAttribute(FusedAttributes.sum) {
-            guard let y = conv.outputs.first, let q = pattern.quantization(of: y),
+        for (ci, conv) in inferred.graph.nodes.enumerated() where conv.isDefaultDomain && conv.opType == "Conv" {
+            let sum = ((try? conv.int(FusedAttributes.sum, default: 0)) ?? 0) == 1
+            let regular = conv.inputs.count - (sum ? 1 : 0)
+            guard (2...3).contains(regular), let y = conv.outputs.first,
                   let x = pattern.activation(conv.inputs[0]),
                   let w = pattern.weights(conv.inputs[1], channelAxis: 0) else { continue }
-            // b = DQ(bq) in the product's units.
-            var bias: QDQPattern.Match?
-            if conv.inputs.count == 3, !conv.inputs[2].isEmpty {
-                guard let (bi, dqb) = pattern.dequantization(of: conv.inputs[2]), let bq = pattern.initializers[dqb.inputs[0]],
-                      bq.elementType == .int32, bq.elementCount == w.channels,
-                      let bScales = pattern.values(dqb.inputs[1], [.float]), bScales.count == w.scales.count,
-                      pattern.values(dqb.inputs[2], [.int32])?.allSatisfy({ $0 == 0 }) == true,
-                      zip(bScales, w.scales).allSatisfy({ abs($0 - x.scale * $1) <= 1e-5 * $0 }) else { continue }
-                bias = QDQPattern.Match(index: bi, node: dqb)
+            // Requantized when a QuantizeLinear alone reads the result (not with a fused sum).
+            let q = sum ? nil : pattern.quantization(of: y)
+            // b = DQ(bq) in the product's units, or fp32 values to put in them.
+            var bias: (quantized: String, dequantization: QDQPattern.Match?)?
+            if regular == 3, !conv.inputs[2].isEmpty {
+                let name = conv.inputs[2]
+                if let (bi, dqb) = pattern.dequantization(of: name), let bq = pattern.initializers[dqb.inputs[0]],
+                   bq.elementType == .int32, bq.elementCount == w.channels,
+                   let bScales = pattern.values(dqb.inputs[1], [.float]), bScales.count == w.scales.count,
+                   pattern.values(dqb.inputs[2], [.int32])?.allSatisfy({ $0 == 0 }) == true,
+                   zip(bScales, w.scales).allSatisfy({ abs($0 - x.scale * $1) <= 1e-5 * $0 }) {
+                    bias = (dqb.inputs[0], QDQPattern.Match(index: bi, node: dqb))
+                } else if let values = pattern.values(name, [.float]), values.count == w.channels,
+                          let quantized = pattern.addInt32Bias(values, scales: w.scales.map { x.scale * $0 }, for: conv) {
+                    bias = (quantized, nil)
+                } else {
+                    continue
+                }
             }
             var fused = conv
             fused.opType = "QLinearConv"
-            fused.inputs = Array(x.node.inputs) + Array(w.node.inputs) + Array(q.node.inputs.dropFirst())
-                + (bias.map { [$0.node.inputs[0]] } ?? [])
-            pattern.replace(ci, with: fused, dequantizations: [x.match, w.match] + (bias.map { [$0] } ?? []), quantization: q)
+            fused.inputs = Array(x.node.inputs) + Array(w.node.inputs) + (q.map { Array($0.node.inputs.dropFirst()) } ?? ["", ""])
+                + (bias.map { [$0.quantized] } ?? (sum ? [""] : [])) + (sum ? [conv.inputs[conv.inputs.count - 1]] : [])
+            pattern.replace(ci, with: fused, dequantizations: [x.match, w.match] + (bias?.dequantization.map { [$0] } ?? []),
+                            quantization: q)
         }
         return pattern.result
     }
@@ -87,9 +106,10 @@ private struct QDQPattern {
     }
 
     let inferred: InferredGraph
-    let graph: Graph
+    private(set) var graph: Graph
     let uses: ValueUses
-    let initializers: [String: TensorData]
+    private(set) var initializers: [String: TensorData]
+    private var added: [TensorData] = []
     private var producer: [String: Int] = [:]
     private var removed = Set<Int>()
     private var replaced: [Int: Node] = [:]
@@ -105,7 +125,28 @@ private struct QDQPattern {
         }
     }
 
-    var result: InferredGraph { GraphPasses.rewritten(inferred, graph: graph, removed: removed, replaced: replaced) }
+    var result: InferredGraph {
+        var result = GraphPasses.rewritten(inferred, graph: graph, removed: removed, replaced: replaced)
+        for data in added { result.facts[data.name] = ValueFacts(type: data.type) }
+        return result
+    }
+
+    /// A new int32 initializer holding `values / scales` (one scale, or one per value)
+    /// rounded to nearest, for `node`'s bias; nil when a value leaves int32.
+    mutating func addInt32Bias(_ values: [Double], scales: [Double], for node: Node) -> String? {
+        var bytes: [UInt8] = []
+        for (i, v) in values.enumerated() {
+            let q = (v / scales[scales.count == 1 ? 0 : i]).rounded()
+            guard q.isFinite, abs(q) < Double(Int32.max) else { return nil }
+            withUnsafeBytes(of: Int32(q).littleEndian) { bytes.append(contentsOf: $0) }
+        }
+        let name = GraphPasses.uniqueName("\(node.displayName).bias_int32", taken: initializers)
+        let data = TensorData(name: name, elementType: .int32, dims: [values.count], storage: .bytes(bytes))
+        initializers[name] = data
+        graph.initializers.append(data)
+        added.append(data)
+        return name
+    }
 
     /// The values of an initializer of one of `types`.
     func values(_ name: String, _ types: Set<ElementType>) -> [Double]? {
@@ -155,19 +196,19 @@ private struct QDQPattern {
         return Weights(match: Match(index: index, node: node), scales: scales, channels: channels)
     }
 
-    /// Puts `fused` (reading the 8-bit operands, writing `quantization`'s output) in
-    /// node `index`'s place; drops the QuantizeLinear and the DequantizeLinears no other
-    /// node reads.
-    mutating func replace(_ index: Int, with fused: Node, dequantizations: [Match], quantization: Match) {
+    /// Puts `fused` (reading the 8-bit operands, writing `quantization`'s output, or the
+    /// node's own when nil) in node `index`'s place; drops the QuantizeLinear and the
+    /// DequantizeLinears no other node reads.
+    mutating func replace(_ index: Int, with fused: Node, dequantizations: [Match], quantization: Match?) {
         var fused = fused
-        fused.outputs = [quantization.node.outputs[0]]
+        if let quantization { fused.outputs = [quantization.node.outputs[0]] }
         var absorbed: [Node] = []
         for match in dequantizations where uses.soleReader(of: match.node.outputs[0]) == index {
             removed.insert(match.index)
             absorbed.append(match.node)
         }
-        fused.sourceNodes = absorbed.flatMap(\.originalNodes) + graph.nodes[index].absorbing([quantization.node])
-        removed.insert(quantization.index)
+        fused.sourceNodes = absorbed.flatMap(\.originalNodes) + graph.nodes[index].absorbing(quantization.map { [$0.node] } ?? [])
+        if let quantization { removed.insert(quantization.index) }
         replaced[index] = fused
     }
 }

@@ -149,7 +149,10 @@ struct LayoutPlanner {
             if op == "QLinearConv", let x = node.input(0), rank(x) == 4, node.inputs.count > 3,
                constants.contains(node.inputs[3]), facts[node.inputs[3]]?.type?.elementType == .int8 {
                 touchesConv.formUnion([x, y])
-                plainOnly.formUnion(inputs.dropFirst())
+                // A fused residual addend (fp32 output) shares the output's layout.
+                let hasSum = ((try? node.int(FusedAttributes.sum, default: 0)) ?? 0) == 1
+                if hasSum, let addend = node.inputs.last { tie(addend, y) }
+                plainOnly.formUnion(node.inputs.dropFirst().dropLast(hasSum ? 1 : 0).filter { !$0.isEmpty })
             } else if op == "QuantizeLinear" || op == "DequantizeLinear", let x = node.input(0),
                       perTensor(1), !node.hasAttribute("block_size") {
                 tie(x, y)

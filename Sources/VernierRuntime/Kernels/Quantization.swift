@@ -576,7 +576,9 @@ final class IntegerMatMulKernel: Kernel {
 /// 2-D, with groups, strides, dilations, pads and auto_pad. Padding contributes nothing
 /// (it is the zero point). The product runs as W' · im2col(X') on `ExactIntegerGemm`.
 /// A QLinearConv may carry an activation the graph passes fused (`fused_activation`):
-/// it applies to the real value before requantization.
+/// it applies to the real value before requantization. Without y_scale and y_zero_point
+/// (the graph passes' form for a result that stays fp32) it writes the real values in
+/// fp32, plus a fused residual addend (`fused_sum`, the last input) before the activation.
 final class IntegerConvKernel: Kernel {
     let qlinear: Bool
     let activation: FusedEpilogue
@@ -599,7 +601,8 @@ final class IntegerConvKernel: Kernel {
         group = try node.int("group", default: 1)
         guard group >= 1 else { throw KernelError.invalid("group \(group) must be positive") }
         activation = try FusedEpilogue(node: node)
-        guard !activation.addsResidual, qlinear || activation.isEmpty else {
+        let floatOutput = qlinear && (node.inputs.count <= 6 || node.inputs[6].isEmpty)
+        guard !activation.addsResidual || floatOutput, qlinear || activation.isEmpty else {
             throw KernelError.unsupported("\(qlinear ? "QLinearConv" : "ConvInteger") with a fused \(activation.addsResidual ? "sum" : "activation")")
         }
         guard ["NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"].contains(autoPad) else {
@@ -707,16 +710,21 @@ final class IntegerConvKernel: Kernel {
         var yScale = 1.0
         var yZero: Int32 = 0
         var bias = [Int32](repeating: 0, count: m)
+        let floatOutput = qlinear && optional(6) == nil
         if qlinear {
-            let yZeroTensor = try requiredInput(inputs, 7)
-            outType = yZeroTensor.elementType
-            guard outType == .uint8 || outType == .int8 else { throw KernelError.unsupported("QLinearConv output of type \(outType)") }
-            let yz = try quantizedElements(yZeroTensor, what: "y zero point")
-            guard yz.count == 1 else { throw KernelError.unsupported("QLinearConv y_zero_point with \(yz.count) values (per tensor only)") }
-            yZero = yz[0]
+            if floatOutput {
+                outType = .float
+            } else {
+                let yZeroTensor = try requiredInput(inputs, 7)
+                outType = yZeroTensor.elementType
+                guard outType == .uint8 || outType == .int8 else { throw KernelError.unsupported("QLinearConv output of type \(outType)") }
+                let yz = try quantizedElements(yZeroTensor, what: "y zero point")
+                guard yz.count == 1 else { throw KernelError.unsupported("QLinearConv y_zero_point with \(yz.count) values (per tensor only)") }
+                yZero = yz[0]
+            }
             let xs = try scaleValues(try requiredInput(inputs, 1), what: "x_scale")
             let ws = try scaleValues(try requiredInput(inputs, 4), what: "w_scale")
-            let ys = try scaleValues(try requiredInput(inputs, 6), what: "y_scale")
+            let ys = floatOutput ? (values: [Float(1)], half: false) : try scaleValues(try requiredInput(inputs, 6), what: "y_scale")
             guard xs.values.count == 1, ys.values.count == 1 else { throw KernelError.unsupported("QLinearConv x_scale and y_scale per tensor only") }
             let wsIndex = try ParameterIndex(count: ws.values.count, along: m, batches: 1, what: "w_scale")
             let half = xs.half || ws.half || ys.half
@@ -730,8 +738,13 @@ final class IntegerConvKernel: Kernel {
                 bias = b.scalars(as: Int32.self)
             }
         }
-        let range = try quantizedRange(outType, what: "\(op) output")
-        let out = try outputs.allocate(0, outType, [n, m] + (spatial == 1 ? [ow] : [oh, ow]))
+        let range = floatOutput ? 0...0 : try quantizedRange(outType, what: "\(op) output")
+        let outShape = [n, m] + (spatial == 1 ? [ow] : [oh, ow])
+        let addend = activation.addsResidual ? try requiredInput(inputs, inputs.count - 1) : nil
+        if let addend, addend.shape != outShape || addend.elementType != .float {
+            throw KernelError.invalid("fused addend \(addend.elementType) \(addend.shape) for an fp32 output \(outShape)")
+        }
+        let out = try outputs.allocate(0, outType, outShape)
 
         let pp = ExactIntegerGemm.paddedColumns(positions), panels = pp / 16
         var columns = [Float](repeating: 0, count: panels * depth * 16)
@@ -783,6 +796,15 @@ final class IntegerConvKernel: Kernel {
                     if !qlinear {
                         let target = out.rawPointer.assumingMemoryBound(to: Int32.self) + base
                         for p in 0..<positions { target[p] = result[oc * pp + p] }
+                        continue
+                    }
+                    if floatOutput {
+                        let target = out.rawPointer.assumingMemoryBound(to: Float.self) + base
+                        let sum = addend.map { $0.rawPointer.assumingMemoryBound(to: Float.self) + base }
+                        for p in 0..<positions {
+                            let real = Double(result[oc * pp + p] &+ bias[channel]) * productScales[channel]
+                            target[p] = Float(activation.activate(real + Double(sum?[p] ?? 0)))
+                        }
                         continue
                     }
                     let signed = outType == .int8

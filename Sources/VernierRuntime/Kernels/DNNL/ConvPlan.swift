@@ -366,8 +366,9 @@ public final class ConvPlan: @unchecked Sendable {
     }
 
     /// The element types of source, weights, bias and destination: fp32 throughout, or
-    /// QLinearConv's (u8 / s8 activations, s8 weights, s32 bias) for constant operands
-    /// of a convolution (not transposed).
+    /// QLinearConv's (u8 / s8 activations, s8 weights) for constant operands of a
+    /// convolution (not transposed), with the bias in the product's units as fp32 (the
+    /// int32 bias, exact up to 2^24, or halved with its channel's weights).
     private static func elementTypes(_ quantization: Int8Operands?, transposed: Bool, weights: PlanOperand,
                                      bias: PlanOperand?) throws
         -> (source: ElementType, weights: ElementType, bias: ElementType, destination: ElementType) {
@@ -376,6 +377,6 @@ public final class ConvPlan: @unchecked Sendable {
         if transposed { throw DNNLError.shapeMismatch("int8 transposed convolution") }
         if case .runtime = weights { throw DNNLError.shapeMismatch("int8 ConvPlan needs constant weights") }
         if case .runtime? = bias { throw DNNLError.shapeMismatch("int8 ConvPlan needs a constant bias") }
-        return (quantization.sourceType, .int8, .int32, quantization.destinationType)
+        return (quantization.sourceType, .int8, .float, quantization.destinationType)
     }
 }

@@ -314,7 +314,8 @@ public struct DNNLPostOps: Sendable, Hashable {
     /// `(x - sourceZeroPoint) * w + bias`, scaled per output channel by `productScales`
     /// (x_scale * w_scale[oc]) into real values, passed through the epilogue, then
     /// mapped to the output's integers as `round(y / outputScale) + outputZeroPoint`,
-    /// saturated to the output type by oneDNN's conversion.
+    /// saturated to the output type by oneDNN's conversion (scale 1 and zero point 0 for
+    /// an fp32 output: the real values themselves).
     public struct Requantization: Sendable, Hashable {
         public var sourceZeroPoint: Int32
         /// One scale, or one per output channel.
@@ -344,8 +345,8 @@ public struct DNNLPostOps: Sendable, Hashable {
 
 /// What makes a convolution or matrix product int8: the activations' integer types and
 /// the requantization around the integer product. Weights are s8 with zero point 0; a
-/// bias (convolutions only) is s32 in the product's units (x_scale * w_scale), as
-/// QLinearConv has it.
+/// bias (convolutions only) is in the product's units (x_scale * w_scale), as
+/// QLinearConv has it, stored as fp32.
 public struct Int8Operands: Sendable {
     /// `.uint8` or `.int8`.
     public var sourceType: ElementType
@@ -358,11 +359,11 @@ public struct Int8Operands: Sendable {
         self.requantization = requantization
     }
 
-    /// Throws unless both activation types are u8 or s8.
+    /// Throws unless the source is u8 or s8 and the destination u8, s8 or fp32.
     func validate(_ what: String) throws {
         let integers: Set<ElementType> = [.uint8, .int8]
-        guard integers.contains(sourceType), integers.contains(destinationType) else {
-            throw DNNLError.shapeMismatch("int8 \(what) of \(sourceType) -> \(destinationType) (u8 / s8 only)")
+        guard integers.contains(sourceType), integers.contains(destinationType) || destinationType == .float else {
+            throw DNNLError.shapeMismatch("int8 \(what) of \(sourceType) -> \(destinationType) (u8 / s8 to u8, s8 or fp32)")
         }
     }
 }
@@ -409,7 +410,8 @@ func makeAttributes(_ postOps: DNNLPostOps) throws -> dnnl_primitive_attr_t {
             guard let ops else { throw DNNLError.missing("dnnl_post_ops_create returned nothing") }
             defer { dnnl_post_ops_destroy(ops) }
             try postOps.epilogue.appendPostOps(to: ops, sum: postOps.sum, sumScale: postOps.sumScale)
-            if let requantization = postOps.requantization {
+            if let requantization = postOps.requantization,
+               requantization.outputScale != 1 || requantization.outputZeroPoint != 0 {
                 // Real values to the output's integers; the conversion to u8 / s8 rounds
                 // to nearest even (QuantizeLinear's rounding) and saturates.
                 try dnnlCheck(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_linear, 1 / requantization.outputScale,
