@@ -15,6 +15,15 @@ import VernierTestSupport
 struct Int8ProductTests {
     typealias Case = GraphBuilder.QDQConv
 
+    /// `b` compiled as written (no graph passes), run on `x` for its output `y`, and
+    /// compiled with the passes.
+    func asWrittenAndOptimized(_ b: GraphBuilder, _ x: Tensor) throws -> (reference: Tensor, fused: ExecutionPlan) {
+        var plain = ExecutionOptions()
+        plain.optimizeGraph = false
+        let reference = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])["y"])
+        return (reference, try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets))
+    }
+
     /// The largest difference between the fused and the unfused run, in output steps, the
     /// share of outputs that differ at all, and the kernels the fused plan runs.
     func compare(_ c: Case) throws -> (steps: Float, differing: Double, ops: [String], int8: Bool) {
@@ -22,10 +31,7 @@ struct Int8ProductTests {
         var rng = SplitMix64(seed: 11)
         let count = c.channels * c.size * c.size
         let x = Tensor(shape: [1, c.channels, c.size, c.size], values: (0..<count).map { _ in rng.signedUnit() * 2.5 })
-        var plain = ExecutionOptions()
-        plain.optimizeGraph = false
-        let reference = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])["y"])
-        let fused = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        let (reference, fused) = try asWrittenAndOptimized(b, x)
         let output = try #require(try fused.run(["x": x])["y"])
         #expect(output.shape == reference.shape)
         if c.second { #expect(fused.channelsLastValues == ["yq"], "the 8-bit tensor between the convolutions") }
@@ -114,10 +120,7 @@ struct Int8ProductTests {
         let b = GraphBuilder.qdqConv(Case(second: true))
         var rng = SplitMix64(seed: 12)
         let x = Tensor(shape: [1, 16, 9, 9], values: (0..<1296).map { _ in rng.signedUnit() * 2.5 })
-        var plain = ExecutionOptions()
-        plain.optimizeGraph = false
-        let reference = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])["y"])
-        let fused = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        let (reference, fused) = try asWrittenAndOptimized(b, x)
         #expect(fused.channelsLastValues == ["yq"])
         #expect(fused.steps.map(\.opType) == ["QuantizeLinear", "QLinearConv", "QLinearConv", "DequantizeLinear"])
         let output = try #require(try fused.run(["x": x])["y"]).scalars(as: Float.self)
@@ -147,10 +150,7 @@ struct Int8ProductTests {
         let b = GraphBuilder.qdqMatMul()
         var rng = SplitMix64(seed: 13)
         let x = Tensor(shape: [1, 20, 48], values: (0..<960).map { _ in rng.signedUnit() * 2 })
-        var plain = ExecutionOptions()
-        plain.optimizeGraph = false
-        let reference = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])["y"])
-        let fused = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        let (reference, fused) = try asWrittenAndOptimized(b, x)
         #expect(fused.steps.map(\.opType) == ["QuantizeLinear", "QLinearMatMul", "DequantizeLinear"])
         #expect(fused.steps.contains { $0.kernel is Int8MatMulKernel }, "the oneDNN int8 kernel runs it")
         let output = try #require(try fused.run(["x": x])["y"])
@@ -169,10 +169,7 @@ struct Int8ProductTests {
         let b = GraphBuilder.qdqConv(c)
         var rng = SplitMix64(seed: 17)
         let x = Tensor(shape: [1, 16, 9, 9], values: (0..<1296).map { _ in rng.signedUnit() * 2.5 })
-        var plain = ExecutionOptions()
-        plain.optimizeGraph = false
-        let reference = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])["y"])
-        let fused = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        let (reference, fused) = try asWrittenAndOptimized(b, x)
         #expect(fused.steps.map(\.opType) == ["QuantizeLinear", "QLinearConv"])
         #expect(fused.steps.contains { $0.kernel is Int8ConvKernel })
         let output = try #require(try fused.run(["x": x])["y"])

@@ -30,83 +30,46 @@ struct LayoutPlanner {
 
     /// The blocked values.
     func blockedValues() -> Set<String> {
-        var parent: [String: String] = [:]
-        func find(_ v: String) -> String {
-            var root = v
-            while let p = parent[root], p != root { root = p }
-            var walk = v
-            while let p = parent[walk], p != root { parent[walk] = root; walk = p }
-            return root
-        }
-        func tie(_ a: String, _ b: String) {
-            let (ra, rb) = (find(a), find(b))
-            if ra != rb { parent[ra] = rb }
-        }
-        var plainOnly = Set(graph.outputs.map(\.name)).union(graph.runtimeInputs.map(\.name)).union(constants)
-        var touchesConv = Set<String>()
-        var values = Set<String>()
-
-        for node in graph.nodes {
-            let inputs = node.inputs.filter { !$0.isEmpty }
-            let outputs = node.outputs.filter { !$0.isEmpty }
-            values.formUnion(inputs)
-            values.formUnion(outputs)
-            for (_, sub) in node.subgraphs { plainOnly.formUnion(GraphValidator.outerReads(of: sub)) }
-            guard node.isDefaultDomain, node.subgraphs.isEmpty else {
-                plainOnly.formUnion(inputs)
-                plainOnly.formUnion(outputs)
-                continue
-            }
+        var groups = groupedValues { node, inputs, outputs, groups in
             let op = node.opType
             if op == "Conv", let x = node.input(0), let y = node.outputs.first, rank(x) == 4 {
-                touchesConv.insert(x)
-                touchesConv.insert(y)
+                groups.touchesConv.formUnion([x, y])
                 // A fused residual addend shares the output's layout.
                 let hasSum = ((try? node.int(FusedAttributes.sum, default: 0)) ?? 0) == 1
-                if hasSum, let addend = node.inputs.last { tie(addend, y) }
+                if hasSum, let addend = node.inputs.last { groups.tie(addend, y) }
                 // Weights and bias (constants, or plain tensors computed at run time).
                 let parameters = node.inputs.dropFirst().dropLast(hasSum ? 1 : 0)
-                plainOnly.formUnion(parameters.filter { !$0.isEmpty })
+                groups.plainOnly.formUnion(parameters.filter { !$0.isEmpty })
             } else if Self.unaryOps.contains(op), let x = node.input(0), let y = outputs.first, outputs.count == 1 {
-                tie(x, y)
-                plainOnly.formUnion(node.inputs.dropFirst().filter { !$0.isEmpty })
+                groups.tie(x, y)
+                groups.plainOnly.formUnion(node.inputs.dropFirst().filter { !$0.isEmpty })
             } else if Self.binaryOps.contains(op), let y = outputs.first, outputs.count == 1,
                       let outShape = shape(y), outShape.count == 4, inputs.count >= 2 {
                 var tied = false
                 for x in inputs {
-                    if shape(x) == outShape { tie(x, y); tied = true; continue }
+                    if shape(x) == outShape { groups.tie(x, y); tied = true; continue }
                     // A per-channel vector is read plain by the blocked broadcast kernel;
                     // any other broadcast operand keeps the output plain too.
-                    plainOnly.insert(x)
+                    groups.plainOnly.insert(x)
                     let perChannel = isChannelVector(x, of: outShape) && ["Add", "Sub", "Mul", "Div"].contains(op) && inputs.count == 2
-                    if !perChannel { plainOnly.insert(y) }
+                    if !perChannel { groups.plainOnly.insert(y) }
                 }
-                if !tied { plainOnly.insert(y) }
+                if !tied { groups.plainOnly.insert(y) }
             } else if Self.windowPools.contains(op), let x = node.input(0), let y = node.outputs.first,
                       node.outputs.count == 1 || node.outputs.dropFirst().allSatisfy(\.isEmpty),
                       rank(x) == 4, (try? node.int("storage_order", default: 0)) ?? 0 == 0 {
-                tie(x, y)
+                groups.tie(x, y)
             } else if Self.globalPools.contains(op), let y = node.outputs.first {
-                plainOnly.insert(y)
+                groups.plainOnly.insert(y)
             } else if op == "Concat", let y = outputs.first, rank(y) == 4,
                       let axis = try? node.int("axis"), axis == 1 || axis == -3 {
-                for x in inputs { tie(x, y) }
+                for x in inputs { groups.tie(x, y) }
             } else {
-                plainOnly.formUnion(inputs)
-                plainOnly.formUnion(outputs)
+                groups.plainOnly.formUnion(inputs)
+                groups.plainOnly.formUnion(outputs)
             }
         }
-
-        // A group is blocked only if every member qualifies.
-        var groupOK: [String: Bool] = [:]
-        var groupHasConv: [String: Bool] = [:]
-        for v in values {
-            let root = find(v)
-            let ok = !plainOnly.contains(v) && qualifies(v)
-            groupOK[root] = (groupOK[root] ?? true) && ok
-            if touchesConv.contains(v) { groupHasConv[root] = true }
-        }
-        return Set(values.filter { groupOK[find($0)] == true && groupHasConv[find($0)] == true })
+        return groups.members(qualifying: qualifies)
     }
 
     /// The activations kept channels-last (NHWC) between int8 convolutions.
@@ -120,62 +83,58 @@ struct LayoutPlanner {
     /// weights are int8 constants) and every value in it is a 4-D activation of known
     /// shape that no other op reads and that is not a graph input, output or constant.
     func channelsLastValues() -> Set<String> {
-        var parent: [String: String] = [:]
-        func find(_ v: String) -> String {
-            var root = v
-            while let p = parent[root], p != root { root = p }
-            return root
-        }
-        func tie(_ a: String, _ b: String) {
-            let (ra, rb) = (find(a), find(b))
-            if ra != rb { parent[ra] = rb }
-        }
-        var plainOnly = Set(graph.outputs.map(\.name)).union(graph.runtimeInputs.map(\.name)).union(constants)
-        var touchesConv = Set<String>()
-        var values = Set<String>()
-        for node in graph.nodes {
-            let inputs = node.inputs.filter { !$0.isEmpty }
-            let outputs = node.outputs.filter { !$0.isEmpty }
-            values.formUnion(inputs)
-            values.formUnion(outputs)
-            for (_, sub) in node.subgraphs { plainOnly.formUnion(GraphValidator.outerReads(of: sub)) }
+        var groups = groupedValues { node, inputs, outputs, groups in
             let op = node.opType
             let perTensor = { (i: Int) in node.input(i).flatMap { self.shape($0)?.reduce(1, *) } == 1 }
-            guard node.isDefaultDomain, node.subgraphs.isEmpty, outputs.count == 1, let y = outputs.first else {
-                plainOnly.formUnion(inputs)
-                plainOnly.formUnion(outputs)
-                continue
+            guard outputs.count == 1, let y = outputs.first else {
+                groups.plainOnly.formUnion(inputs)
+                groups.plainOnly.formUnion(outputs)
+                return
             }
             if op == "QLinearConv", let x = node.input(0), rank(x) == 4, node.inputs.count > 3,
                constants.contains(node.inputs[3]), facts[node.inputs[3]]?.type?.elementType == .int8 {
-                touchesConv.formUnion([x, y])
+                groups.touchesConv.formUnion([x, y])
                 // A fused residual addend (fp32 output) shares the output's layout.
                 let hasSum = ((try? node.int(FusedAttributes.sum, default: 0)) ?? 0) == 1
-                if hasSum, let addend = node.inputs.last { tie(addend, y) }
-                plainOnly.formUnion(node.inputs.dropFirst().dropLast(hasSum ? 1 : 0).filter { !$0.isEmpty })
+                if hasSum, let addend = node.inputs.last { groups.tie(addend, y) }
+                groups.plainOnly.formUnion(node.inputs.dropFirst().dropLast(hasSum ? 1 : 0).filter { !$0.isEmpty })
             } else if op == "QuantizeLinear" || op == "DequantizeLinear", let x = node.input(0),
                       perTensor(1), !node.hasAttribute("block_size") {
-                tie(x, y)
-                plainOnly.formUnion(inputs.dropFirst())
+                groups.tie(x, y)
+                groups.plainOnly.formUnion(inputs.dropFirst())
             } else if Self.unaryOps.contains(op), let x = node.input(0) {
-                tie(x, y)
-                plainOnly.formUnion(inputs.dropFirst())
+                groups.tie(x, y)
+                groups.plainOnly.formUnion(inputs.dropFirst())
             } else if Self.binaryOps.contains(op), let outShape = shape(y), inputs.allSatisfy({ shape($0) == outShape }) {
-                for x in inputs { tie(x, y) }
+                for x in inputs { groups.tie(x, y) }
             } else {
-                plainOnly.formUnion(inputs)
-                plainOnly.formUnion(outputs)
+                groups.plainOnly.formUnion(inputs)
+                groups.plainOnly.formUnion(outputs)
             }
         }
-        var groupOK: [String: Bool] = [:]
-        var groupHasConv: [String: Bool] = [:]
-        for v in values {
-            let root = find(v)
-            let known = shape(v).map { $0.count == 4 && $0.allSatisfy { $0 > 0 } } ?? false
-            groupOK[root] = (groupOK[root] ?? true) && known && !plainOnly.contains(v)
-            if touchesConv.contains(v) { groupHasConv[root] = true }
+        return groups.members { shape($0).map { $0.count == 4 && $0.allSatisfy { $0 > 0 } } ?? false }
+    }
+
+    /// Walks the graph: graph inputs, outputs, constants and values read by subgraphs
+    /// are plain; a node outside the default domain or with subgraphs keeps its values
+    /// plain; every other node is handed to `visit` (with its non-empty inputs and
+    /// outputs) to tie values and mark them.
+    private func groupedValues(_ visit: (Node, [String], [String], inout LayoutGroups) -> Void) -> LayoutGroups {
+        var groups = LayoutGroups(plainOnly: Set(graph.outputs.map(\.name)).union(graph.runtimeInputs.map(\.name)).union(constants))
+        for node in graph.nodes {
+            let inputs = node.inputs.filter { !$0.isEmpty }
+            let outputs = node.outputs.filter { !$0.isEmpty }
+            groups.values.formUnion(inputs)
+            groups.values.formUnion(outputs)
+            for (_, sub) in node.subgraphs { groups.plainOnly.formUnion(GraphValidator.outerReads(of: sub)) }
+            guard node.isDefaultDomain, node.subgraphs.isEmpty else {
+                groups.plainOnly.formUnion(inputs)
+                groups.plainOnly.formUnion(outputs)
+                continue
+            }
+            visit(node, inputs, outputs, &groups)
         }
-        return Set(values.filter { groupOK[find($0)] == true && groupHasConv[find($0)] == true })
+        return groups
     }
 
     func shape(_ v: String) -> [Int]? {
@@ -198,5 +157,44 @@ struct LayoutPlanner {
         guard let s = shape(v) else { return false }
         return (s.count == 4 && (s[0] == full[0] || s[0] == 1) && s[1] == full[1] && s[2] == 1 && s[3] == 1)
             || s == [full[1], 1, 1]
+    }
+}
+
+/// Values tied into groups that must share one layout (union-find), the values that must
+/// stay plain, and those a convolution reads or writes.
+private struct LayoutGroups {
+    private var parent: [String: String] = [:]
+    var plainOnly: Set<String>
+    var touchesConv = Set<String>()
+    var values = Set<String>()
+
+    init(plainOnly: Set<String>) { self.plainOnly = plainOnly }
+
+    mutating func find(_ v: String) -> String {
+        var root = v
+        while let p = parent[root], p != root { root = p }
+        var walk = v
+        while let p = parent[walk], p != root { parent[walk] = root; walk = p }
+        return root
+    }
+
+    mutating func tie(_ a: String, _ b: String) {
+        let (ra, rb) = (find(a), find(b))
+        if ra != rb { parent[ra] = rb }
+    }
+
+    /// The values of the groups that touch a convolution and whose every member
+    /// qualifies and need not stay plain.
+    mutating func members(qualifying qualifies: (String) -> Bool) -> Set<String> {
+        var roots: [String: String] = [:]
+        var groupOK: [String: Bool] = [:]
+        var groupHasConv: [String: Bool] = [:]
+        for v in values {
+            let root = find(v)
+            roots[v] = root
+            groupOK[root] = (groupOK[root] ?? true) && !plainOnly.contains(v) && qualifies(v)
+            if touchesConv.contains(v) { groupHasConv[root] = true }
+        }
+        return Set(values.filter { v in roots[v].map { groupOK[$0] == true && groupHasConv[$0] == true } ?? false })
     }
 }
