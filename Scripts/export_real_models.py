@@ -54,6 +54,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 import types
 import warnings
@@ -707,8 +708,17 @@ def quantize(source_path, path, calibration, pre_process):
 
     pre = path.with_suffix(".pre.onnx")
     tmp = path.with_suffix(".onnx.partial")
+    cwd = os.getcwd()
     try:
-        quant_pre_process(str(source_path), str(pre), **pre_process)
+        # onnxruntime's shape inference writes temporary files (a model and, for large
+        # ones, a 400 MB external-data file) into the working directory and leaves them
+        # there when it fails: give it a scratch folder instead of the caller's.
+        with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
+            os.chdir(scratch)
+            try:
+                quant_pre_process(str(source_path), str(pre), **pre_process)
+            finally:
+                os.chdir(cwd)
         quantize_static(
             str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
