@@ -32,19 +32,14 @@ final class Int8ConvKernel: Kernel {
         let bias = node.inputs.count > 8 && !node.inputs[8].isEmpty
         let requantizes = node.inputs.count > 6 && !node.inputs[6].isEmpty
         guard let inputShape = ctx.knownInputShape(0), (3...5).contains(inputShape.count),
-              inputShape.allSatisfy({ $0 >= 1 }),
-              let sourceType = ctx.inputTypes.first??.elementType, sourceType == .uint8 || sourceType == .int8,
-              let xScale = scalar(ctx.constant(1)), let xZero = ctx.constant(2), xZero.elementCount == 1,
-              let weights = ctx.constant(3), weights.elementType == .int8, weights.rank == inputShape.count,
-              let wScale = ctx.constant(4), wScale.elementType == .float,
-              wScale.elementCount == 1 || wScale.elementCount == weights.shape[0],
-              let wZero = ctx.constant(5), wZero.elementType == .int8, wZero.scalars(as: Int8.self).allSatisfy({ $0 == 0 }),
-              xScale > 0, xScale.isFinite
+              inputShape.allSatisfy({ $0 >= 1 }), let operands = try Int8Operands.Inputs(ctx, channelAxis: 0),
+              operands.weights.rank == inputShape.count
         else { return nil }
+        let weights = operands.weights
         // The output's scale and zero point, or fp32 output (scale 1, zero point 0).
         var output: (type: ElementType, scale: Float, zero: Int32) = (.float, 1, 0)
         if requantizes {
-            guard let yScale = scalar(ctx.constant(6)), yScale > 0, yScale.isFinite, let yZero = ctx.constant(7),
+            guard let yScale = Int8Operands.Inputs.scalar(ctx.constant(6)), yScale > 0, yScale.isFinite, let yZero = ctx.constant(7),
                   yZero.elementCount == 1, yZero.elementType == .uint8 || yZero.elementType == .int8 else { return nil }
             output = (yZero.elementType, yScale, try quantizedElements(yZero, what: "y_zero_point")[0])
         }
@@ -53,29 +48,20 @@ final class Int8ConvKernel: Kernel {
         let epilogue = try FusedEpilogue(node: node)
         guard !epilogue.addsResidual || !requantizes else { return nil }
         let geometry = try ConvAttributes(node: node).convGeometry(input: inputShape, weights: weights.shape)
-        let sourceZeroPoint = try quantizedElements(xZero, what: "x_zero_point")[0]
-        let (kernelWeights, wScales) = Int8Weights.narrowed(weights, scales: wScale.scalars(as: Float.self), channelAxis: 0,
-                                                            sourceZeroPoint: sourceZeroPoint)
         // The bias in the product's units (x_scale * w_scale), as fp32 so a halved
         // channel's (see `narrowed`) stays exact.
         let biasTensor = storedBias.map { b in
-            let old = wScale.scalars(as: Float.self)
+            let (old, new) = (operands.storedScales, operands.kernelScales)
             let values = b.scalars(as: Int32.self).enumerated().map { c, v in
-                Float(v) * old[old.count == 1 ? 0 : c] / wScales[wScales.count == 1 ? 0 : c]
+                Float(v) * old[old.count == 1 ? 0 : c] / new[new.count == 1 ? 0 : c]
             }
             return Tensor(shape: [values.count], values: values)
         }
-        let productScales = wScales.map { xScale * $0 }
-        guard productScales.allSatisfy({ $0 > 0 && $0.isFinite }) else { return nil }
-        let quantization = Int8Operands(
-            sourceType: sourceType, destinationType: output.type,
-            requantization: DNNLPostOps.Requantization(
-                sourceZeroPoint: sourceZeroPoint, productScales: productScales,
-                outputScale: output.scale, outputZeroPoint: output.zero))
+        let quantization = operands.requantized(to: output.type, scale: output.scale, zeroPoint: output.zero)
         let plan: ConvPlan
         do {
             plan = try ConvPlan(transposed: false, inputShape: inputShape, weightsShape: weights.shape,
-                                weights: .constant(kernelWeights), bias: biasTensor.map { .constant($0) }, geometry: geometry,
+                                weights: .constant(operands.kernelWeights), bias: biasTensor.map { .constant($0) }, geometry: geometry,
                                 epilogue: epilogue, sourceLayout: ctx.inputLayout(0),
                                 destinationLayout: ctx.outputLayout(0), quantization: quantization)
         } catch is DNNLError {
@@ -91,12 +77,6 @@ final class Int8ConvKernel: Kernel {
         self.outputType = outputType
         self.addendIndex = addendIndex
         packedInputs = packed
-    }
-
-    /// The one fp32 value of a constant scale.
-    static func scalar(_ t: Tensor?) -> Float? {
-        guard let t, t.elementType == .float, t.elementCount == 1 else { return nil }
-        return t.scalars(as: Float.self)[0]
     }
 
     func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
@@ -130,31 +110,19 @@ final class Int8MatMulKernel: Kernel {
 
     /// The int8 kernel for `ctx`'s QLinearMatMul, or nil when its form needs the reference.
     static func make(_ ctx: KernelContext) throws -> Int8MatMulKernel? {
-        guard let shape = ctx.knownInputShape(0), shape.count >= 2, shape.allSatisfy({ $0 >= 1 }),
-              let sourceType = ctx.inputTypes.first??.elementType, sourceType == .uint8 || sourceType == .int8,
-              let xScale = Int8ConvKernel.scalar(ctx.constant(1)), let xZero = ctx.constant(2), xZero.elementCount == 1,
-              let weights = ctx.constant(3), weights.elementType == .int8, weights.rank == 2, weights.shape[0] == shape.last,
-              let wScale = ctx.constant(4), wScale.elementType == .float,
-              wScale.elementCount == 1 || wScale.elementCount == weights.shape[1],
-              let wZero = ctx.constant(5), wZero.elementType == .int8, wZero.scalars(as: Int8.self).allSatisfy({ $0 == 0 }),
-              let yScale = Int8ConvKernel.scalar(ctx.constant(6)), let yZero = ctx.constant(7), yZero.elementCount == 1,
-              yZero.elementType == .uint8 || yZero.elementType == .int8,
-              xScale > 0, yScale > 0, xScale.isFinite, yScale.isFinite, ctx.node.attributes.isEmpty
+        guard let shape = ctx.knownInputShape(0), shape.count >= 2, shape.allSatisfy({ $0 >= 1 }), ctx.node.attributes.isEmpty,
+              let operands = try Int8Operands.Inputs(ctx, channelAxis: 1),
+              operands.weights.rank == 2, operands.weights.shape[0] == shape.last,
+              let yScale = Int8Operands.Inputs.scalar(ctx.constant(6)), let yZero = ctx.constant(7), yZero.elementCount == 1,
+              yZero.elementType == .uint8 || yZero.elementType == .int8, yScale > 0, yScale.isFinite
         else { return nil }
-        let sourceZeroPoint = try quantizedElements(xZero, what: "a_zero_point")[0]
-        let (kernelWeights, wScales) = Int8Weights.narrowed(weights, scales: wScale.scalars(as: Float.self), channelAxis: 1,
-                                                            sourceZeroPoint: sourceZeroPoint)
-        let productScales = wScales.map { xScale * $0 }
-        guard productScales.allSatisfy({ $0 > 0 && $0.isFinite }) else { return nil }
-        let quantization = Int8Operands(
-            sourceType: sourceType, destinationType: yZero.elementType,
-            requantization: DNNLPostOps.Requantization(
-                sourceZeroPoint: sourceZeroPoint, productScales: productScales,
-                outputScale: yScale, outputZeroPoint: try quantizedElements(yZero, what: "y_zero_point")[0]))
+        let weights = operands.weights
+        let quantization = operands.requantized(to: yZero.elementType, scale: yScale,
+                                                zeroPoint: try quantizedElements(yZero, what: "y_zero_point")[0])
         let rows = shape.dropLast().reduce(1, *)
         let plan: MatMulPlan
         do {
-            plan = try MatMulPlan(a: [rows, shape[shape.count - 1]], b: weights.shape, constantB: kernelWeights, split: false,
+            plan = try MatMulPlan(a: [rows, shape[shape.count - 1]], b: weights.shape, constantB: operands.kernelWeights, split: false,
                                   quantization: quantization)
         } catch is DNNLError {
             return nil
@@ -177,6 +145,57 @@ final class Int8MatMulKernel: Kernel {
         }
         let output = try outputs.allocate(0, outputType, Array(x.shape.dropLast()) + [columns])
         try asKernelErrors("oneDNN int8 matmul") { try plan.run(a: x, output: output) }
+    }
+}
+
+extension Int8Operands {
+    /// The inputs QLinearConv and QLinearMatMul share (0-5): an 8-bit source with one
+    /// constant scale and zero point, constant s8 weights with zero points 0 and one
+    /// scale in all or one per channel along `channelAxis`; the weights narrowed for
+    /// this CPU (`Int8Weights.narrowed`). Nil for any other form (the exact kernels run it).
+    struct Inputs {
+        let sourceType: ElementType
+        let sourceScale: Float
+        let sourceZeroPoint: Int32
+        /// As stored, with their scales.
+        let weights: Tensor
+        let storedScales: [Float]
+        /// As the kernel multiplies them, with their scales.
+        let kernelWeights: Tensor
+        let kernelScales: [Float]
+
+        init?(_ ctx: KernelContext, channelAxis: Int) throws {
+            guard let sourceType = ctx.inputTypes.first??.elementType, sourceType == .uint8 || sourceType == .int8,
+                  let xScale = Self.scalar(ctx.constant(1)), xScale > 0, xScale.isFinite,
+                  let xZero = ctx.constant(2), xZero.elementCount == 1,
+                  let weights = ctx.constant(3), weights.elementType == .int8, weights.rank > channelAxis,
+                  let wScale = ctx.constant(4), wScale.elementType == .float,
+                  wScale.elementCount == 1 || wScale.elementCount == weights.shape[channelAxis],
+                  let wZero = ctx.constant(5), wZero.elementType == .int8, wZero.scalars(as: Int8.self).allSatisfy({ $0 == 0 })
+            else { return nil }
+            let zero = try quantizedElements(xZero, what: "the source zero point")[0]
+            let scales = wScale.scalars(as: Float.self)
+            let (narrowed, narrowedScales) = Int8Weights.narrowed(weights, scales: scales, channelAxis: channelAxis,
+                                                                  sourceZeroPoint: zero)
+            guard narrowedScales.allSatisfy({ xScale * $0 > 0 && (xScale * $0).isFinite }) else { return nil }
+            (self.sourceType, sourceScale, sourceZeroPoint) = (sourceType, xScale, zero)
+            (self.weights, storedScales, kernelWeights, kernelScales) = (weights, scales, narrowed, narrowedScales)
+        }
+
+        /// The one fp32 value of a constant scale.
+        static func scalar(_ t: Tensor?) -> Float? {
+            guard let t, t.elementType == .float, t.elementCount == 1 else { return nil }
+            return t.scalars(as: Float.self)[0]
+        }
+
+        /// The int8 arithmetic from these inputs to an output of `type` (u8 / s8 with its
+        /// scale and zero point, or fp32 with scale 1 and zero point 0).
+        func requantized(to type: ElementType, scale: Float, zeroPoint: Int32) -> Int8Operands {
+            Int8Operands(sourceType: sourceType, destinationType: type,
+                         requantization: DNNLPostOps.Requantization(
+                             sourceZeroPoint: sourceZeroPoint, productScales: kernelScales.map { sourceScale * $0 },
+                             outputScale: scale, outputZeroPoint: zeroPoint))
+        }
     }
 }
 
