@@ -379,6 +379,10 @@ final class BroadcastPlanCache {
 
 // MARK: - fp32 vector ops
 
+// The ops below are always inlined into the loops specialized for them: a specialization
+// that only calls its op is identical, but for the callee, to every other op's, and LLVM
+// merges such functions into one that calls the op through a pointer per 8 lanes.
+
 struct LaneMap: FloatMap {
     let f: (Float) -> Float
     func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> {
@@ -399,47 +403,47 @@ struct LaneZip: FloatZip {
     }
 }
 
-struct AbsOp: FloatMap { func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.abs(x) } }
-struct NegOp: FloatMap { func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { -x } }
-struct ExpOp: FloatMap { func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.exp(x) } }
-struct SqrtOp: FloatMap { func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { x.squareRoot() } }
-struct ReciprocalOp: FloatMap { func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { 1 / x } }
+struct AbsOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.abs(x) } }
+struct NegOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { -x } }
+struct ExpOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.exp(x) } }
+struct SqrtOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { x.squareRoot() } }
+struct ReciprocalOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { 1 / x } }
 struct RoundOp: FloatMap {
     let rule: FloatingPointRoundingRule
-    func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { x.rounded(rule) }
+    @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { x.rounded(rule) }
 }
-struct ErfOp: FloatMap { func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.erf(x) } }
-struct ReluOp: FloatMap { func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { x.replacing(with: 0, where: x .< 0) } }
+struct ErfOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.erf(x) } }
+struct ReluOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { x.replacing(with: 0, where: x .< 0) } }
 struct LeakyReluOp: FloatMap {
     let alpha: Float
-    func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { x.replacing(with: x * alpha, where: x .< 0) }
+    @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { x.replacing(with: x * alpha, where: x .< 0) }
 }
 struct EluOp: FloatMap {
     let alpha: Float
-    func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> {
         x.replacing(with: alpha * (VectorMath.exp(x) - 1), where: x .< 0)
     }
 }
 struct SeluOp: FloatMap {
     let alpha: Float, gamma: Float
-    func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> {
         gamma * x.replacing(with: alpha * (VectorMath.exp(x) - 1), where: x .<= 0)
     }
 }
 struct CeluOp: FloatMap {
     let alpha: Float
-    func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> {
         x.replacing(with: alpha * (VectorMath.exp(x / alpha) - 1), where: x .< 0)
     }
 }
-struct SigmoidOp: FloatMap { func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.sigmoid(x) } }
-struct TanhOp: FloatMap { func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.tanh(x) } }
-struct GeluOp: FloatMap { func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.gelu(x) } }
-struct GeluTanhOp: FloatMap { func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.geluTanh(x) } }
-struct MishOp: FloatMap { func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.mish(x) } }
+struct SigmoidOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.sigmoid(x) } }
+struct TanhOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.tanh(x) } }
+struct GeluOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.gelu(x) } }
+struct GeluTanhOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.geluTanh(x) } }
+struct MishOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.mish(x) } }
 struct HardSigmoidOp: FloatMap {
     let alpha: Float, beta: Float
-    func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> {
         var y = alpha * x + beta
         y.replace(with: 0, where: y .< 0)
         y.replace(with: 1, where: y .> 1)
@@ -447,7 +451,7 @@ struct HardSigmoidOp: FloatMap {
     }
 }
 struct HardSwishOp: FloatMap {
-    func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> {
         var y = x * (1.0 / 6) + 0.5
         y.replace(with: 0, where: y .< 0)
         y.replace(with: 1, where: y .> 1)
@@ -455,15 +459,15 @@ struct HardSwishOp: FloatMap {
     }
 }
 struct SoftsignOp: FloatMap {
-    func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { x / (1 + VectorMath.abs(x)) }
+    @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { x / (1 + VectorMath.abs(x)) }
 }
 struct ThresholdedReluOp: FloatMap {
     let alpha: Float
-    func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { x.replacing(with: 0, where: .!(x .> alpha)) }
+    @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { x.replacing(with: 0, where: .!(x .> alpha)) }
 }
 struct ShrinkOp: FloatMap {
     let lambd: Float, bias: Float
-    func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> {
         var y = SIMD8<Float>(repeating: 0)
         y.replace(with: x + bias, where: x .< -lambd)
         y.replace(with: x - bias, where: x .> lambd)
@@ -472,29 +476,29 @@ struct ShrinkOp: FloatMap {
 }
 struct ClipOp: FloatMap {
     let lo: Float, hi: Float
-    func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> {
         let y = x.replacing(with: lo, where: x .< lo)
         return y.replacing(with: hi, where: y .> hi)
     }
 }
 struct ScaleOp: FloatMap {
     let scale: Float
-    func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { x * scale }
+    @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { x * scale }
 }
 
-struct AddOp: FloatZip { func callAsFunction(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a + b } }
-struct SubOp: FloatZip { func callAsFunction(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a - b } }
-struct MulOp: FloatZip { func callAsFunction(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a * b } }
-struct DivOp: FloatZip { func callAsFunction(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a / b } }
+struct AddOp: FloatZip { @inline(__always) func callAsFunction(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a + b } }
+struct SubOp: FloatZip { @inline(__always) func callAsFunction(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a - b } }
+struct MulOp: FloatZip { @inline(__always) func callAsFunction(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a * b } }
+struct DivOp: FloatZip { @inline(__always) func callAsFunction(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a / b } }
 /// NaN-propagating, like NumPy's maximum / minimum.
 struct MaxOp: FloatZip {
-    func callAsFunction(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: (a .< b) .| (b .!= b)) }
+    @inline(__always) func callAsFunction(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: (a .< b) .| (b .!= b)) }
 }
 struct MinOp: FloatZip {
-    func callAsFunction(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: (a .> b) .| (b .!= b)) }
+    @inline(__always) func callAsFunction(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: (a .> b) .| (b .!= b)) }
 }
 struct PReluOp: FloatZip {
-    func callAsFunction(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: a * b, where: a .< 0) }
+    @inline(__always) func callAsFunction(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: a * b, where: a .< 0) }
 }
 
 // MARK: - Pow, Where, Trilu, CumSum, ReverseSequence

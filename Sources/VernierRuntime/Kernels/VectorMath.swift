@@ -1,7 +1,7 @@
 /// Vectorized fp32 transcendental functions for the activation kernels: calling libm per
 /// element costs 10-20 ns, these cost about 1 ns per 8 lanes. Accuracy (checked against
 /// Foundation's Double functions in ElementwiseKernelTests): exp, sigmoid and tanh within
-/// 1e-6 relative; erf within 3e-7 absolute (1e-6 relative).
+/// 1e-6 relative; erf within 3.4e-7 relative.
 enum VectorMath {
     typealias V = SIMD8<Float>
 
@@ -76,35 +76,31 @@ enum VectorMath {
         return result
     }
 
-    /// erf: Taylor series to x^15 for |x| < 0.5; Abramowitz & Stegun 7.1.26 above
-    /// (|error| < 1.5e-7 in exact arithmetic), clamped to +-1 past |x| = 4.
+    /// erf as x P(x^2) / Q(x^2) with x clamped to +-3.92 (past it erf rounds to +-1 in
+    /// fp32): a rational fit of ours (Lawson-weighted linearized least squares on the
+    /// relative error, 40K points of [0, 3.92]), 5e-8 relative in exact arithmetic, 3.4e-7
+    /// in fp32 with fused multiply-adds. The earlier Taylor / Abramowitz-Stegun form with
+    /// an exp ran 2.4 ns per element: its dependency chain was longer than the CPU's
+    /// reorder window could overlap; this one is 13 fused steps and one division.
+    /// NaN stays NaN (the clamp's comparisons are false for it).
     @inline(__always)
     static func erf(_ x: V) -> V {
-        let a = abs(x)
-        let x2 = x * x
-        // 2/sqrt(pi) * (x - x^3/3 + x^5/10 - x^7/42 + x^9/216 - x^11/1320 + x^13/9360 - x^15/75600)
-        var s = V(repeating: -1.0 / 75600)
-        s = s * x2 + V(repeating: 1.0 / 9360)
-        s = s * x2 + V(repeating: -1.0 / 1320)
-        s = s * x2 + V(repeating: 1.0 / 216)
-        s = s * x2 + V(repeating: -1.0 / 42)
-        s = s * x2 + V(repeating: 1.0 / 10)
-        s = s * x2 + V(repeating: -1.0 / 3)
-        s = s * x2 + V(repeating: 1)
-        let small = V(repeating: 1.128_379_167) * x * s
-        let t = V(repeating: 1) / (V(repeating: 1) + V(repeating: 0.327_591_1) * a)
-        var q = V(repeating: 1.061_405_429)
-        q = q * t + V(repeating: -1.453_152_027)
-        q = q * t + V(repeating: 1.421_413_741)
-        q = q * t + V(repeating: -0.284_496_736)
-        q = q * t + V(repeating: 0.254_829_592)
-        var large = V(repeating: 1) - q * t * exp(-x2)
-        large.replace(with: 1, where: a .> 4)
-        large.replace(with: -large, where: x .< 0)
-        var result = large
-        result.replace(with: small, where: a .< 0.5)
-        result.replace(with: x, where: x .!= x)
-        return result
+        var c = x.replacing(with: -3.92, where: x .< -3.92)
+        c.replace(with: 3.92, where: c .> 3.92)
+        let z = c * c
+        var p = V(repeating: 1.992_838_249_975_648e-08)
+        p = V(repeating: -1.957_718_495_759_763_8e-06).addingProduct(p, z)
+        p = V(repeating: 1.417_796_884_197_741_7e-04).addingProduct(p, z)
+        p = V(repeating: 3.698_354_819_789_529e-03).addingProduct(p, z)
+        p = V(repeating: 5.056_266_114_115_715e-02).addingProduct(p, z)
+        p = V(repeating: 1.998_460_143_804_550_2e-01).addingProduct(p, z)
+        p = V(repeating: 1.128_379_106_521_606_4).addingProduct(p, z)
+        var q = V(repeating: 9.552_778_792_567_551e-04)
+        q = V(repeating: 1.434_644_311_666_488_6e-02).addingProduct(q, z)
+        q = V(repeating: 1.149_657_368_659_973_1e-01).addingProduct(q, z)
+        q = V(repeating: 5.104_405_879_974_365e-01).addingProduct(q, z)
+        q = V(repeating: 1).addingProduct(q, z)
+        return c * p / q
     }
 
     /// Gelu with the exact erf form: x/2 * (1 + erf(x / sqrt 2)).
