@@ -124,12 +124,71 @@ extension GraphBuilder {
         return b
     }
 
+    /// Data movement as a QDQ quantizer writes it around an attention head split: x [1,
+    /// 6, 8] (fp32) -> Q -> DQ -> Reshape [1, 6, 2, 4] -> Q -> DQ -> Transpose (0, 2, 1,
+    /// 3) -> Q -> DQ -> y. Every pair uses scale 0.03 and zero point 9, except the
+    /// Transpose's QuantizeLinear, whose scale is `transposeScale`.
+    public static func qdqDataMovement(transposeScale: Float = 0.03) -> GraphBuilder {
+        var b = GraphBuilder()
+        b.opset = 13
+        b.input("x", .float, [1, 6, 8].map(Dim.value))
+        b.initializers += [
+            TensorData(floats: [0.03], name: "s", dims: []),
+            TensorData(floats: [transposeScale], name: "ts", dims: []),
+            quantized("z", .uint8, [], [9]),
+            quantized("shape", .int64, [4], [1, 6, 2, 4]),
+        ]
+        b.node("QuantizeLinear", ["x", "s", "z"], ["xq"])
+        b.node("DequantizeLinear", ["xq", "s", "z"], ["xd"])
+        b.node("Reshape", ["xd", "shape"], ["r"])
+        b.node("QuantizeLinear", ["r", "s", "z"], ["rq"])
+        b.node("DequantizeLinear", ["rq", "s", "z"], ["rd"])
+        b.node("Transpose", ["rd"], ["t"], ["perm": .ints([0, 2, 1, 3])])
+        b.node("QuantizeLinear", ["t", "ts", "z"], ["tq"])
+        b.node("DequantizeLinear", ["tq", "ts", "z"], ["y"])
+        b.output("y")
+        return b
+    }
+
+    /// An element-wise op as a QDQ quantizer writes it: x [1, 6, 8] (fp32) -> Q -> DQ,
+    /// a constant bq (of `bShape`) -> DQ, `op` of the two -> Q -> DQ -> y; all 8-bit
+    /// tensors of `type`. Scales 0.03 (x), 0.02 (b), `outScale` (the result); zero
+    /// points 9, 3 and 5 (uint8) or -9, 3 and -5 (int8).
+    public static func qdqBinary(_ op: String, type: ElementType = .uint8, bShape: [Int] = [1, 6, 8],
+                                 outScale: Float = 0.05, seed: UInt64 = 7) -> GraphBuilder {
+        var rng = SplitMix64(seed: seed)
+        let signed = type == .int8
+        var b = GraphBuilder()
+        b.opset = 13
+        b.input("x", .float, [1, 6, 8].map(Dim.value))
+        let count = bShape.reduce(1, *)
+        b.initializers += [
+            TensorData(floats: [0.03], name: "xs", dims: []),
+            quantized("xz", type, [], [signed ? -9 : 9]),
+            quantized("bq", type, bShape, (0..<count).map { _ in Int(rng.next() % 256) - (signed ? 128 : 0) }),
+            TensorData(floats: [0.02], name: "bs", dims: []),
+            quantized("bz", type, [], [3]),
+            TensorData(floats: [outScale], name: "ys", dims: []),
+            quantized("yz", type, [], [signed ? -5 : 5]),
+        ]
+        b.node("QuantizeLinear", ["x", "xs", "xz"], ["xq"])
+        b.node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"])
+        b.node("DequantizeLinear", ["bq", "bs", "bz"], ["bd"])
+        b.node(op, ["xd", "bd"], ["r"])
+        b.node("QuantizeLinear", ["r", "ys", "yz"], ["yq"])
+        b.node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])
+        b.output("y")
+        return b
+    }
+
     /// An initializer of 8-bit or int32 integers.
     public static func quantized(_ name: String, _ type: ElementType, _ dims: [Int], _ values: [Int]) -> TensorData {
         var bytes: [UInt8] = []
         for v in values {
             if type == .int32 {
                 withUnsafeBytes(of: Int32(v).littleEndian) { bytes.append(contentsOf: $0) }
+            } else if type == .int64 {
+                withUnsafeBytes(of: Int64(v).littleEndian) { bytes.append(contentsOf: $0) }
             } else {
                 bytes.append(UInt8(truncatingIfNeeded: v))
             }

@@ -263,6 +263,45 @@ struct GraphPassTests {
         #expect(Set(optimized.graph.nodes[1].originalNodes) == ["xd", "wd", "m", "yq"])
     }
 
+    /// Q/DQ pairs with one scale and zero point around a Reshape and a Transpose drop
+    /// out: the data movement runs on the 8-bit values. The Transpose's pair differs in
+    /// scale in the second graph, so only the Reshape's drops there.
+    @Test func dataMovementBetweenMatchingQDQPairsRunsOnTheQuantizedValues() throws {
+        let optimized = GraphPasses.optimize(try GraphBuilder.qdqDataMovement().infer())
+        #expect(optimized.graph.nodes.map(\.opType) == ["QuantizeLinear", "Reshape", "Transpose", "DequantizeLinear"])
+        #expect(optimized.graph.nodes[1].inputs[0] == "xq" && optimized.graph.nodes[1].outputs == ["rq"])
+        #expect(optimized.graph.nodes[2].inputs == ["rq"] && optimized.graph.nodes[2].outputs == ["tq"])
+        #expect(Set(optimized.graph.nodes[2].originalNodes) == ["rd", "t", "tq"])
+        #expect(optimized.type(of: "rq")?.elementType == .uint8)
+
+        let rescaled = GraphPasses.optimize(try GraphBuilder.qdqDataMovement(transposeScale: 0.05).infer())
+        #expect(rescaled.graph.nodes.map(\.opType)
+            == ["QuantizeLinear", "Reshape", "DequantizeLinear", "Transpose", "QuantizeLinear", "DequantizeLinear"])
+    }
+
+    /// A QDQ Add (Mul) of two 8-bit tensors becomes ONNX Runtime's com.microsoft
+    /// QLinearAdd (QLinearMul) on the 8-bit values; a Sub, or an Add whose operands are
+    /// of two 8-bit types, stays.
+    @Test func aQDQAddOrMulBecomesQLinearAddOrMul() throws {
+        for (op, fused) in [("Add", "QLinearAdd"), ("Mul", "QLinearMul")] {
+            let optimized = GraphPasses.optimize(try GraphBuilder.qdqBinary(op, bShape: [8]).infer())
+            #expect(optimized.graph.nodes.map(\.opType) == ["QuantizeLinear", fused, "DequantizeLinear"])
+            let node = optimized.graph.nodes[1]
+            #expect(node.domain == "com.microsoft")
+            #expect(node.inputs == ["xq", "xs", "xz", "bq", "bs", "bz", "ys", "yz"])
+            #expect(node.outputs == ["yq"])
+            #expect(Set(node.originalNodes) == ["xd", "bd", "r", "yq"])
+        }
+        let sub = GraphPasses.optimize(try GraphBuilder.qdqBinary("Sub").infer())
+        #expect(sub.graph.nodes.map(\.opType).contains("Sub"))
+        var mixed = GraphBuilder.qdqBinary("Add")
+        let bq = try #require(mixed.initializers.firstIndex { $0.name == "bq" })
+        let bz = try #require(mixed.initializers.firstIndex { $0.name == "bz" })
+        mixed.initializers[bq] = GraphBuilder.quantized("bq", .int8, [1, 6, 8], Array(repeating: -2, count: 48))
+        mixed.initializers[bz] = GraphBuilder.quantized("bz", .int8, [], [0])
+        #expect(GraphPasses.optimize(try mixed.infer()).graph.nodes.map(\.opType).contains("Add"))
+    }
+
     /// Per-column scales must run along the columns (axis 1): scales along K are not a
     /// QLinearMatMul.
     @Test func aQDQMatMulScaledAlongTheInnerDimDoesNotFuse() throws {

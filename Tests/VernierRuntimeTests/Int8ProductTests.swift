@@ -161,6 +161,43 @@ struct Int8ProductTests {
         #expect(Set(output.scalars(as: Float.self)).count > 20)
     }
 
+    /// Reshape and Transpose moved onto the 8-bit values give exactly the graph's results:
+    /// a quantized value dequantized and quantized again with the same parameters is itself.
+    @Test func dataMovementOnQuantizedValuesGivesTheGraphsResultsExactly() throws {
+        var rng = SplitMix64(seed: 19)
+        // Values on and between the quantization steps, some beyond the 8-bit range.
+        let x = Tensor(shape: [1, 6, 8], values: (0..<48).map { i in
+            i % 3 == 0 ? (Float(Int(rng.next() % 200)) - 80.5) * 0.03 : rng.signedUnit() * 9
+        })
+        let (reference, fused) = try asWrittenAndOptimized(GraphBuilder.qdqDataMovement(), x)
+        #expect(fused.steps.map(\.opType) == ["QuantizeLinear", "Reshape", "Transpose", "DequantizeLinear"])
+        let output = try #require(try fused.run(["x": x])["y"])
+        #expect(output.shape == [1, 2, 6, 4])
+        #expect(output.scalars(as: Float.self) == reference.scalars(as: Float.self))
+        #expect(Set(output.scalars(as: Float.self)).count > 20)
+    }
+
+    /// QLinearAdd and QLinearMul give the QDQ graph's results bit for bit: same shapes,
+    /// a broadcast row (a bias), a broadcast scalar, uint8 and int8, results that
+    /// saturate at both ends.
+    @Test func qlinearAddAndMulGiveTheGraphsResultsExactly() throws {
+        var rng = SplitMix64(seed: 23)
+        let x = Tensor(shape: [1, 6, 8], values: (0..<48).map { _ in rng.signedUnit() * 5 })
+        for op in ["Add", "Mul"] {
+            for type in [ElementType.uint8, .int8] {
+                for bShape in [[1, 6, 8], [8], []] {
+                    let b = GraphBuilder.qdqBinary(op, type: type, bShape: bShape, outScale: op == "Mul" ? 0.04 : 0.03)
+                    let (reference, fused) = try asWrittenAndOptimized(b, x)
+                    #expect(fused.steps.map(\.opType) == ["QuantizeLinear", "com.microsoft.QLinear" + op, "DequantizeLinear"])
+                    let output = try #require(try fused.run(["x": x])["y"])
+                    let (got, want) = (output.scalars(as: Float.self), reference.scalars(as: Float.self))
+                    #expect(got == want, "\(op) \(type) b \(bShape)")
+                    #expect(Set(want).count > 10, "\(op) \(type) b \(bShape)")
+                }
+            }
+        }
+    }
+
     /// A quantized conv whose result is not quantized again (TensorRT-style QDQ, with an
     /// fp32 bias and a residual Add) runs int8 and writes fp32: the same values as the
     /// graph as written, up to the bias's rounding into product steps (2e-5 here).

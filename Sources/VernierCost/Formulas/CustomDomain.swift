@@ -1,6 +1,7 @@
 import VernierGraph
 
-/// Cost formulas of the `com.microsoft` ops that have shape rules.
+/// Cost formulas of the `com.microsoft` ops that have shape rules. QLinearAdd and
+/// QLinearMul: 9 FLOPs per output element (dequantize both operands, 2 each; the op; quantize, 4).
 enum CustomDomainCosts {
     static var all: [String: CostFormula] {
         [
@@ -9,6 +10,8 @@ enum CustomDomainCosts {
             "Gelu": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(5)) } },
             "FastGelu": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(8)) } },
             "BiasGelu": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(6)) } },
+            "QLinearAdd": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(9)) } },
+            "QLinearMul": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(9)) } },
             "QuickGelu": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(4)) } },
             "SkipLayerNormalization": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(8)) } },
             "SimplifiedLayerNormalization": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(5)) } },

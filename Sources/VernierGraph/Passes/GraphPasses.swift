@@ -14,8 +14,10 @@ public enum GraphPasses {
         g = fuseMatMulBias(g)
         g = fuseResidualAdd(g)
         g = fuseActivations(g)
+        g = moveDataMovementOntoQuantizedValues(g)
         g = fuseQDQConv(g)
         g = fuseQDQMatMul(g)
+        g = fuseQDQBinary(g)
         return g
     }
 }

@@ -83,6 +83,62 @@ extension GraphPasses {
     }
 }
 
+extension GraphPasses {
+    /// The ops that move or select elements without changing them: on the integers
+    /// of a quantized tensor they give what they give on its real values.
+    static let valuePreservingOps: Set<String> = ["Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Slice", "Gather"]
+
+    /// Moves the data-movement ops of a QDQ graph onto the 8-bit tensors:
+    /// `QuantizeLinear(Reshape(DequantizeLinear(xq, s, z)), s, z)` with the same scale
+    /// and zero point on both sides is `Reshape(xq)` exactly. Dequantizing gives (xq - z) * s
+    /// within half an fp32 step, and dividing by s again lands within 2^-16 of the
+    /// integer, so the QuantizeLinear gives back xq. Quantizers put Q/DQ pairs around
+    /// every Reshape and Transpose of a quantized transformer (8 per BERT layer); ONNX
+    /// Runtime drops them the same way. Only the data input (0) moves to the 8-bit
+    /// value; a DequantizeLinear with other readers stays for them.
+    public static func moveDataMovementOntoQuantizedValues(_ inferred: InferredGraph) -> InferredGraph {
+        var pattern = QDQPattern(inferred)
+        for (mi, move) in inferred.graph.nodes.enumerated()
+        where move.isDefaultDomain && valuePreservingOps.contains(move.opType) && move.outputs.count == 1 {
+            guard let data = move.inputs.first, let y = move.outputs.first,
+                  let (di, dq) = pattern.dequantization(of: data), let q = pattern.quantization(of: y),
+                  pattern.sameParameters(dq, q.node) else { continue }
+            var moved = move
+            moved.inputs[0] = dq.inputs[0]
+            pattern.replace(mi, with: moved, dequantizations: [QDQPattern.Match(index: di, node: dq)], quantization: q)
+        }
+        return pattern.result
+    }
+}
+
+extension GraphPasses {
+    /// Turns `QuantizeLinear(Add(DequantizeLinear(aq), DequantizeLinear(bq)))` (and Mul)
+    /// with one 8-bit type and per-tensor parameters into ONNX Runtime's
+    /// `com.microsoft.QLinearAdd(aq, as, az, bq, bs, bz, cs, cz)` (QLinearMul), as ONNX
+    /// Runtime's QDQ transformer does: one pass over 8-bit data instead of two
+    /// dequantizations, the fp32 op and a quantization. The kernel takes the same fp32
+    /// steps, so results are unchanged. A quantized BERT layer has ten such Adds (biases,
+    /// mask, residuals, GELU's + 1) and two Muls.
+    public static func fuseQDQBinary(_ inferred: InferredGraph) -> InferredGraph {
+        var pattern = QDQPattern(inferred)
+        let fused: [String: String] = ["Add": "QLinearAdd", "Mul": "QLinearMul"]
+        for (ni, node) in inferred.graph.nodes.enumerated() where node.isDefaultDomain && node.inputs.count == 2 {
+            guard let opType = fused[node.opType], let y = node.outputs.first, let q = pattern.quantization(of: y),
+                  let a = pattern.activation(node.inputs[0]), let b = pattern.activation(node.inputs[1]),
+                  let type = inferred.type(of: a.node.inputs[0])?.elementType,
+                  inferred.type(of: b.node.inputs[0])?.elementType == type, inferred.type(of: q.node.outputs[0])?.elementType == type
+            else { continue }
+            var binary = node
+            binary.opType = opType
+            binary.domain = "com.microsoft"
+            binary.inputs = Array(a.node.inputs) + Array(b.node.inputs) + Array(q.node.inputs.dropFirst())
+            let dequantizations = a.match.index == b.match.index ? [a.match] : [a.match, b.match]
+            pattern.replace(ni, with: binary, dequantizations: dequantizations, quantization: q)
+        }
+        return pattern.result
+    }
+}
+
 /// The pieces of QDQ patterns in one graph, and the rewrite that folds them into
 /// QLinear* nodes.
 private struct QDQPattern {
@@ -171,6 +227,16 @@ private struct QDQPattern {
               !q.hasAttribute("output_dtype"), values(q.inputs[1], [.float])?.count == 1,
               values(q.inputs[2], Self.bytes)?.count == 1 else { return nil }
         return Match(index: index, node: q)
+    }
+
+    /// Whether a per-tensor DequantizeLinear and a QuantizeLinear use one scale, zero
+    /// point and 8-bit type.
+    func sameParameters(_ dq: Node, _ q: Node) -> Bool {
+        guard let scale = values(dq.inputs[1], [.float]), scale.count == 1, scale == values(q.inputs[1], [.float]),
+              let zero = values(dq.inputs[2], Self.bytes), zero == values(q.inputs[2], Self.bytes),
+              let type = initializers[dq.inputs[2]]?.elementType, type == initializers[q.inputs[2]]?.elementType
+        else { return false }
+        return true
     }
 
     /// `value` as the per-tensor dequantization of an 8-bit activation.

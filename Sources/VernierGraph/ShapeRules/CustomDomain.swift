@@ -10,6 +10,10 @@ enum CustomDomainRules {
             "QuickGelu": sameAsInput,
             "SkipLayerNormalization": sameAsInput,
             "SimplifiedLayerNormalization": sameAsInput,
+            // ONNX Runtime's QOperator element-wise ops: (A, A_scale, A_zero_point, B,
+            // B_scale, B_zero_point, C_scale, C_zero_point), C of A's type, broadcast.
+            "QLinearAdd": qlinearBinary,
+            "QLinearMul": qlinearBinary,
             "FusedMatMul": { ctx in
                 var a = try ctx.shape(0), b = try ctx.shape(1)
                 if try ctx.node.int("transA", default: 0) != 0, a.count >= 2 { a.swapAt(a.count - 1, a.count - 2) }
@@ -17,5 +21,9 @@ enum CustomDomainRules {
                 return [.tensor(try ctx.elementType(0), try MatMulRules.matmulShape(a, b))]
             },
         ]
+    }
+
+    static func qlinearBinary(_ ctx: RuleContext) throws -> [ValueFacts] {
+        [.tensor(try ctx.elementType(0), try broadcast([ctx.shape(0), ctx.shape(3)]))]
     }
 }

@@ -11,7 +11,8 @@ public enum KernelRegistry {
 
     /// The factory for a node's op, or nil when Vernier has no kernel for it.
     public static func factory(for node: Node) -> KernelFactory? {
-        node.isDefaultDomain ? table[node.opType] : nil
+        if node.isDefaultDomain { return table[node.opType] }
+        return node.domain == "com.microsoft" ? CustomDomainKernels.all[node.opType] : nil
     }
 
     /// Every default-domain op type with a kernel, sorted.

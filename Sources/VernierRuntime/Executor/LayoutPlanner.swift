@@ -25,6 +25,8 @@ struct LayoutPlanner {
     ]
     /// Binary ops whose operands either have the output's shape or are per-channel vectors.
     static let binaryOps: Set<String> = ["Add", "Sub", "Mul", "Div", "Max", "Min", "Sum"]
+    /// ONNX Runtime's `com.microsoft` QLinearAdd / QLinearMul (`fuseQDQBinary` makes them).
+    static let quantizedBinaryOps: Set<String> = ["QLinearAdd", "QLinearMul"]
     static let windowPools: Set<String> = ["MaxPool", "AveragePool"]
     static let globalPools: Set<String> = ["GlobalAveragePool", "GlobalMaxPool"]
 
@@ -78,8 +80,8 @@ struct LayoutPlanner {
     /// costs a reorder on each side, which took as long as the convolutions themselves in
     /// MobileNetV2's 8-bit blocks. Groups are tied as for the blocked layout, by the
     /// ops that are indifferent to the order of elements: element-wise ops on operands
-    /// of the output's shape, and QuantizeLinear / DequantizeLinear with one scale for
-    /// the tensor. A group is channels-last when it touches a QLinearConv (whose
+    /// of the output's shape (QLinearAdd / QLinearMul too), and QuantizeLinear /
+    /// DequantizeLinear with one scale for the tensor. A group is channels-last when it touches a QLinearConv (whose
     /// weights are int8 constants) and every value in it is a 4-D activation of known
     /// shape that no other op reads and that is not a graph input, output or constant.
     func channelsLastValues() -> Set<String> {
@@ -107,6 +109,11 @@ struct LayoutPlanner {
                 groups.plainOnly.formUnion(inputs.dropFirst())
             } else if Self.binaryOps.contains(op), let outShape = shape(y), inputs.allSatisfy({ shape($0) == outShape }) {
                 for x in inputs { groups.tie(x, y) }
+            } else if Self.quantizedBinaryOps.contains(op), node.domain == "com.microsoft", node.inputs.count > 6,
+                      let outShape = shape(y), shape(node.inputs[0]) == outShape, shape(node.inputs[3]) == outShape {
+                groups.tie(node.inputs[0], y)
+                groups.tie(node.inputs[3], y)
+                groups.plainOnly.formUnion([1, 2, 4, 5, 6, 7].compactMap { node.input($0) })
             } else {
                 groups.plainOnly.formUnion(inputs)
                 groups.plainOnly.formUnion(outputs)
@@ -116,8 +123,8 @@ struct LayoutPlanner {
     }
 
     /// Walks the graph: graph inputs, outputs, constants and values read by subgraphs
-    /// are plain; a node outside the default domain or with subgraphs keeps its values
-    /// plain; every other node is handed to `visit` (with its non-empty inputs and
+    /// are plain; a node outside the default domain (but QLinearAdd / QLinearMul) or
+    /// with subgraphs keeps its values plain; every other node is handed to `visit` (with its non-empty inputs and
     /// outputs) to tie values and mark them.
     private func groupedValues(_ visit: (Node, [String], [String], inout LayoutGroups) -> Void) -> LayoutGroups {
         var groups = LayoutGroups(plainOnly: Set(graph.outputs.map(\.name)).union(graph.runtimeInputs.map(\.name)).union(constants))
@@ -127,7 +134,8 @@ struct LayoutPlanner {
             groups.values.formUnion(inputs)
             groups.values.formUnion(outputs)
             for (_, sub) in node.subgraphs { groups.plainOnly.formUnion(GraphValidator.outerReads(of: sub)) }
-            guard node.isDefaultDomain, node.subgraphs.isEmpty else {
+            let custom = node.domain == "com.microsoft" && Self.quantizedBinaryOps.contains(node.opType)
+            guard node.isDefaultDomain || custom, node.subgraphs.isEmpty else {
                 groups.plainOnly.formUnion(inputs)
                 groups.plainOnly.formUnion(outputs)
                 continue
