@@ -69,6 +69,27 @@ struct MemoryPlannerTests {
         #expect(plan.naiveBytes == 4 * 4032)
     }
 
+    /// A conv with a fused residual sum writes into its addend's buffer when nothing
+    /// reads the addend afterwards, and not when the conv's own input is the addend.
+    @Test func aFusedResidualSumAccumulatesInPlace() throws {
+        for sameInput in [false, true] {
+            var b = GraphBuilder()
+            b.input("x", .float, [1, 4, 6, 6].map(Dim.value))
+            b.initializers.append(TensorData(floats: (0..<16).map { Float($0) * 0.1 }, name: "w", dims: [4, 4, 1, 1]))
+            b.node("Relu", ["x"], ["r"])
+            if !sameInput { b.node("Sigmoid", ["r"], ["s"]) }
+            b.node("Conv", [sameInput ? "r" : "s", "w"], ["c"])
+            b.node("Add", ["c", "r"], ["y"])
+            b.node("Softmax", ["y"], ["z"])
+            b.output("z")
+            let optimized = GraphPasses.optimize(try ShapeInference().infer(try GraphValidator.validate(b.model)))
+            #expect(optimized.graph.nodes.map(\.opType) == (sameInput ? ["Relu", "Conv", "Softmax"] : ["Relu", "Sigmoid", "Conv", "Softmax"]))
+            let plan = try MemoryPlanner.plan(optimized)
+            verify(plan, optimized)
+            #expect((plan.bufferOf["y"] == plan.bufferOf["r"]) == !sameInput, "conv input is the addend: \(sameInput)")
+        }
+    }
+
     @Test func aResidualInputStaysAliveAcrossTheBranch() throws {
         var b = GraphBuilder()
         b.input("x", .float, [.value(256)])
