@@ -69,6 +69,42 @@ struct ExecutionPlanTests {
         #expect(relativeError(try run(noBlocking).output, reference) < 1e-5)
     }
 
+    /// Window pooling on blocked tensors against the plain kernels, over windows whose
+    /// outputs fall inside, across and past the input's edges: x -> Conv 1x1 (16 ch) ->
+    /// pool -> Conv 1x1 -> y, so the pool runs blocked and every pooled value reaches y.
+    @Test(arguments: [
+        ("MaxPool", [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], 0, 0),
+        ("MaxPool", [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 0, 0),
+        ("MaxPool", [2, 3], [2, 1], [0, 1, 1, 0], [2, 1], 1, 0),
+        ("AveragePool", [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], 1, 1),
+        ("AveragePool", [3, 2], [1, 2], [1, 0, 0, 1], [1, 1], 0, 0),
+        ("AveragePool", [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], 0, 0),
+    ])
+    func blockedWindowPoolingMatchesThePlainKernel(op: String, kernel: [Int], strides: [Int], pads: [Int], dilations: [Int],
+                                                   ceil: Int, includePad: Int) throws {
+        var rng = SplitMix64(seed: 29)
+        var b = GraphBuilder()
+        b.input("x", .float, [1, 8, 13, 17].map(Dim.value))
+        b.initializers.append(TensorData(floats: (0..<128).map { _ in rng.signedUnit() }, name: "w0", dims: [16, 8, 1, 1]))
+        b.initializers.append(TensorData(floats: (0..<64).map { _ in rng.signedUnit() }, name: "w1", dims: [4, 16, 1, 1]))
+        b.node("Conv", ["x", "w0"], ["c"])
+        var attributes: [String: AttributeValue] = ["kernel_shape": .ints(kernel), "strides": .ints(strides), "pads": .ints(pads),
+                                                    "ceil_mode": .int(ceil)]
+        if op == "MaxPool" { attributes["dilations"] = .ints(dilations) } else { attributes["count_include_pad"] = .int(includePad) }
+        b.node(op, ["c"], ["p"], attributes)
+        b.node("Conv", ["p", "w1"], ["y"])
+        b.output("y")
+        let x = Tensor(shape: [1, 8, 13, 17], values: (0..<(8 * 13 * 17)).map { _ in rng.signedUnit() })
+        var plain = ExecutionOptions()
+        plain.blockedLayouts = false
+        let reference = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])["y"])
+        let blocked = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        #expect(blocked.channelBlockedValues.contains("p"), "the pool runs blocked")
+        let output = try #require(try blocked.run(["x": x])["y"])
+        #expect(output.shape == reference.shape)
+        #expect(relativeError(output, reference) < 1e-5)
+    }
+
     /// A transformer feed-forward block (`GraphBuilder.feedForward`) with random weights
     /// and enough rows (70) and hidden columns (800) that the up-projection runs as
     /// column panels.
