@@ -12,6 +12,19 @@ import VernierGraph
         #expect(t.scalars(as: Float.self).allSatisfy { $0 == 0 })
     }
 
+    /// Large buffers sit on 2 MiB boundaries (for huge pages) and are zeroed all the
+    /// same; a large copy of loaded weights holds exactly their bytes.
+    @Test func largeBuffersAreHugePageAlignedAndZeroed() throws {
+        let t = Tensor(shape: [3, 1000, 1001])
+        #expect(t.byteCount >= TensorBuffer.hugePageThreshold)
+        #expect(Int(bitPattern: t.rawPointer) % TensorBuffer.hugePage == 0)
+        #expect(t.scalars(as: Float.self).allSatisfy { $0 == 0 })
+        let values = (0..<(1 << 20)).map { Float($0 % 1000) - 500 }
+        let copy = try #require(Tensor(TensorData(floats: values, name: "w", dims: [1 << 20])))
+        #expect(Int(bitPattern: copy.rawPointer) % TensorBuffer.hugePage == 0)
+        #expect(copy.scalars(as: Float.self) == values)
+    }
+
     @Test func valuesRoundTripAndBufferIsShared() {
         let t = Tensor(shape: [2, 2], values: [1, 2, 3, 4])
         #expect(t.scalars(as: Float.self) == [1, 2, 3, 4])
