@@ -9,7 +9,9 @@ Rounds alternate Vernier and ORT on the same model and inputs (vernier run
 --save-inputs), so machine noise hits both alike; each round takes the median of --runs
 timed runs after warm-up, and the ratio uses the median over rounds. ORT runs with
 ORT_ENABLE_ALL and the same intra-op thread count. Also checks Vernier's peak RSS
-against weights + planned arena + 64 MB.
+against weights + planned arena + 64 MB, and reports start-up: Vernier's load (with
+shape inference) plus plan time from `vernier run --repeat` (median over rounds) beside
+the time ONNX Runtime takes to create its session.
 
 The models are the real exports of Scripts/make_real_models.sh (made when missing);
 BERT-base runs at batch 1, sequence 128. Needs the venv of Scripts/setup."""
@@ -36,6 +38,7 @@ DEFAULT_MODELS = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", 
 BINDINGS = {"bert_base": ["--dim", "batch=1", "--dim", "seq=128"], "bert_base_int8_qdq": ["--dim", "batch=1", "--dim", "seq=128"],
             "yolo_small": [], "ocr_det_db": []}
 LINE = re.compile(r"latency: median ([0-9.]+) ms.*arena ([0-9.]+) MB, weights ([0-9.]+) MB, peak RSS ([0-9.]+) MB")
+STARTUP = re.compile(r"start-up: load and infer ([0-9.]+) ms, plan ([0-9.]+) ms")
 
 
 def vernier_binary():
@@ -58,15 +61,20 @@ def run_vernier(binary, model, name, threads, runs, inputs_path, save_inputs):
     if not match:
         raise RuntimeError("no latency line in: " + done.stderr)
     median, arena, weights, rss = (float(g) for g in match.groups())
-    return median, arena, weights, rss
+    startup = STARTUP.search(done.stderr)
+    load_and_plan = sum(float(g) for g in startup.groups()) if startup else float("nan")
+    return median, arena, weights, rss, load_and_plan
 
 
 def ort_session(model, threads):
+    """The session and the seconds its creation took (load, graph optimizations, kernels)."""
+    start = time.perf_counter()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return session, time.perf_counter() - start
 
 
 def time_ort(session, feeds, runs):
@@ -102,8 +110,9 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         for threads in [int(t) for t in args.threads.split(",")]:
             lines += [f"## {threads} thread{'s' if threads > 1 else ''}", "",
-                      "| model | Vernier ms | ORT ms | ratio | peak RSS MB | weights + arena + 64 MB |",
-                      "|---|---:|---:|---:|---:|---:|"]
+                      "| model | Vernier ms | ORT ms | ratio | peak RSS MB | weights + arena + 64 MB "
+                      "| start-up ms: Vernier load + plan / ORT session |",
+                      "|---|---:|---:|---:|---:|---:|---:|"]
             ratios = []
             for name in names:
                 model = os.path.join(MODELS_DIR, name + ".onnx")
@@ -111,23 +120,26 @@ def main():
                 try:
                     run_vernier(binary, model, name, threads, 1, inputs_path, save_inputs=True)
                     feeds = dict(np.load(inputs_path))
-                    session = ort_session(model, threads)
-                    ours, theirs, memory = [], [], None
+                    session, ort_startup = ort_session(model, threads)
+                    ours, theirs, memory, startups = [], [], None, []
                     for _ in range(args.rounds):
-                        median, arena, weights, rss = run_vernier(binary, model, name, threads, args.runs, inputs_path, False)
+                        median, arena, weights, rss, startup = run_vernier(binary, model, name, threads, args.runs,
+                                                                           inputs_path, False)
                         ours.append(median)
+                        startups.append(startup)
                         memory = (arena, weights, rss)
                         theirs.append(time_ort(session, feeds, args.runs))
                 except Exception as error:  # report and go on with the next model
                     print(f"{name}: {error}", file=sys.stderr)
-                    lines.append(f"| {name} | error | | | | |")
+                    lines.append(f"| {name} | error | | | | | |")
                     status = 1
                     continue
                 v, o = statistics.median(ours), statistics.median(theirs)
                 ratios.append(v / o)
                 arena, weights, rss = memory
                 bar = weights + arena + 64
-                lines.append(f"| {name} | {v:.2f} | {o:.2f} | {v / o:.2f} | {rss:.0f} | {bar:.0f}{'' if rss <= bar else ' (over)'} |")
+                lines.append(f"| {name} | {v:.2f} | {o:.2f} | {v / o:.2f} | {rss:.0f} | {bar:.0f}{'' if rss <= bar else ' (over)'} "
+                             f"| {statistics.median(startups):.0f} / {ort_startup * 1000:.0f} |")
                 print(lines[-1], flush=True)
             if ratios:
                 geomean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))

@@ -17,10 +17,15 @@ struct Run: ParsableCommand {
         Every op must have a kernel; otherwise the command exits 2 naming the missing ops \
         (`vernier summary` still gives the static costs of such a model).
 
+        With --repeat, stderr gets the latency over the repeated runs and the start-up: the \
+        time to load and infer the model, to plan it (graph passes, memory plan, kernels with \
+        their packed weights) and the first run.
+
         Examples:
           vernier run Models/resnet_mini.onnx
           vernier run Models/bert_mini.onnx --dim batch=1 --dim seq=32 --threads 1
           vernier run model.onnx --input-data inputs.npz --save-outputs outputs.npz
+          vernier run model.onnx --repeat 20
         """
     )
 
@@ -55,13 +60,19 @@ struct Run: ParsableCommand {
 
     func run() throws {
         threading.apply()
+        let clock = { Double(DispatchTime.now().uptimeNanoseconds) / 1e6 }
+        let started = clock()
         let (analyzed, feeds) = try data.analyzeAndFeed(model)
+        let loaded = clock()
         if let saveInputs {
             let arrays = analyzed.inferred.graph.runtimeInputs.compactMap { input in feeds[input.name].map { (name: input.name, tensor: $0) } }
             try AtomicFile.write(Data(try NumPyFormat.writeArchive(arrays)), to: saveInputs)
         }
+        let savedInputs = clock()
         let plan = try ExecutionPlan.compile(analyzed.inferred, opsets: analyzed.model.opsets, options: threading.executionOptions)
+        let planned = clock()
         let outputs = try plan.run(feeds)
+        let firstRun = clock() - planned
 
         var text = ""
         for name in plan.outputNames {
@@ -85,7 +96,10 @@ struct Run: ParsableCommand {
                 + "\(plan.steps.count) kernels, \(plan.channelBlockedValues.count) blocked activations"
                 + (plan.channelsLastValues.isEmpty ? "; " : ", \(plan.channelsLastValues.count) channels-last; ")
                 + "arena \(mb(plan.arenaBytes)), weights \(mb(plan.constantBytes)), peak RSS \(ProcessMemory.peakResidentBytes.map(mb) ?? "unknown")\n"
-            FileHandle.standardError.write(Data(line.utf8))
+            // Start-up: what a one-shot run pays before its first result.
+            let startup = String(format: "start-up: load and infer %.1f ms, plan %.1f ms, first run %.1f ms\n",
+                                 loaded - started, planned - savedInputs, firstRun)
+            FileHandle.standardError.write(Data((line + startup).utf8))
         }
         if let saveOutputs {
             let arrays = plan.outputNames.compactMap { name in outputs[name].map { (name: name, tensor: $0) } }
