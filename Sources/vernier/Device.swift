@@ -34,8 +34,9 @@ struct DeviceCommand: ParsableCommand {
         What is measured, at each thread count (default: 1 to the number of cores up \
         to 8 cores; beyond, 1, 2, 4, ... and all cores), on the OpenMP threads the \
         executor uses:
-          fp32 peak   a 1024 x 1024 x 1024 GEMM on oneDNN (what Conv and MatMul run
-                      on), FLOPs = 2 x M x N x K; 512 or 256 on a slow machine
+          fp32 peak   independent 8-lane fused multiply-adds on every thread (what
+                      the cores can do), or a 1024 x 1024 x 1024 GEMM on oneDNN
+                      (FLOPs = 2 x M x N x K; 512 or 256 on a slow machine) if faster
           int8 peak   the same GEMM with u8 x s8 -> s32 operands, ops = 2 x MACs;
                       left out when oneDNN has no fast kernel for it on this CPU
           bandwidth   a copy between two buffers of max(256 MiB, 4 x L3) each,

@@ -23,8 +23,16 @@ import Testing
         #expect(roof.bandwidthGBps.isFinite && roof.bandwidthGBps > 0.1 && roof.bandwidthGBps < 10_000, "\(roof)")
         if let int8 = roof.int8Gops { #expect(int8.isFinite && int8 > 0.5 && int8 < 100_000, "\(roof)") }
         #expect(lines.contains { $0.hasPrefix("fp32 GEMM") } && lines.contains { $0.hasPrefix("copy of") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("fp32 fused multiply-adds") }, "\(lines)")
         // What the probe produces must be a file the store accepts.
         #expect(try DeviceProfile.decode(profile.jsonData(), path: "probe.json") == profile)
+    }
+
+    /// The multiply-add loop computes what it claims: each accumulator converges to
+    /// a / (1 - m) = 1e-4, 96 lanes in all.
+    @Test func theMultiplyAddLoopConvergesToItsFixedPoint() {
+        #expect(abs(HostProbe.multiplyAddLoop(200, seed: 3) - 96 * 1e-4) < 1e-6)
+        #expect(HostProbe.fusedMultiplyAddPeak(threads: 1, seconds: 0.01) > 0.01, "debug builds run it at about 0.1")
     }
 
     @Test func badArgumentsAreRefusedBeforeMeasuring() {
