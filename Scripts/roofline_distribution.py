@@ -41,8 +41,10 @@ def l2_bytes():
 
 
 def profile(binary, name, threads, folder):
+    """The profile of `name`: measured now with `binary`, or read from `folder` (--from)
+    when there is no binary (a rerun must not reuse an earlier build's profiles)."""
     path = os.path.join(folder, f"{name}.t{threads}.json")
-    if os.path.exists(path):
+    if binary is None:
         return json.load(open(path))
     model = os.path.join(MODELS_DIR, f"{name}.onnx")
     cmd = [binary, "profile", model, "--threads", str(threads), "--runs", "10", "--min-time", "1",
