@@ -257,5 +257,17 @@ struct Int8ProductTests {
             #expect(mn.scalars(as: Int8.self) == [50, 1, 4, -9])
             #expect(ms == [1.0, 0.25])
         }
+        // Every int8 value halves to v / 2 rounded half to even, along either axis; the
+        // other channel (all 1) stays.
+        let all = (-128...127).map { Int8($0) }
+        let halves = all.map { Int8((Float($0) / 2).rounded(.toNearestOrEven)) }
+        let conv = Tensor(.int8, shape: [2, 256, 1, 1], values: all + Array(repeating: 1, count: 256))
+        let matmul = Tensor(.int8, shape: [256, 2], values: all.flatMap { [$0, Int8(1)] })
+        let (c, _) = Int8Weights.narrowed(conv, scales: [1], channelAxis: 0, sourceZeroPoint: 7)
+        let (k, _) = Int8Weights.narrowed(matmul, scales: [1], channelAxis: 1, sourceZeroPoint: 7)
+        if !Int8Weights.accumulateExactly {
+            #expect(c.scalars(as: Int8.self) == halves + Array(repeating: 1, count: 256))
+            #expect(k.scalars(as: Int8.self) == halves.flatMap { [$0, Int8(1)] })
+        }
     }
 }
