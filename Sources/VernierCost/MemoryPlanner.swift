@@ -133,7 +133,7 @@ public enum MemoryPlanner {
                               graphOutputs: Set<String>, inferred: InferredGraph) -> Int? {
         guard node.isDefaultDomain else { return nil }
         let alias = aliasOps.contains(node.opType)
-        let sum = ((try? node.int(FusedAttributes.sum, default: 0)) ?? 0) == 1
+        let sum = node.hasFusedSum
         guard alias || sum || inPlaceOps.contains(node.opType) else { return nil }
         var candidates = alias ? Array(node.inputs.prefix(1)) : node.inputs
         if sum, let addend = node.inputs.last {

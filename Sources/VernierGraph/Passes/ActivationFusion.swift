@@ -10,6 +10,12 @@ public enum FusedAttributes {
     public static let sum = "fused_sum"
 }
 
+extension Node {
+    /// Whether the node carries a fused residual sum (`fused_sum`, its addend the last
+    /// input), as `fuseResidualAdd` writes it and the kernels' epilogue reads it.
+    public var hasFusedSum: Bool { ((try? int(FusedAttributes.sum, default: 0)) ?? 0) != 0 }
+}
+
 extension GraphPasses {
     /// Ops that take a fused epilogue.
     static let fusionProducers: Set<String> = ["Conv", "ConvTranspose", "Gemm", "MatMul"]

@@ -28,7 +28,7 @@ extension GraphPasses {
     public static func fuseQDQConv(_ inferred: InferredGraph) -> InferredGraph {
         var pattern = QDQPattern(inferred)
         for (ci, conv) in inferred.graph.nodes.enumerated() where conv.isDefaultDomain && conv.opType == "Conv" {
-            let sum = ((try? conv.int(FusedAttributes.sum, default: 0)) ?? 0) == 1
+            let sum = conv.hasFusedSum
             let regular = conv.inputs.count - (sum ? 1 : 0)
             guard (2...3).contains(regular), let y = conv.outputs.first,
                   let x = pattern.activation(conv.inputs[0]),

@@ -37,7 +37,7 @@ struct LayoutPlanner {
             if op == "Conv", let x = node.input(0), let y = node.outputs.first, rank(x) == 4 {
                 groups.touchesConv.formUnion([x, y])
                 // A fused residual addend shares the output's layout.
-                let hasSum = ((try? node.int(FusedAttributes.sum, default: 0)) ?? 0) == 1
+                let hasSum = node.hasFusedSum
                 if hasSum, let addend = node.inputs.last { groups.tie(addend, y) }
                 // Weights and bias (constants, or plain tensors computed at run time).
                 let parameters = node.inputs.dropFirst().dropLast(hasSum ? 1 : 0)
@@ -97,7 +97,7 @@ struct LayoutPlanner {
                constants.contains(node.inputs[3]), facts[node.inputs[3]]?.type?.elementType == .int8 {
                 groups.touchesConv.formUnion([x, y])
                 // A fused residual addend (fp32 output) shares the output's layout.
-                let hasSum = ((try? node.int(FusedAttributes.sum, default: 0)) ?? 0) == 1
+                let hasSum = node.hasFusedSum
                 if hasSum, let addend = node.inputs.last { groups.tie(addend, y) }
                 groups.plainOnly.formUnion(node.inputs.dropFirst().dropLast(hasSum ? 1 : 0).filter { !$0.isEmpty })
             } else if op == "QuantizeLinear" || op == "DequantizeLinear", let x = node.input(0),
