@@ -48,8 +48,8 @@ final class QLinearBinaryKernel: Kernel {
         let qa = try ScalarQuantization(inputs, scale: 1, zeroPoint: 2, type: type, op: op, operand: "A")
         let qb = try ScalarQuantization(inputs, scale: 4, zeroPoint: 5, type: type, op: op, operand: "B")
         let qc = try ScalarQuantization(inputs, scale: 6, zeroPoint: 7, type: type, op: op, operand: "C")
-        let range: ClosedRange<Float> = type == .uint8 ? 0...255 : -128...127
-        let quantize = ByteQuantizer(scale: qc.scale, zeroPoint: qc.zeroPoint, low: range.lowerBound, high: range.upperBound)
+        let range = try quantizedRange(type, what: "\(op) output")
+        let quantize = ByteQuantizer(scale: qc.scale, zeroPoint: qc.zeroPoint, low: Float(range.lowerBound), high: Float(range.upperBound))
         let plan = try plans.plan([a.shape, b.shape])
         let out = try outputs.allocate(0, type, plan.outputShape)
         switch (type == .uint8, multiplies) {
@@ -94,30 +94,4 @@ final class QLinearBinaryKernel: Kernel {
             for i in 0..<count { c[i] = value }
         }
     }
-}
-
-/// The one scale and zero point of an 8-bit operand (inputs `scale` and `zeroPoint`;
-/// an omitted zero point is 0).
-struct ScalarQuantization {
-    let scale: Float, zeroPoint: Int32
-
-    init(_ inputs: [Tensor?], scale s: Int, zeroPoint z: Int, type: ElementType, op: String, operand: String) throws {
-        let scaleTensor = try requiredInput(inputs, s)
-        guard scaleTensor.elementType == .float, scaleTensor.elementCount == 1 else {
-            throw KernelError.unsupported("\(op) \(operand)_scale of \(scaleTensor.elementType) \(scaleTensor.shape): one fp32 value (per tensor) is supported")
-        }
-        scale = scaleTensor.rawPointer.load(as: Float.self)
-        guard z < inputs.count, let zeroTensor = inputs[z] else {
-            zeroPoint = 0
-            return
-        }
-        guard zeroTensor.elementType == type, zeroTensor.elementCount == 1 else {
-            throw KernelError.invalid("\(op) \(operand)_zero_point must be one \(type) value, got \(zeroTensor.elementType) \(zeroTensor.shape)")
-        }
-        zeroPoint = type == .uint8 ? Int32(zeroTensor.rawPointer.load(as: UInt8.self)) : Int32(zeroTensor.rawPointer.load(as: Int8.self))
-    }
-
-    /// DequantizeLinear's fp32 value of `q`.
-    @inline(__always)
-    func real<T: FixedWidthInteger>(_ q: T) -> Float { Float(Int32(truncatingIfNeeded: q) &- zeroPoint) * scale }
 }
