@@ -261,12 +261,7 @@ final class DNNLPrimitive {
         self.arguments = arguments.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.handle) }
         self.memories = arguments.map { $0.1 }
         scratchpad = arguments.first { $0.0 == DNNL_ARG_SCRATCHPAD && $0.1.buffer == nil }?.1
-        var info: UnsafePointer<CChar>?
-        if dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &info) == dnnl_success, let info {
-            implementation = String(cString: info)
-        } else {
-            implementation = "unknown"
-        }
+        implementation = implementationName(pd)
     }
 
     /// Submits the primitive to the stream (no allocation).
@@ -453,16 +448,40 @@ func scratchpadMemory(_ pd: dnnl_primitive_desc_t, engine: DNNLEngine) throws ->
 }
 
 /// Creates the primitive descriptor for an initialised op descriptor, with its output
-/// scale and post-ops. The caller destroys it.
+/// scale and post-ops: oneDNN's first implementation for it, except that names starting
+/// with one of `avoiding` are passed over while another implementation remains. The
+/// caller destroys it.
 func makePrimitiveDescriptor(_ opDesc: UnsafeRawPointer, postOps: DNNLPostOps, engine: DNNLEngine,
-                             what: String) throws -> dnnl_primitive_desc_t {
+                             what: String, avoiding: [String] = []) throws -> dnnl_primitive_desc_t {
     let attributes = try makeAttributes(postOps)
     defer { dnnl_primitive_attr_destroy(attributes) }
-    var pdHandle: dnnl_primitive_desc_t?
-    try dnnlCheck(dnnl_primitive_desc_create(&pdHandle, opDesc, attributes, engine.engine, nil),
+    var iteratorHandle: dnnl_primitive_desc_iterator_t?
+    try dnnlCheck(dnnl_primitive_desc_iterator_create(&iteratorHandle, opDesc, attributes, engine.engine, nil),
                   "dnnl_primitive_desc_create(\(what))")
-    guard let pd = pdHandle else { throw DNNLError.missing("no \(what) primitive descriptor") }
-    return pd
+    guard let iterator = iteratorHandle else { throw DNNLError.missing("no \(what) primitive descriptor") }
+    defer { dnnl_primitive_desc_iterator_destroy(iterator) }
+    var firstChoice: dnnl_primitive_desc_t?
+    repeat {
+        guard let pd = dnnl_primitive_desc_iterator_fetch(iterator) else { break }
+        let name = implementationName(pd)
+        guard avoiding.contains(where: { name.hasPrefix($0) }) else {
+            if let firstChoice { dnnl_primitive_desc_destroy(firstChoice) }
+            return pd
+        }
+        if firstChoice == nil { firstChoice = pd } else { dnnl_primitive_desc_destroy(pd) }
+    } while dnnl_primitive_desc_iterator_next(iterator) == dnnl_success
+    guard let firstChoice else { throw DNNLError.missing("no \(what) primitive descriptor") }
+    return firstChoice
+}
+
+/// oneDNN's name for the implementation behind a primitive descriptor, such as
+/// "jit_1x1:avx512_core" ("unknown" if it does not say).
+func implementationName(_ pd: const_dnnl_primitive_desc_t) -> String {
+    var info: UnsafePointer<CChar>?
+    guard dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &info) == dnnl_success, let info else {
+        return "unknown"
+    }
+    return String(cString: info)
 }
 
 /// One edge between a caller's plain tensor and a primitive: when the primitive chose
