@@ -28,7 +28,10 @@ public struct OutputAgreement: Sendable, Equatable {
             nb += b[i] * b[i]
         }
         // Two zero vectors point nowhere: call them identical; one zero vector, orthogonal.
-        let cosine = na == 0 && nb == 0 ? 1 : (na == 0 || nb == 0 ? 0 : dot / (na.squareRoot() * nb.squareRoot()))
+        // One square root of the product: sqrt(na) * sqrt(na) can miss na by an ulp, so
+        // a vector against itself could score 0.9999999999999998; sqrt(na * na) is na.
+        // Clamped, since rounding can still nudge a cosine past +-1.
+        let cosine = na == 0 && nb == 0 ? 1 : (na == 0 || nb == 0 ? 0 : min(1, max(-1, dot / (na * nb).squareRoot())))
         var top1: Double?
         if let classes, classes > 1, a.count % classes == 0 {
             let rows = a.count / classes
