@@ -70,13 +70,15 @@ public enum MemoryPlanner {
         !name.isEmpty && !folded.contains(name) && inferred.facts[name]?.constant == nil
     }
 
-    public static func plan(_ inferred: InferredGraph) throws -> MemoryPlan {
+    /// The arena layout for `inferred`. `storageShapes` gives values an executor stores
+    /// larger than their shape (channel-blocked activations with padding channels).
+    public static func plan(_ inferred: InferredGraph, storageShapes: [String: [Int]] = [:]) throws -> MemoryPlan {
         let graph = inferred.graph
         let folded = foldedValues(inferred)
         func isActivation(_ name: String) -> Bool { Self.isActivation(name, folded: folded, inferred: inferred) }
         func bytes(_ name: String) throws -> Int {
             guard let t = inferred.type(of: name), let shape = t.shape else { throw MemoryPlanError.unknownSize(value: name) }
-            guard let count = shape.knownElementCount else {
+            guard let count = storageShapes[name]?.reduce(1, *) ?? shape.knownElementCount else {
                 throw MemoryPlanError.symbolicSize(value: name, size: shape.shapeDescription)
             }
             guard let b = t.elementType.byteCount(elements: count) else { return 0 }

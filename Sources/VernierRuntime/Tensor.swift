@@ -68,15 +68,26 @@ public final class TensorBuffer: @unchecked Sendable {
 public enum TensorLayout: Hashable, Sendable, CustomStringConvertible {
     /// Row-major in the logical shape (NCHW for images).
     case plain
-    /// 4-D `[N, C, H, W]` stored as `[N, C/block, H, W, block]` (oneDNN's `nChw8c` /
-    /// `nChw16c`): one channel block fills a vector register, the layout oneDNN's
-    /// convolutions run fastest in. Only for C a multiple of `block`, so the size in
-    /// bytes equals the plain layout's.
+    /// 4-D `[N, C, H, W]` stored as `[N, ceil(C/block), H, W, block]` (oneDNN's
+    /// `nChw8c` / `nChw16c`): one channel block fills a vector register, the layout
+    /// oneDNN's convolutions run fastest in. When C is not a multiple of `block` the last
+    /// block is padded (as oneDNN and ONNX Runtime's NCHWc do): the tensor then takes
+    /// more bytes than its plain form, and its padding channels hold finite values that
+    /// no reader takes for data (convolutions' padded weights are zero).
     case channelBlocked(Int)
     /// `[N, C, spatial...]` stored channels innermost (`[N, spatial..., C]`, NHWC):
     /// the layout oneDNN's int8 convolutions run in, kept between them
     /// (`LayoutPlanner.channelsLastValues`). Same size in bytes as plain.
     case channelsLast
+
+    /// `shape` as stored: a channel-blocked layout rounds C up to whole blocks.
+    public func storageShape(_ shape: [Int]) -> [Int] {
+        guard case .channelBlocked(let block) = self, shape.count == 4, block > 0, shape[1] % block != 0 else { return shape }
+        return [shape[0], (shape[1] + block - 1) / block * block, shape[2], shape[3]]
+    }
+
+    /// Whether a tensor of `shape` has padding channels in this layout.
+    public func pads(_ shape: [Int]) -> Bool { storageShape(shape) != shape }
 
     public var description: String {
         switch self {
@@ -100,8 +111,8 @@ public struct Tensor: @unchecked Sendable {
     public var elementCount: Int { shape.reduce(1, *) }
     public var rank: Int { shape.count }
 
-    /// Bytes this tensor's elements occupy.
-    public var byteCount: Int { elementType.byteCount(elements: elementCount) ?? 0 }
+    /// Bytes this tensor's elements occupy (with a blocked layout's padding channels).
+    public var byteCount: Int { elementType.byteCount(elements: layout.storageShape(shape).reduce(1, *)) ?? 0 }
 
     /// Start of this tensor's elements (64-byte aligned when `byteOffset` is).
     public var rawPointer: UnsafeMutableRawPointer { buffer.baseAddress + byteOffset }
@@ -217,7 +228,9 @@ extension Tensor {
 
     /// A new tensor with a copy of this one's elements (in a buffer of its own).
     public func copy() -> Tensor {
-        let result = Tensor(elementType: elementType, shape: shape)
+        let storage = Tensor(elementType: elementType, shape: layout.storageShape(shape))
+        var result = Tensor(elementType: elementType, shape: shape, buffer: storage.buffer, byteOffset: 0)
+        result.layout = layout
         if byteCount > 0 { result.rawPointer.copyMemory(from: rawPointer, byteCount: byteCount) }
         return result
     }

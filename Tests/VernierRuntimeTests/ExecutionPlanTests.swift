@@ -69,6 +69,58 @@ struct ExecutionPlanTests {
         #expect(relativeError(try run(noBlocking).output, reference) < 1e-5)
     }
 
+    /// Channel counts that do not fill whole blocks (24 = 16 + 8, 40 = 32 + 8 on AVX-512;
+    /// whole blocks of 8 on AVX2) run blocked with padding channels: a conv chain through
+    /// a squeeze-and-excitation Mul, a per-channel Div, a Sigmoid, max and average
+    /// pooling, a residual Add and a global pool agrees with the plain executor, and the
+    /// padding never reaches a result (a NaN there would spread through the next conv).
+    @Test(arguments: [24, 40])
+    func paddedChannelBlocksMatchThePlainExecutor(channels c: Int) throws {
+        var rng = SplitMix64(seed: 17)
+        var b = GraphBuilder()
+        func weights(_ name: String, _ dims: [Int], scale: Float = 0.3) {
+            let count = dims.reduce(1, *)
+            b.initializers.append(TensorData(floats: (0..<count).map { _ in rng.signedUnit() * scale }, name: name, dims: dims))
+        }
+        b.input("x", .float, [1, 3, 18, 18].map(Dim.value))
+        weights("w0", [c, 3, 3, 3]); weights("w1", [c, 1, 3, 3]); weights("w2", [c, c, 1, 1]); weights("se", [c, c, 1, 1])
+        weights("w3", [c, c, 3, 3]); weights("w4", [5, c, 1, 1])
+        b.initializers.append(TensorData(floats: (0..<c).map { Float($0 % 7) + 1.5 }, name: "divisor", dims: [1, c, 1, 1]))
+        b.node("Conv", ["x", "w0"], ["c0"], ["pads": .ints([1, 1, 1, 1])])
+        b.node("Sigmoid", ["c0"], ["s0"])
+        b.node("MaxPool", ["s0"], ["p0"], ["kernel_shape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])])
+        // Depthwise, then a squeeze-and-excitation scale of its output.
+        b.node("Conv", ["p0", "w1"], ["d1"], ["pads": .ints([1, 1, 1, 1]), "group": .int(c)])
+        b.node("GlobalAveragePool", ["d1"], ["g1"])
+        b.node("Conv", ["g1", "se"], ["e1"])
+        b.node("Sigmoid", ["e1"], ["es1"])
+        b.node("Mul", ["d1", "es1"], ["m1"])
+        b.node("Div", ["m1", "divisor"], ["q1"])
+        b.node("Conv", ["q1", "w2"], ["c2"])
+        b.node("AveragePool", ["c2"], ["a2"], ["kernel_shape": .ints([3, 3]), "pads": .ints([1, 1, 1, 1])])
+        b.node("Conv", ["a2", "w3"], ["c3"], ["pads": .ints([1, 1, 1, 1])])
+        b.node("Add", ["c3", "p0"], ["sum"])
+        b.node("Conv", ["sum", "w4"], ["y"])
+        b.node("GlobalMaxPool", ["sum"], ["pooled"])
+        b.output("y"); b.output("pooled")
+        let x = Tensor(shape: [1, 3, 18, 18], values: (0..<(3 * 18 * 18)).map { _ in rng.signedUnit() })
+        var plain = ExecutionOptions()
+        plain.blockedLayouts = false
+        let reference = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])
+        let plan = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        for value in ["p0", "d1", "m1", "q1", "c2", "a2", "sum"] {
+            #expect(plan.channelBlockedValues.contains(value), "\(value) runs blocked")
+        }
+        #expect(TensorLayout.channelBlocked(preferredChannelBlock).pads([1, c, 9, 9]) == (c % preferredChannelBlock != 0))
+        let outputs = try plan.run(["x": x])
+        for name in ["y", "pooled"] {
+            let output = try #require(outputs[name]), expected = try #require(reference[name])
+            #expect(output.shape == expected.shape)
+            #expect(output.scalars(as: Float.self).allSatisfy { $0.isFinite })
+            #expect(relativeError(output, expected) < 1e-5, "\(name)")
+        }
+    }
+
     /// Window pooling on blocked tensors against the plain kernels, over windows whose
     /// outputs fall inside, across and past the input's edges: x -> Conv 1x1 (16 ch) ->
     /// pool -> Conv 1x1 -> y, so the pool runs blocked and every pooled value reaches y.

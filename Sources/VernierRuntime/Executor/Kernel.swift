@@ -142,8 +142,10 @@ public final class OutputSlots {
     /// the machine.
     public func allocate(_ index: Int, _ type: ElementType, _ shape: [Int]) throws -> Tensor {
         guard shape.allSatisfy({ $0 >= 0 }) else { throw KernelError.invalid("negative dimension in output shape \(shape)") }
+        // A channel-blocked output takes its padding channels too.
+        let layout = index < layouts.count ? layouts[index] : .plain
         var elements = 1
-        for d in shape {
+        for d in layout.storageShape(shape) {
             let (product, overflow) = elements.multipliedReportingOverflow(by: d)
             guard !overflow else { throw KernelError.invalid("output shape \(shape) overflows") }
             elements = product
@@ -158,9 +160,10 @@ public final class OutputSlots {
         if index < slots.count, let buffer = slots[index].buffer, bytes <= slots[index].capacity {
             tensor = Tensor(elementType: type, shape: shape, buffer: buffer, byteOffset: slots[index].offset)
         } else {
-            tensor = Tensor(elementType: type, shape: shape)
+            let own = Tensor(elementType: type, shape: layout.storageShape(shape))
+            tensor = Tensor(elementType: type, shape: shape, buffer: own.buffer, byteOffset: 0)
         }
-        if index < layouts.count { tensor.layout = layouts[index] }
+        tensor.layout = layout
         if index < results.count { results[index] = tensor }
         return tensor
     }

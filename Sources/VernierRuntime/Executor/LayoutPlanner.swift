@@ -8,7 +8,7 @@ import VernierGraph
 /// element-wise op, of a pooling window, of a channel-broadcast Mul/Add, the inputs and
 /// output of a channel Concat, a fused residual addend and its Conv's output. A group is
 /// blocked when every value in it is a 4-D activation whose channel count is a multiple
-/// of the block, none is read by an op without a blocked kernel (Softmax, Reshape, ...),
+/// of the block (or pads it by at most half), none is read by an op without a blocked kernel (Softmax, Reshape, ...),
 /// none is a graph input, output or constant, and the group touches a Conv (otherwise
 /// there is nothing to gain). Global pools read either layout and write plain.
 struct LayoutPlanner {
@@ -42,11 +42,13 @@ struct LayoutPlanner {
                 // Weights and bias (constants, or plain tensors computed at run time).
                 let parameters = node.inputs.dropFirst().dropLast(hasSum ? 1 : 0)
                 groups.plainOnly.formUnion(parameters.filter { !$0.isEmpty })
-            } else if Self.unaryOps.contains(op), let x = node.input(0), let y = outputs.first, outputs.count == 1 {
+            } else if Self.unaryOps.contains(op), let x = node.input(0), let y = outputs.first, outputs.count == 1,
+                      !(op == "Reciprocal" && padsChannels(y)) {
                 groups.tie(x, y)
                 groups.plainOnly.formUnion(node.inputs.dropFirst().filter { !$0.isEmpty })
             } else if Self.binaryOps.contains(op), let y = outputs.first, outputs.count == 1,
-                      let outShape = shape(y), outShape.count == 4, inputs.count >= 2 {
+                      let outShape = shape(y), outShape.count == 4, inputs.count >= 2,
+                      !(op == "Div" && padsChannels(y) && inputs.allSatisfy({ shape($0) == outShape })) {
                 var tied = false
                 for x in inputs {
                     if shape(x) == outShape { groups.tie(x, y); tied = true; continue }
@@ -64,7 +66,7 @@ struct LayoutPlanner {
             } else if Self.globalPools.contains(op), let y = node.outputs.first {
                 groups.plainOnly.insert(y)
             } else if op == "Concat", let y = outputs.first, rank(y) == 4,
-                      let axis = try? node.int("axis"), axis == 1 || axis == -3 {
+                      let axis = try? node.int("axis"), axis == 1 || axis == -3, !inputs.contains(where: padsChannels) {
                 for x in inputs { groups.tie(x, y) }
             } else {
                 groups.plainOnly.formUnion(inputs)
@@ -153,11 +155,22 @@ struct LayoutPlanner {
 
     func rank(_ v: String) -> Int? { facts[v]?.type?.shape?.count }
 
-    /// A 4-D fp32 activation whose channels fill whole blocks.
+    /// A 4-D fp32 activation whose last channel block is at least two-thirds full: more
+    /// padding than that (e.g. 8 or 3 channels in blocks of 16) costs more bytes than
+    /// the reorders it saves. 24 channels become 32, 72 become 80.
     func qualifies(_ v: String) -> Bool {
-        guard facts[v]?.type?.elementType == .float, let s = shape(v), s.count == 4, s[1] % block == 0,
-              s.allSatisfy({ $0 > 0 }) else { return false }
+        guard facts[v]?.type?.elementType == .float, let s = shape(v), s.count == 4, s.allSatisfy({ $0 > 0 }),
+              paddedChannels(s[1]) * 2 <= s[1] * 3 else { return false }
         return true
+    }
+
+    func paddedChannels(_ c: Int) -> Int { (c + block - 1) / block * block }
+
+    /// Whether `v`, blocked, would carry padding channels (and so must not meet an op
+    /// that turns a zero into a NaN or an infinity, or a Concat that would leave gaps).
+    func padsChannels(_ v: String) -> Bool {
+        guard let s = shape(v), s.count == 4 else { return false }
+        return s[1] % block != 0
     }
 
     /// Per-channel shapes that broadcast against `[N, C, H, W]`: [N or 1, C, 1, 1], [C, 1, 1].

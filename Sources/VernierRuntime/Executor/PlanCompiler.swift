@@ -206,7 +206,13 @@ struct PlanCompiler {
         var memoryPlan: MemoryPlan?
         var arena: TensorBuffer?
         var inputSlots: [Int: OutputSlots.Slot] = [:]
-        if options.useArena && !isSubgraph, let plan = try? MemoryPlanner.plan(inferred) {
+        var paddedShapes: [String: [Int]] = [:]
+        for name in blocked {
+            if let shape = inferred.type(of: name)?.shape?.compactMap(\.constantValue), layout(name).pads(shape) {
+                paddedShapes[name] = layout(name).storageShape(shape)
+            }
+        }
+        if options.useArena && !isSubgraph, let plan = try? MemoryPlanner.plan(inferred, storageShapes: paddedShapes) {
             let buffer = TensorBuffer(byteCount: plan.arenaBytes)
             func slot(_ name: String) -> OutputSlots.Slot? {
                 guard let b = plan.bufferOf[name] else { return nil }
@@ -243,7 +249,18 @@ struct PlanCompiler {
                 return special
             }
         }
-        return KernelRegistry.factory(for: node)
+        guard let factory = KernelRegistry.factory(for: node) else { return nil }
+        // Layout-blind element-wise kernels run over a padded blocked tensor's storage.
+        let padded = (node.inputs + node.outputs).contains { name in
+            blocked.contains(name) && inferred.type(of: name)?.shape.map { dims in
+                TensorLayout.channelBlocked(preferredChannelBlock).pads(dims.map { $0.constantValue ?? 0 })
+            } == true
+        }
+        guard padded, node.opType != "Conv" else { return factory }
+        return { context in
+            PaddedChannelsKernel(wrapping: try factory(context),
+                                 outputShapes: context.outputTypes.map { $0?.shape?.compactMap(\.constantValue) })
+        }
     }
 
     /// The default-domain opset (or the node's domain's), for version-dependent forms.

@@ -21,16 +21,54 @@ enum BlockedKernels {
     }
 }
 
-/// `[N, C/B, H, W, B]` geometry of a blocked tensor.
+/// `[N, ceil(C/B), H, W, B]` geometry of a blocked tensor of C channels.
 private struct BlockedShape {
-    let n, blocks, h, w, block: Int
+    let n, channels, blocks, h, w, block: Int
     init(_ t: Tensor) throws {
-        guard case .channelBlocked(let b) = t.layout, t.rank == 4, t.shape[1] % b == 0, b % 8 == 0 else {
+        guard case .channelBlocked(let b) = t.layout, t.rank == 4, b % 8 == 0 else {
             throw KernelError.invalid("expected a 4-D channel-blocked tensor, got \(t.shape) \(t.layout)")
         }
-        (n, blocks, h, w, block) = (t.shape[0], t.shape[1] / b, t.shape[2], t.shape[3], b)
+        (n, channels, blocks, h, w, block) = (t.shape[0], t.shape[1], (t.shape[1] + b - 1) / b, t.shape[2], t.shape[3], b)
     }
     var planeFloats: Int { h * w * block }
+    /// Real channels in the 8 lanes starting at channel `c` (0...8).
+    @inline(__always) func lanes(from c: Int) -> Int { max(0, min(8, channels - c)) }
+}
+
+/// A layout-blind kernel (element-wise ops of same-shaped operands) run over blocked
+/// tensors with padding channels: it sees each one as the unpadded blocked tensor of its
+/// storage (`[N, C rounded up, H, W]`), so its loops cover the padding too and leave no
+/// block half-computed; its outputs get their graph shapes back afterwards.
+final class PaddedChannelsKernel: Kernel {
+    let inner: Kernel
+    /// The graph's shape of each output (nil when not known at plan time).
+    let outputShapes: [[Int]?]
+
+    init(wrapping inner: Kernel, outputShapes: [[Int]?]) {
+        self.inner = inner
+        self.outputShapes = outputShapes
+    }
+
+    var packedInputs: [Int] { inner.packedInputs }
+
+    func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
+        try inner.run(inputs.map { $0.map(Self.storageView) }, outputs)
+        for k in outputs.results.indices where k < outputShapes.count {
+            guard let result = outputs.results[k], let shape = outputShapes[k], shape != result.shape,
+                  result.layout.storageShape(shape) == result.shape else { continue }
+            var narrowed = Tensor(elementType: result.elementType, shape: shape, buffer: result.buffer, byteOffset: result.byteOffset)
+            narrowed.layout = result.layout
+            outputs.results[k] = narrowed
+        }
+    }
+
+    /// The tensor seen with its padding channels as channels.
+    static func storageView(_ t: Tensor) -> Tensor {
+        guard t.layout.pads(t.shape) else { return t }
+        var view = Tensor(elementType: t.elementType, shape: t.layout.storageShape(t.shape), buffer: t.buffer, byteOffset: t.byteOffset)
+        view.layout = t.layout
+        return view
+    }
 }
 
 @inline(__always) private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
@@ -64,7 +102,7 @@ final class BlockedWindowPoolKernel: Kernel {
         let g = try BlockedShape(x)
         let resolved = try window.resolve([g.h, g.w])
         let geometry = BlockedPoolRow(g, window: window, resolved: resolved, countIncludePad: countIncludePad)
-        var y = try outputs.allocate(0, .float, [g.n, g.blocks * g.block, geometry.oh, geometry.ow])
+        var y = try outputs.allocate(0, .float, [g.n, g.channels, geometry.oh, geometry.ow])
         y.layout = x.layout
         outputs.set(0, y)
         let xp = UnsafePointer(x.rawPointer.assumingMemoryBound(to: Float.self))
@@ -188,7 +226,7 @@ final class BlockedGlobalPoolKernel: Kernel {
     func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
         let x = try requiredInput(inputs, 0)
         let g = try BlockedShape(x)
-        let y = try outputs.allocate(0, .float, [g.n, g.blocks * g.block, 1, 1])
+        let y = try outputs.allocate(0, .float, [g.n, g.channels, 1, 1])
         let xp = x.rawPointer.assumingMemoryBound(to: Float.self)
         let yp = y.rawPointer.assumingMemoryBound(to: Float.self)
         let vectors = g.block / 8
@@ -196,14 +234,20 @@ final class BlockedGlobalPoolKernel: Kernel {
         ThreadPool.parallelFor(g.n * g.blocks, minimumPerThread: 2) { range in
             for plane in range {
                 let source = xp + plane * g.planeFloats
+                let n = plane / g.blocks, cb = plane % g.blocks
                 for v in 0..<vectors {
+                    let c = cb * g.block + v * 8
+                    let lanes = g.lanes(from: c)
+                    if lanes == 0 { break }
                     var acc = SIMD8<Float>(repeating: self.average ? 0 : -.infinity)
                     for i in 0..<area {
                         let tap = load8(source + i * g.block + v * 8)
                         acc = self.average ? acc + tap : NormMath.maximum(acc, tap)
                     }
                     if self.average { acc /= SIMD8(repeating: Float(max(area, 1))) }
-                    store8(acc, yp + plane * g.block + v * 8)
+                    // The plain output has no padding: the last block's tail stays out.
+                    let target = yp + n * g.channels + c
+                    if lanes == 8 { store8(acc, target) } else { for j in 0..<lanes { target[j] = acc[j] } }
                 }
             }
         }
@@ -231,7 +275,7 @@ final class BlockedChannelBroadcastKernel: Kernel {
         let blockedFirst = a.layout != .plain
         let x = blockedFirst ? a : b, s = blockedFirst ? b : a
         let g = try BlockedShape(x)
-        let channels = g.blocks * g.block
+        let channels = g.channels
         let perBatch: Bool
         if s.shape == [channels, 1, 1] || s.shape == [1, channels, 1, 1] { perBatch = false }
         else if s.shape == [g.n, channels, 1, 1] { perBatch = true }
@@ -251,18 +295,28 @@ final class BlockedChannelBroadcastKernel: Kernel {
                 let n = plane / g.blocks, cb = plane % g.blocks
                 let base = plane * g.planeFloats
                 for v in 0..<vectors {
-                    let c = (perBatch ? n * channels : 0) + cb * g.block + v * 8
-                    let scale = load8(sp + c)
+                    let channel = cb * g.block + v * 8
+                    let lanes = g.lanes(from: channel)
+                    let c = (perBatch ? n * channels : 0) + channel
+                    // Padding lanes read no scale and are written as zeros (a division
+                    // would otherwise put NaN where the next conv multiplies by zero).
+                    var scale = SIMD8<Float>(repeating: 0), keep = SIMDMask<SIMD8<Int32>>(repeating: true)
+                    if lanes == 8 {
+                        scale = load8(sp + c)
+                    } else {
+                        for j in 0..<8 { if j < lanes { scale[j] = sp[c + j] } else { keep[j] = false } }
+                    }
                     for i in 0..<area {
                         let at = base + i * g.block + v * 8
                         let e = load8(xp + at)
-                        let r: SIMD8<Float>
+                        var r: SIMD8<Float>
                         switch op {
                         case .add: r = e + scale
                         case .mul: r = e * scale
                         case .sub: r = blockedFirst ? e - scale : scale - e
                         case .div: r = blockedFirst ? e / scale : scale / e
                         }
+                        if lanes < 8 { r.replace(with: 0, where: .!keep) }
                         store8(r, yp + at)
                     }
                 }
@@ -283,6 +337,10 @@ final class BlockedConcatKernel: Kernel {
             guard p.layout == layout, p.rank == 4, p.shape[0] == first.shape[0], p.shape[2] == first.shape[2],
                   p.shape[3] == first.shape[3], p.elementType == .float else {
                 throw KernelError.invalid("blocked Concat inputs differ: \(parts.map(\.shape))")
+            }
+            // Inputs with padding channels would leave gaps inside the output's blocks.
+            guard !p.layout.pads(p.shape) else {
+                throw KernelError.invalid("blocked Concat of \(p.shape) needs whole channel blocks")
             }
             channels += p.shape[1]
         }

@@ -167,12 +167,20 @@ public final class ConvPlan: @unchecked Sendable {
         self.sourceLayout = sourceLayout
         self.destinationLayout = destinationLayout
 
-        // The primitive's descriptors: any layout (see the type's comment).
-        var anySource = blockedLayouts ? try descriptor(inputShape, tag: dnnl_format_tag_any, type: sourceType) : userSourceDesc
-        var anyWeights = blockedLayouts ? try descriptor(weightDims, tag: dnnl_format_tag_any, type: weightsType) : userWeightsDesc
-        var anyDestination = blockedLayouts
+        // The primitive's descriptors: any layout (see the type's comment), except that
+        // an activation that already is channel-blocked is first offered as it is: left
+        // to choose, oneDNN's depthwise convolutions (brdgmm) take channels-last, and the
+        // reorders into and out of it cost more than the convolution (a third of the
+        // OCR detector's run). When only oneDNN's reference kernel takes the offer, the
+        // layouts are left to oneDNN after all.
+        func isBlocked(_ layout: TensorLayout) -> Bool { if case .channelBlocked = layout { return true }; return false }
+        let anySource = blockedLayouts ? try descriptor(inputShape, tag: dnnl_format_tag_any, type: sourceType) : userSourceDesc
+        let anyWeights = blockedLayouts ? try descriptor(weightDims, tag: dnnl_format_tag_any, type: weightsType) : userWeightsDesc
+        let anyDestination = blockedLayouts
             ? try descriptor(outputShape, tag: dnnl_format_tag_any, type: destinationType) : userDestinationDesc
-        var biasDesc = try plainDescriptor([outChannels], type: biasType)
+        let offeredSource = blockedLayouts && isBlocked(sourceLayout) ? userSourceDesc : anySource
+        let offeredDestination = blockedLayouts && isBlocked(destinationLayout) ? userDestinationDesc : anyDestination
+        let biasDesc = try plainDescriptor([outChannels], type: biasType)
 
         // ONNX dilation 1 is oneDNN dilation 0. oneDNN checks
         // (dst - extent + padL + padR) / stride + 1 == src for a deconvolution, with floor
@@ -194,33 +202,41 @@ public final class ConvPlan: @unchecked Sendable {
         // ones (MobileNetV2 15.1 -> 9.1 ms, ResNet-50 77 -> 58 ms at 1 thread) and ask
         // for scratchpads of up to hundreds of MB. int8 keeps them (AMX).
         let avoided = quantization == nil ? ["brg"] : []
-        let pd: dnnl_primitive_desc_t
-        if transposed {
-            var opDesc = dnnl_deconvolution_desc_t()
-            try withUnsafeMutablePointer(to: &biasDesc) { biasPointer in
-                try dnnlCheck(
-                    dnnl_dilated_deconvolution_forward_desc_init(
-                        &opDesc, dnnl_forward_inference, dnnl_deconvolution_direct,
-                        &anySource, &anyWeights, bias == nil ? nil : biasPointer, &anyDestination,
-                        strides, dilations, padBegin, padEnd),
-                    "dnnl_dilated_deconvolution_forward_desc_init")
+        let withBias = bias != nil
+        func primitiveDescriptor(source: dnnl_memory_desc_t, destination: dnnl_memory_desc_t) throws -> dnnl_primitive_desc_t {
+            var (source, weights, destination, bias) = (source, anyWeights, destination, biasDesc)
+            if transposed {
+                var opDesc = dnnl_deconvolution_desc_t()
+                try withUnsafeMutablePointer(to: &bias) { biasPointer in
+                    try dnnlCheck(
+                        dnnl_dilated_deconvolution_forward_desc_init(
+                            &opDesc, dnnl_forward_inference, dnnl_deconvolution_direct,
+                            &source, &weights, withBias ? biasPointer : nil, &destination,
+                            strides, dilations, padBegin, padEnd),
+                        "dnnl_dilated_deconvolution_forward_desc_init")
+                }
+                return try withUnsafePointer(to: &opDesc) {
+                    try makePrimitiveDescriptor($0, postOps: postOps, engine: engine, what: "deconvolution", avoiding: avoided)
+                }
             }
-            pd = try withUnsafePointer(to: &opDesc) {
-                try makePrimitiveDescriptor($0, postOps: postOps, engine: engine, what: "deconvolution", avoiding: avoided)
-            }
-        } else {
             var opDesc = dnnl_convolution_desc_t()
-            try withUnsafeMutablePointer(to: &biasDesc) { biasPointer in
+            try withUnsafeMutablePointer(to: &bias) { biasPointer in
                 try dnnlCheck(
                     dnnl_dilated_convolution_forward_desc_init(
                         &opDesc, dnnl_forward_inference, dnnl_convolution_direct,
-                        &anySource, &anyWeights, bias == nil ? nil : biasPointer, &anyDestination,
+                        &source, &weights, withBias ? biasPointer : nil, &destination,
                         strides, dilations, padBegin, padEnd),
                     "dnnl_dilated_convolution_forward_desc_init")
             }
-            pd = try withUnsafePointer(to: &opDesc) {
+            return try withUnsafePointer(to: &opDesc) {
                 try makePrimitiveDescriptor($0, postOps: postOps, engine: engine, what: "convolution", avoiding: avoided)
             }
+        }
+        var pd = try primitiveDescriptor(source: offeredSource, destination: offeredDestination)
+        let offeredBlocked = !descriptorsEqual(offeredSource, anySource) || !descriptorsEqual(offeredDestination, anyDestination)
+        if offeredBlocked && implementationName(pd).hasPrefix("ref") {
+            dnnl_primitive_desc_destroy(pd)
+            pd = try primitiveDescriptor(source: anySource, destination: anyDestination)
         }
         defer { dnnl_primitive_desc_destroy(pd) }
 

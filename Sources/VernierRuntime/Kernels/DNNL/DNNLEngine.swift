@@ -130,7 +130,8 @@ func layoutDescriptor(_ dims: [Int], _ layout: TensorLayout, type: dnnl_data_typ
     case .plain:
         return try plainDescriptor(dims, type: type)
     case .channelBlocked(let block):
-        guard dims.count == 4, block == 8 || block == 16, dims[1] % block == 0 else {
+        // oneDNN pads C to whole blocks itself, as `TensorLayout.storageShape` does.
+        guard dims.count == 4, block == 8 || block == 16 else {
             throw DNNLError.shapeMismatch("no \(layout) layout for shape \(dims)")
         }
         return try descriptor(dims, tag: block == 8 ? dnnl_nChw8c : dnnl_nChw16c, type: type)
