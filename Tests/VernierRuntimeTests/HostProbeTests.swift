@@ -29,10 +29,13 @@ import Testing
     }
 
     /// The multiply-add loop computes what it claims: each accumulator converges to
-    /// a / (1 - m) = 1e-4, 96 lanes in all.
+    /// a / (1 - m) = 1e-4, 96 lanes in all at 8 lanes, 192 at 16.
     @Test func theMultiplyAddLoopConvergesToItsFixedPoint() {
-        #expect(abs(HostProbe.multiplyAddLoop(200, seed: 3) - 96 * 1e-4) < 1e-6)
-        #expect(HostProbe.fusedMultiplyAddPeak(threads: 1, seconds: 0.01) > 0.01, "debug builds run it at about 0.1")
+        #expect(abs(HostProbe.multiplyAddLoop(SIMD8<Float>.self, 200, seed: 3) - 96 * 1e-4) < 1e-6)
+        #expect(abs(HostProbe.multiplyAddLoop(SIMD16<Float>.self, 200, seed: 3) - 192 * 1e-4) < 2e-6)
+        for wide in [false, true] {
+            #expect(HostProbe.fusedMultiplyAddPeak(threads: 1, seconds: 0.01, wide: wide) > 0.01, "debug builds run it at about 0.1")
+        }
     }
 
     @Test func badArgumentsAreRefusedBeforeMeasuring() {

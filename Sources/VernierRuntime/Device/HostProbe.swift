@@ -38,7 +38,7 @@ public enum HostProbe {
             ThreadPool.setThreadCount(threads)
             let gemm = try gemmPeak(integer: false, seconds: secondsPerPoint, operands: &fp32Operands)
             say("fp32 GEMM \(gemm.size)^3, \(threadsText(threads)): \(String(format: "%.1f", gemm.rate)) GFLOP/s (\(gemm.implementation))")
-            let fma = fusedMultiplyAddPeak(threads: threads, seconds: secondsPerPoint)
+            let fma = fusedMultiplyAddPeak(threads: threads, seconds: secondsPerPoint, wide: host.isa.contains("avx512f"))
             say("fp32 fused multiply-adds, \(threadsText(threads)): \(String(format: "%.1f", fma)) GFLOP/s")
             // The roof is the machine's, not one kernel's: a GEMM reached 84% of the
             // multiply-add rate here, and some convolutions ran faster than that GEMM.
@@ -87,7 +87,7 @@ public enum HostProbe {
             roofs.append(roof)
         }
         let gemms = compute.first.map { first in
-            "fp32 from a loop of independent fused multiply-adds (8-lane, on every thread; oneDNN's "
+            "fp32 from a loop of independent fused multiply-adds (\(host.isa.contains("avx512f") ? 16 : 8)-lane, on every thread; oneDNN's "
                 + "\(first.fp32.size)^3 GEMM, \(first.fp32.implementation), when faster)"
                 + (first.int8.map { ", int8 from a \($0.size)^3 u8 x s8 -> s32 GEMM (\($0.implementation))" } ?? ", int8 not measured")
         } ?? ""
@@ -210,19 +210,25 @@ public enum HostProbe {
 
     // MARK: - Multiply-add peak
 
-    /// Peak fp32 rate (GFLOP/s) of independent 8-lane fused multiply-adds on `threads`
-    /// threads: twelve accumulators per thread (more than FMA latency x FMA ports, so
-    /// the ports never wait), 2 FLOPs per lane. What the cores can do, the compute roof
-    /// of the roofline, as the built-in devices' roofs (cores x clock x FLOPs per cycle).
-    static func fusedMultiplyAddPeak(threads: Int, seconds: Double) -> Double {
+    /// Peak fp32 rate (GFLOP/s) of independent fused multiply-adds on `threads`
+    /// threads, 16 lanes wide when the CPU has AVX-512 (else 8): twelve accumulators
+    /// per thread (more than FMA latency x FMA ports, so the ports never wait), 2 FLOPs
+    /// per lane. What the cores can do, the compute roof of the roofline, as the
+    /// built-in devices' roofs (cores x clock x FLOPs per cycle).
+    static func fusedMultiplyAddPeak(threads: Int, seconds: Double, wide: Bool) -> Double {
+        wide ? fusedMultiplyAddPeak(SIMD16<Float>.self, threads: threads, seconds: seconds)
+             : fusedMultiplyAddPeak(SIMD8<Float>.self, threads: threads, seconds: seconds)
+    }
+
+    static func fusedMultiplyAddPeak<V: SIMD>(_: V.Type, threads: Int, seconds: Double) -> Double where V.Scalar == Float {
         let iterations = 50_000
-        let flops = Double(threads * iterations * 12 * 8 * 2)
+        let flops = Double(threads * iterations * 12 * V.scalarCount * 2)
         var sink: Float = 0
         let body = {
             var partial = [Float](repeating: 0, count: threads)
             partial.withUnsafeMutableBufferPointer { out in
                 ThreadPool.parallelFor(threads) { range in
-                    for t in range { out[t] = multiplyAddLoop(iterations, seed: Float(t)) }
+                    for t in range { out[t] = multiplyAddLoop(V.self, iterations, seed: Float(t)) }
                 }
             }
             sink += partial.reduce(0, +)
@@ -235,11 +241,10 @@ public enum HostProbe {
         return rate / 1e9
     }
 
-    /// `iterations` rounds of 12 independent c = c * m + a on 8 lanes; converges, so no
-    /// infinities or denormals slow it.
+    /// `iterations` rounds of 12 independent c = c * m + a on the lanes of `V`;
+    /// converges, so no infinities or denormals slow it.
     @inline(never)
-    static func multiplyAddLoop(_ iterations: Int, seed: Float) -> Float {
-        typealias V = SIMD8<Float>
+    static func multiplyAddLoop<V: SIMD>(_: V.Type, _ iterations: Int, seed: Float) -> Float where V.Scalar == Float {
         let m = V(repeating: 0.5), a = V(repeating: 5e-5)
         var c = (0..<12).map { V(repeating: seed + Float($0)) }
         var (c0, c1, c2, c3, c4, c5) = (c[0], c[1], c[2], c[3], c[4], c[5])
