@@ -72,7 +72,8 @@ struct ExecutionPlanTests {
     /// Channel counts that do not fill whole blocks (24 = 16 + 8, 40 = 32 + 8 on AVX-512;
     /// whole blocks of 8 on AVX2) run blocked with padding channels: a conv chain through
     /// a squeeze-and-excitation Mul, a per-channel Div, a Sigmoid, max and average
-    /// pooling, a residual Add and a global pool agrees with the plain executor, and the
+    /// pooling, a residual Add, a BatchNormalization and a global pool agrees with the
+    /// plain executor, and the
     /// padding never reaches a result (a NaN there would spread through the next conv).
     @Test(arguments: [24, 40])
     func paddedChannelBlocksMatchThePlainExecutor(channels c: Int) throws {
@@ -100,7 +101,13 @@ struct ExecutionPlanTests {
         b.node("AveragePool", ["c2"], ["a2"], ["kernel_shape": .ints([3, 3]), "pads": .ints([1, 1, 1, 1])])
         b.node("Conv", ["a2", "w3"], ["c3"], ["pads": .ints([1, 1, 1, 1])])
         b.node("Add", ["c3", "p0"], ["sum"])
-        b.node("Conv", ["sum", "w4"], ["y"])
+        // A BatchNormalization no conv precedes (DenseNet's pre-activation), then ReLU.
+        for (name, offset) in [("bn_scale", 0.5), ("bn_bias", -0.2), ("bn_mean", 0.1), ("bn_var", 0.8)] {
+            b.initializers.append(TensorData(floats: (0..<c).map { Float(offset) + Float($0 % 5) * 0.1 }, name: name, dims: [c]))
+        }
+        b.node("BatchNormalization", ["sum", "bn_scale", "bn_bias", "bn_mean", "bn_var"], ["bn"])
+        b.node("Relu", ["bn"], ["act"])
+        b.node("Conv", ["act", "w4"], ["y"])
         b.node("GlobalMaxPool", ["sum"], ["pooled"])
         b.output("y"); b.output("pooled")
         let x = Tensor(shape: [1, 3, 18, 18], values: (0..<(3 * 18 * 18)).map { _ in rng.signedUnit() })
@@ -108,7 +115,7 @@ struct ExecutionPlanTests {
         plain.blockedLayouts = false
         let reference = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])
         let plan = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
-        for value in ["p0", "d1", "m1", "q1", "c2", "a2", "sum"] {
+        for value in ["p0", "d1", "m1", "q1", "c2", "a2", "sum", "bn", "act"] {
             #expect(plan.channelBlockedValues.contains(value), "\(value) runs blocked")
         }
         #expect(TensorLayout.channelBlocked(preferredChannelBlock).pads([1, c, 9, 9]) == (c % preferredChannelBlock != 0))

@@ -5,7 +5,8 @@ import VernierGraph
 /// tensors to each other without a reorder at every edge.
 ///
 /// Values are tied into groups that must share one layout: the input and output of an
-/// element-wise op, of a pooling window, of a channel-broadcast Mul/Add, the inputs and
+/// element-wise op, of a pooling window, of a channel-broadcast Mul/Add, of an inference
+/// BatchNormalization, the inputs and
 /// output of a channel Concat, a fused residual addend and its Conv's output. A group is
 /// blocked when every value in it is a 4-D activation whose channel count is a multiple
 /// of the block (or pads it by at most half), none is read by an op without a blocked kernel (Softmax, Reshape, ...),
@@ -63,6 +64,10 @@ struct LayoutPlanner {
                       node.outputs.count == 1 || node.outputs.dropFirst().allSatisfy(\.isEmpty),
                       rank(x) == 4, (try? node.int("storage_order", default: 0)) ?? 0 == 0 {
                 groups.tie(x, y)
+            } else if op == "BatchNormalization", let x = node.input(0), let y = node.outputs.first, rank(x) == 4,
+                      node.outputs.dropFirst().allSatisfy(\.isEmpty), (try? node.int("training_mode", default: 0)) ?? 1 == 0 {
+                groups.tie(x, y)
+                groups.plainOnly.formUnion(node.inputs.dropFirst().filter { !$0.isEmpty })
             } else if Self.globalPools.contains(op), let y = node.outputs.first {
                 groups.plainOnly.insert(y)
             } else if op == "Concat", let y = outputs.first, rank(y) == 4,

@@ -2,8 +2,8 @@ import VernierGraph
 
 /// Kernels for activations in the channel-blocked layout (`[N, C/B, H, W, B]`, see
 /// `TensorLayout`) that sit between oneDNN convolutions: window and global pooling, a
-/// per-channel broadcast Add/Sub/Mul/Div (squeeze-and-excitation scales) and a channel
-/// Concat. The compiler picks them instead of the plain kernels when `LayoutPlanner`
+/// per-channel broadcast Add/Sub/Mul/Div (squeeze-and-excitation scales), inference
+/// BatchNormalization (DenseNet's pre-activation blocks) and a channel Concat. The compiler picks them instead of the plain kernels when `LayoutPlanner`
 /// keeps a node's input blocked; element-wise ops of same-shaped operands need no
 /// kernel of their own (their plain loops are layout-blind).
 enum BlockedKernels {
@@ -16,6 +16,7 @@ enum BlockedKernels {
         case "GlobalMaxPool": return { _ in BlockedGlobalPoolKernel(average: false) }
         case "Add", "Sub", "Mul", "Div": return { try BlockedChannelBroadcastKernel($0) }
         case "Concat": return { _ in BlockedConcatKernel() }
+        case "BatchNormalization": return { try BlockedBatchNormKernel($0) }
         default: return nil
         }
     }
@@ -318,6 +319,69 @@ final class BlockedChannelBroadcastKernel: Kernel {
                         }
                         if lanes < 8 { r.replace(with: 0, where: .!keep) }
                         store8(r, yp + at)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Inference BatchNormalization of a blocked tensor, `y = x * a + b` per channel with
+/// `a = scale / sqrt(var + epsilon)` and `b = B - mean * a` (the plain kernel's), padding
+/// lanes written as zeros. Where no conv precedes it to fold into (DenseNet's
+/// BN-ReLU-Conv after each Concat), the plain kernel kept the Concat's output plain and
+/// every conv reading it reordered.
+final class BlockedBatchNormKernel: Kernel {
+    let epsilon: Double
+
+    init(_ ctx: KernelContext) throws {
+        epsilon = Double(try ctx.node.float("epsilon", default: 1e-5))
+        let trainingMode = try ctx.node.int("training_mode", default: 0)
+        guard ctx.opset < 14 || trainingMode == 0 else {
+            throw KernelError.unsupported("blocked BatchNormalization in training mode")
+        }
+    }
+
+    func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
+        let x = try requiredInput(inputs, 0)
+        let g = try BlockedShape(x)
+        guard x.elementType == .float else { throw KernelError.unsupported("blocked BatchNormalization of \(x.elementType)") }
+        var params: [[Double]] = []
+        for (i, name) in [(1, "scale"), (2, "B"), (3, "input_mean"), (4, "input_var")] {
+            let t = try requiredInput(inputs, i)
+            guard t.elementCount == g.channels else {
+                throw KernelError.invalid("\(name) has \(t.elementCount) elements, expected one per channel (\(g.channels))")
+            }
+            params.append(try GenericElements.load(t))
+        }
+        // Padding channels get a = b = 0, so they come out as zeros.
+        let padded = g.blocks * g.block
+        var a = [Float](repeating: 0, count: padded), b = [Float](repeating: 0, count: padded)
+        for c in 0..<g.channels {
+            let scale = params[0][c] / (params[3][c] + epsilon).squareRoot()
+            a[c] = Float(scale)
+            b[c] = Float(params[1][c] - params[2][c] * scale)
+        }
+        let y = try outputs.allocate(0, .float, x.shape)
+        let xp = x.rawPointer.assumingMemoryBound(to: Float.self)
+        let yp = y.rawPointer.assumingMemoryBound(to: Float.self)
+        let vectors = g.block / 8
+        let area = g.h * g.w
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                guard let ab = ap.baseAddress, let bb = bp.baseAddress else { return }
+                ThreadPool.parallelFor(g.n * g.blocks, minimumPerThread: 2) { range in
+                    for plane in range {
+                        let cb = plane % g.blocks
+                        let base = plane * g.planeFloats
+                        for v in 0..<vectors {
+                            let c = cb * g.block + v * 8
+                            let scale = load8(ab + c), shift = load8(bb + c)
+                            for i in 0..<area {
+                                let at = base + i * g.block + v * 8
+                                store8(shift.addingProduct(load8(xp + at), scale), yp + at)
+                            }
+                        }
                     }
                 }
             }
