@@ -6,12 +6,12 @@ import VernierGraph
 ///
 /// Values are tied into groups that must share one layout: the input and output of an
 /// element-wise op, of a pooling window, of a channel-broadcast Mul/Add, of an inference
-/// BatchNormalization, the inputs and
-/// output of a channel Concat, a fused residual addend and its Conv's output. A group is
-/// blocked when every value in it is a 4-D activation whose channel count is a multiple
-/// of the block (or pads it by at most half), none is read by an op without a blocked kernel (Softmax, Reshape, ...),
-/// none is a graph input, output or constant, and the group touches a Conv (otherwise
-/// there is nothing to gain). Global pools read either layout and write plain.
+/// BatchNormalization, the inputs and output of a channel Concat, a fused residual addend
+/// and its Conv's output. A group is blocked when every value in it is a 4-D activation
+/// whose channel count fills whole blocks or pads the last one by at most half, none is
+/// read by an op without a blocked kernel (Softmax, Reshape, ...), none is a graph input,
+/// output or constant, and the group touches a Conv (otherwise there is nothing to gain).
+/// Global pools read either layout and write plain.
 struct LayoutPlanner {
     let graph: Graph
     let facts: [String: ValueFacts]

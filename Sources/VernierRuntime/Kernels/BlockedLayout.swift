@@ -1,11 +1,12 @@
 import VernierGraph
 
-/// Kernels for activations in the channel-blocked layout (`[N, C/B, H, W, B]`, see
+/// Kernels for activations in the channel-blocked layout (`[N, ceil(C/B), H, W, B]`, see
 /// `TensorLayout`) that sit between oneDNN convolutions: window and global pooling, a
 /// per-channel broadcast Add/Sub/Mul/Div (squeeze-and-excitation scales), inference
-/// BatchNormalization (DenseNet's pre-activation blocks) and a channel Concat. The compiler picks them instead of the plain kernels when `LayoutPlanner`
-/// keeps a node's input blocked; element-wise ops of same-shaped operands need no
-/// kernel of their own (their plain loops are layout-blind).
+/// BatchNormalization (DenseNet's pre-activation blocks) and a channel Concat. The
+/// compiler picks them instead of the plain kernels when `LayoutPlanner` keeps a node's
+/// input blocked; element-wise ops of same-shaped operands need no kernel of their own
+/// (their plain loops are layout-blind; `PaddedChannelsKernel` covers the padding).
 enum BlockedKernels {
     /// The blocked replacement for `node`, when its input is blocked.
     static func factory(for node: Node) -> KernelFactory? {
