@@ -181,6 +181,27 @@ extension GraphBuilder {
         return b
     }
 
+    /// x -> Q -> DQ -> `op` -> Q -> DQ -> y on [1, 6, 8], per-tensor parameters of `type`.
+    public static func qdqUnary(_ op: String, type: ElementType = .uint8, outScale: Float = 1.0 / 255) -> GraphBuilder {
+        let signed = type == .int8
+        var b = GraphBuilder()
+        b.opset = 13
+        b.input("x", .float, [1, 6, 8].map(Dim.value))
+        b.initializers += [
+            TensorData(floats: [0.05], name: "xs", dims: []),
+            quantized("xz", type, [], [signed ? -7 : 121]),
+            TensorData(floats: [outScale], name: "ys", dims: []),
+            quantized("yz", type, [], [signed ? -128 : 0]),
+        ]
+        b.node("QuantizeLinear", ["x", "xs", "xz"], ["xq"])
+        b.node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"])
+        b.node(op, ["xd"], ["r"])
+        b.node("QuantizeLinear", ["r", "ys", "yz"], ["yq"])
+        b.node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])
+        b.output("y")
+        return b
+    }
+
     /// An initializer of 8-bit or int32 integers.
     public static func quantized(_ name: String, _ type: ElementType, _ dims: [Int], _ values: [Int]) -> TensorData {
         var bytes: [UInt8] = []

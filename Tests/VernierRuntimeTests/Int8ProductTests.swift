@@ -198,6 +198,21 @@ struct Int8ProductTests {
         }
     }
 
+    /// QLinearSigmoid's lookup table gives the QDQ graph's results bit for bit, uint8 and
+    /// int8, over inputs that reach both ends of the 8-bit range.
+    @Test func qlinearSigmoidGivesTheGraphsResultsExactly() throws {
+        var rng = SplitMix64(seed: 31)
+        let x = Tensor(shape: [1, 6, 8], values: (0..<48).map { _ in rng.signedUnit() * 8 })
+        for type in [ElementType.uint8, .int8] {
+            let (reference, fused) = try asWrittenAndOptimized(GraphBuilder.qdqUnary("Sigmoid", type: type), x)
+            #expect(fused.steps.map(\.opType) == ["QuantizeLinear", "com.microsoft.QLinearSigmoid", "DequantizeLinear"])
+            let output = try #require(try fused.run(["x": x])["y"])
+            let (got, want) = (output.scalars(as: Float.self), reference.scalars(as: Float.self))
+            #expect(got == want, "\(type)")
+            #expect(Set(want).count > 20, "\(type)")
+        }
+    }
+
     /// A quantized conv whose result is not quantized again (TensorRT-style QDQ, with an
     /// fp32 bias and a residual Add) runs int8 and writes fp32: the same values as the
     /// graph as written, up to the bias's rounding into product steps (2e-5 here).

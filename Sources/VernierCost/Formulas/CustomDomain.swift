@@ -2,6 +2,8 @@ import VernierGraph
 
 /// Cost formulas of the `com.microsoft` ops that have shape rules. QLinearAdd and
 /// QLinearMul: 9 FLOPs per output element (dequantize both operands, 2 each; the op; quantize, 4).
+/// QLinearSigmoid: 9 (dequantize 2, Sigmoid's 3, quantize 4), though Vernier's kernel looks
+/// each byte up in a 256-entry table.
 enum CustomDomainCosts {
     static var all: [String: CostFormula] {
         [
@@ -12,6 +14,7 @@ enum CustomDomainCosts {
             "BiasGelu": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(6)) } },
             "QLinearAdd": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(9)) } },
             "QLinearMul": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(9)) } },
+            "QLinearSigmoid": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(9)) } },
             "QuickGelu": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(4)) } },
             "SkipLayerNormalization": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(8)) } },
             "SimplifiedLayerNormalization": { ctx in ctx.elements().map { OpCost(flops: $0 * Cost(5)) } },

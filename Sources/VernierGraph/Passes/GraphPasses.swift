@@ -18,6 +18,7 @@ public enum GraphPasses {
         g = fuseQDQConv(g)
         g = fuseQDQMatMul(g)
         g = fuseQDQBinary(g)
+        g = fuseQDQUnary(g)
         return g
     }
 }

@@ -139,6 +139,30 @@ extension GraphPasses {
     }
 }
 
+extension GraphPasses {
+    /// Turns `QuantizeLinear(Sigmoid(DequantizeLinear(xq)))` with one 8-bit type and
+    /// per-tensor parameters into ONNX Runtime's `com.microsoft.QLinearSigmoid(xq, xs,
+    /// xz, ys, yz)`, whose kernel maps each of the 256 input values once and looks the
+    /// rest up, with the same fp32 steps, so results are unchanged. A quantized
+    /// EfficientNet-B0 has 65 (its SiLU gates and squeeze-and-excitation scales).
+    public static func fuseQDQUnary(_ inferred: InferredGraph) -> InferredGraph {
+        var pattern = QDQPattern(inferred)
+        let fused: [String: String] = ["Sigmoid": "QLinearSigmoid"]
+        for (ni, node) in inferred.graph.nodes.enumerated() where node.isDefaultDomain && node.inputs.count == 1 {
+            guard let opType = fused[node.opType], let y = node.outputs.first, let q = pattern.quantization(of: y),
+                  let x = pattern.activation(node.inputs[0]), let type = inferred.type(of: x.node.inputs[0])?.elementType,
+                  inferred.type(of: q.node.outputs[0])?.elementType == type
+            else { continue }
+            var unary = node
+            unary.opType = opType
+            unary.domain = "com.microsoft"
+            unary.inputs = Array(x.node.inputs) + Array(q.node.inputs.dropFirst())
+            pattern.replace(ni, with: unary, dequantizations: [x.match], quantization: q)
+        }
+        return pattern.result
+    }
+}
+
 /// The pieces of QDQ patterns in one graph, and the rewrite that folds them into
 /// QLinear* nodes.
 private struct QDQPattern {

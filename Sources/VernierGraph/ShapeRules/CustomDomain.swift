@@ -14,6 +14,8 @@ enum CustomDomainRules {
             // B_scale, B_zero_point, C_scale, C_zero_point), C of A's type, broadcast.
             "QLinearAdd": qlinearBinary,
             "QLinearMul": qlinearBinary,
+            // (X, X_scale, X_zero_point, Y_scale, Y_zero_point), Y of X's type and shape.
+            "QLinearSigmoid": sameAsInput,
             "FusedMatMul": { ctx in
                 var a = try ctx.shape(0), b = try ctx.shape(1)
                 if try ctx.node.int("transA", default: 0) != 0, a.count >= 2 { a.swapAt(a.count - 1, a.count - 2) }

@@ -28,6 +28,8 @@ struct LayoutPlanner {
     static let binaryOps: Set<String> = ["Add", "Sub", "Mul", "Div", "Max", "Min", "Sum"]
     /// ONNX Runtime's `com.microsoft` QLinearAdd / QLinearMul (`fuseQDQBinary` makes them).
     static let quantizedBinaryOps: Set<String> = ["QLinearAdd", "QLinearMul"]
+    /// ONNX Runtime's `com.microsoft` QLinearSigmoid (`fuseQDQUnary` makes it).
+    static let quantizedUnaryOps: Set<String> = ["QLinearSigmoid"]
     static let windowPools: Set<String> = ["MaxPool", "AveragePool"]
     static let globalPools: Set<String> = ["GlobalAveragePool", "GlobalMaxPool"]
 
@@ -121,6 +123,9 @@ struct LayoutPlanner {
                 groups.tie(node.inputs[0], y)
                 groups.tie(node.inputs[3], y)
                 groups.plainOnly.formUnion([1, 2, 4, 5, 6, 7].compactMap { node.input($0) })
+            } else if Self.quantizedUnaryOps.contains(op), node.domain == "com.microsoft", let x = node.input(0) {
+                groups.tie(x, y)
+                groups.plainOnly.formUnion(inputs.dropFirst())
             } else {
                 groups.plainOnly.formUnion(inputs)
                 groups.plainOnly.formUnion(outputs)
@@ -130,7 +135,8 @@ struct LayoutPlanner {
     }
 
     /// Walks the graph: graph inputs, outputs, constants and values read by subgraphs
-    /// are plain; a node outside the default domain (but QLinearAdd / QLinearMul) or
+    /// are plain; a node outside the default domain (but QLinearAdd / QLinearMul /
+    /// QLinearSigmoid) or
     /// with subgraphs keeps its values plain; every other node is handed to `visit` (with its non-empty inputs and
     /// outputs) to tie values and mark them.
     private func groupedValues(_ visit: (Node, [String], [String], inout LayoutGroups) -> Void) -> LayoutGroups {
@@ -141,7 +147,8 @@ struct LayoutPlanner {
             groups.values.formUnion(inputs)
             groups.values.formUnion(outputs)
             for (_, sub) in node.subgraphs { groups.plainOnly.formUnion(GraphValidator.outerReads(of: sub)) }
-            let custom = node.domain == "com.microsoft" && Self.quantizedBinaryOps.contains(node.opType)
+            let custom = node.domain == "com.microsoft"
+                && (Self.quantizedBinaryOps.contains(node.opType) || Self.quantizedUnaryOps.contains(node.opType))
             guard node.isDefaultDomain || custom, node.subgraphs.isEmpty else {
                 groups.plainOnly.formUnion(inputs)
                 groups.plainOnly.formUnion(outputs)
