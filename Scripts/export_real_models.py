@@ -27,6 +27,8 @@
 #   mobilenet_v2_int8_qdq  mobilenet_v2 quantized the same way (a second int8 model, so
 #                  leave-one-out prediction has int8 kernels to calibrate on)
 #   resnet50_int8_qdq  resnet50 quantized the same way
+#   mobilenet_v3_small_int8_qdq, efficientnet_b0_int8_qdq  quantized the same way: more
+#                  int8 depthwise and squeeze-and-excitation layers to calibrate on
 #   bert_base_int8_qdq  bert_base quantized the same way, calibrated on 8 random token
 #                  sequences of 128 (issue 7's int8 targets: ResNet-50 and a BERT encoder)
 #
@@ -66,9 +68,11 @@ SEED = 0
 TORCHVISION_NAMES = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
                      "shufflenet_v2_x1_0", "squeezenet1_0", "densenet121", "vgg11", "vit_b_16"]
 OTHER_NAMES = ["bert_base", "yolo_small", "ocr_det_db", "ocr_rec_crnn", "audio_kws_if", "resnet18_int8_qdq",
-               "mobilenet_v2_int8_qdq", "resnet50_int8_qdq", "bert_base_int8_qdq"]
+               "mobilenet_v2_int8_qdq", "resnet50_int8_qdq", "bert_base_int8_qdq", "mobilenet_v3_small_int8_qdq",
+               "efficientnet_b0_int8_qdq"]
 # A quantized model is made from another one.
 SOURCES = {"resnet18_int8_qdq": "resnet18", "mobilenet_v2_int8_qdq": "mobilenet_v2", "resnet50_int8_qdq": "resnet50",
+           "mobilenet_v3_small_int8_qdq": "mobilenet_v3_small", "efficientnet_b0_int8_qdq": "efficientnet_b0",
            "bert_base_int8_qdq": "bert_base"}
 
 
@@ -627,7 +631,7 @@ def specs():
         check_shapes=[[1, 35]], vernier_args=[],
         reference_source="Conv1d and Linear layers on the branch taken for the check input",
     ))
-    for source in ("resnet18", "mobilenet_v2", "resnet50"):
+    for source in ("resnet18", "mobilenet_v2", "resnet50", "mobilenet_v3_small", "efficientnet_b0"):
         out.append(dict(
             name=f"{source}_int8_qdq", kind="quantized", source=source,
             check=lambda: (image(2),), input_names=["input"], output_names=["logits"],
