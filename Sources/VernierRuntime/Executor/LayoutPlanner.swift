@@ -172,17 +172,14 @@ struct LayoutPlanner {
     /// the reorders it saves. 24 channels become 32, 72 become 80.
     func qualifies(_ v: String) -> Bool {
         guard facts[v]?.type?.elementType == .float, let s = shape(v), s.count == 4, s.allSatisfy({ $0 > 0 }),
-              paddedChannels(s[1]) * 2 <= s[1] * 3 else { return false }
+              TensorLayout.channelBlocked(block).storageShape(s)[1] * 2 <= s[1] * 3 else { return false }
         return true
     }
-
-    func paddedChannels(_ c: Int) -> Int { (c + block - 1) / block * block }
 
     /// Whether `v`, blocked, would carry padding channels (and so must not meet an op
     /// that turns a zero into a NaN or an infinity, or a Concat that would leave gaps).
     func padsChannels(_ v: String) -> Bool {
-        guard let s = shape(v), s.count == 4 else { return false }
-        return s[1] % block != 0
+        shape(v).map { TensorLayout.channelBlocked(block).pads($0) } ?? false
     }
 
     /// Per-channel shapes that broadcast against `[N, C, H, W]`: [N or 1, C, 1, 1], [C, 1, 1].

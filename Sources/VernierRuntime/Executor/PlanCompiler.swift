@@ -125,6 +125,14 @@ struct PlanCompiler {
         func layout(_ name: String) -> TensorLayout {
             blocked.contains(name) ? .channelBlocked(block) : channelsLast.contains(name) ? .channelsLast : .plain
         }
+        // Blocked values with padding channels, by the shape they are stored in (for the
+        // kernels that must see the padding and for the arena).
+        var paddedShapes: [String: [Int]] = [:]
+        for name in blocked {
+            if let shape = inferred.type(of: name)?.shape?.compactMap(\.constantValue), layout(name).pads(shape) {
+                paddedShapes[name] = layout(name).storageShape(shape)
+            }
+        }
 
         var steps: [ExecutionPlan.Step] = []
         var missing: [String: [String]] = [:]
@@ -143,7 +151,7 @@ struct PlanCompiler {
                 folded += 1
                 continue
             }
-            guard let factory = kernelFactory(node, blocked: blocked) else {
+            guard let factory = kernelFactory(node, blocked: blocked, padded: Set(paddedShapes.keys)) else {
                 missing[node.qualifiedOpType, default: []].append(node.displayName)
                 continue
             }
@@ -206,12 +214,6 @@ struct PlanCompiler {
         var memoryPlan: MemoryPlan?
         var arena: TensorBuffer?
         var inputSlots: [Int: OutputSlots.Slot] = [:]
-        var paddedShapes: [String: [Int]] = [:]
-        for name in blocked {
-            if let shape = inferred.type(of: name)?.shape?.compactMap(\.constantValue), layout(name).pads(shape) {
-                paddedShapes[name] = layout(name).storageShape(shape)
-            }
-        }
         if options.useArena && !isSubgraph, let plan = try? MemoryPlanner.plan(inferred, storageShapes: paddedShapes) {
             let buffer = TensorBuffer(byteCount: plan.arenaBytes)
             func slot(_ name: String) -> OutputSlots.Slot? {
@@ -240,7 +242,7 @@ struct PlanCompiler {
 
     /// The kernel for a node: a blocked-layout kernel when its input is channel-blocked
     /// and the op needs one (pooling, per-channel broadcast, concat), else the registry's.
-    func kernelFactory(_ node: Node, blocked: Set<String>) -> KernelFactory? {
+    func kernelFactory(_ node: Node, blocked: Set<String>, padded: Set<String>) -> KernelFactory? {
         if node.isDefaultDomain {
             let inputsBlocked = node.inputs.filter { blocked.contains($0) }
             let sameShapes = Set(node.inputs.compactMap { inferred.type(of: $0)?.shape }).count <= 1
@@ -251,12 +253,7 @@ struct PlanCompiler {
         }
         guard let factory = KernelRegistry.factory(for: node) else { return nil }
         // Layout-blind element-wise kernels run over a padded blocked tensor's storage.
-        let padded = (node.inputs + node.outputs).contains { name in
-            blocked.contains(name) && inferred.type(of: name)?.shape.map { dims in
-                TensorLayout.channelBlocked(preferredChannelBlock).pads(dims.map { $0.constantValue ?? 0 })
-            } == true
-        }
-        guard padded, node.opType != "Conv" else { return factory }
+        guard (node.inputs + node.outputs).contains(where: padded.contains), node.opType != "Conv" else { return factory }
         return { context in
             PaddedChannelsKernel(wrapping: try factory(context),
                                  outputShapes: context.outputTypes.map { $0?.shape?.compactMap(\.constantValue) })

@@ -327,11 +327,10 @@ final class BlockedChannelBroadcastKernel: Kernel {
     }
 }
 
-/// Inference BatchNormalization of a blocked tensor, `y = x * a + b` per channel with
-/// `a = scale / sqrt(var + epsilon)` and `b = B - mean * a` (the plain kernel's), padding
-/// lanes written as zeros. Where no conv precedes it to fold into (DenseNet's
-/// BN-ReLU-Conv after each Concat), the plain kernel kept the Concat's output plain and
-/// every conv reading it reordered.
+/// Inference BatchNormalization of a blocked tensor, `y = x * a + b` per channel
+/// (`BatchNormKernel.scaleShift`, the plain kernel's), padding lanes written as zeros.
+/// Where no conv precedes it to fold into (DenseNet's BN-ReLU-Conv after each Concat),
+/// the plain kernel kept the Concat's output plain and every conv reading it reordered.
 final class BlockedBatchNormKernel: Kernel {
     let epsilon: Double
 
@@ -347,22 +346,12 @@ final class BlockedBatchNormKernel: Kernel {
         let x = try requiredInput(inputs, 0)
         let g = try BlockedShape(x)
         guard x.elementType == .float else { throw KernelError.unsupported("blocked BatchNormalization of \(x.elementType)") }
-        var params: [[Double]] = []
-        for (i, name) in [(1, "scale"), (2, "B"), (3, "input_mean"), (4, "input_var")] {
-            let t = try requiredInput(inputs, i)
-            guard t.elementCount == g.channels else {
-                throw KernelError.invalid("\(name) has \(t.elementCount) elements, expected one per channel (\(g.channels))")
-            }
-            params.append(try GenericElements.load(t))
-        }
+        let params = try BatchNormKernel.parameters(inputs, channels: g.channels)
+        let affine = BatchNormKernel.scaleShift(scale: params[0], bias: params[1], mean: params[2], variance: params[3],
+                                                epsilon: epsilon)
         // Padding channels get a = b = 0, so they come out as zeros.
-        let padded = g.blocks * g.block
-        var a = [Float](repeating: 0, count: padded), b = [Float](repeating: 0, count: padded)
-        for c in 0..<g.channels {
-            let scale = params[0][c] / (params[3][c] + epsilon).squareRoot()
-            a[c] = Float(scale)
-            b[c] = Float(params[1][c] - params[2][c] * scale)
-        }
+        let padding = [Float](repeating: 0, count: g.blocks * g.block - g.channels)
+        let a = affine.a.map { Float($0) } + padding, b = affine.b.map { Float($0) } + padding
         let y = try outputs.allocate(0, .float, x.shape)
         let xp = x.rawPointer.assumingMemoryBound(to: Float.self)
         let yp = y.rawPointer.assumingMemoryBound(to: Float.self)

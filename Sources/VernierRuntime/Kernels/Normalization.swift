@@ -170,14 +170,7 @@ final class BatchNormKernel: Kernel {
         guard x.rank >= 2 else { throw KernelError.invalid("input shape \(x.shape) needs a channel dim") }
         let n = x.shape[0], c = x.shape[1]
         let spatial = GenericElements.product(x.shape, 2..<x.rank)
-        var params: [[Double]] = []
-        for (i, name) in [(1, "scale"), (2, "B"), (3, "input_mean"), (4, "input_var")] {
-            let t = try requiredInput(inputs, i)
-            guard t.elementCount == c else {
-                throw KernelError.invalid("\(name) has \(t.elementCount) elements, expected one per channel (\(c))")
-            }
-            params.append(try GenericElements.load(t))
-        }
+        let params = try Self.parameters(inputs, channels: c)
         var mean = params[2], variance = params[3]
         guard GenericElements.supports(x.elementType), x.elementType != .bool else {
             throw KernelError.unsupported("element type \(x.elementType)")
@@ -205,12 +198,7 @@ final class BatchNormKernel: Kernel {
                 GenericElements.store(zip(running, batch).map { $0 * momentum + $1 * (1 - momentum) }, into: out)
             }
         }
-        // Per channel y = x·a + b.
-        var a = [Double](repeating: 0, count: c), b = [Double](repeating: 0, count: c)
-        for ch in 0..<c {
-            a[ch] = params[0][ch] / (variance[ch] + epsilon).squareRoot()
-            b[ch] = params[1][ch] - mean[ch] * a[ch]
-        }
+        let (a, b) = Self.scaleShift(scale: params[0], bias: params[1], mean: mean, variance: variance, epsilon: epsilon)
         let y = try outputs.allocate(0, x.elementType, x.shape)
         let planes = n * c
         if let xp = NormalizationKernels.floats(x), let yp = NormalizationKernels.floats(y) {
@@ -229,6 +217,26 @@ final class BatchNormKernel: Kernel {
             for i in (plane * spatial)..<((plane + 1) * spatial) { values[i] = values[i] * a[ch] + b[ch] }
         }
         GenericElements.store(values, into: y)
+    }
+}
+
+extension BatchNormKernel {
+    /// Inputs 1-4 (scale, B, input_mean, input_var) as doubles, each one value per channel.
+    static func parameters(_ inputs: [Tensor?], channels c: Int) throws -> [[Double]] {
+        try [(1, "scale"), (2, "B"), (3, "input_mean"), (4, "input_var")].map { i, name in
+            let t = try requiredInput(inputs, i)
+            guard t.elementCount == c else {
+                throw KernelError.invalid("\(name) has \(t.elementCount) elements, expected one per channel (\(c))")
+            }
+            return try GenericElements.load(t)
+        }
+    }
+
+    /// Per channel `y = x·a + b`: `a = scale / sqrt(var + ε)`, `b = B - mean·a`.
+    static func scaleShift(scale: [Double], bias: [Double], mean: [Double], variance: [Double], epsilon: Double)
+        -> (a: [Double], b: [Double]) {
+        let a = scale.indices.map { scale[$0] / (variance[$0] + epsilon).squareRoot() }
+        return (a, bias.indices.map { bias[$0] - mean[$0] * a[$0] })
     }
 }
 

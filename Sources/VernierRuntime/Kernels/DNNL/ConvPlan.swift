@@ -178,8 +178,8 @@ public final class ConvPlan: @unchecked Sendable {
         let anyWeights = blockedLayouts ? try descriptor(weightDims, tag: dnnl_format_tag_any, type: weightsType) : userWeightsDesc
         let anyDestination = blockedLayouts
             ? try descriptor(outputShape, tag: dnnl_format_tag_any, type: destinationType) : userDestinationDesc
-        let offeredSource = blockedLayouts && isBlocked(sourceLayout) ? userSourceDesc : anySource
-        let offeredDestination = blockedLayouts && isBlocked(destinationLayout) ? userDestinationDesc : anyDestination
+        let offersSource = blockedLayouts && isBlocked(sourceLayout)
+        let offersDestination = blockedLayouts && isBlocked(destinationLayout)
         let biasDesc = try plainDescriptor([outChannels], type: biasType)
 
         // ONNX dilation 1 is oneDNN dilation 0. oneDNN checks
@@ -232,9 +232,9 @@ public final class ConvPlan: @unchecked Sendable {
                 try makePrimitiveDescriptor($0, postOps: postOps, engine: engine, what: "convolution", avoiding: avoided)
             }
         }
-        var pd = try primitiveDescriptor(source: offeredSource, destination: offeredDestination)
-        let offeredBlocked = !descriptorsEqual(offeredSource, anySource) || !descriptorsEqual(offeredDestination, anyDestination)
-        if offeredBlocked && implementationName(pd).hasPrefix("ref") {
+        var pd = try primitiveDescriptor(source: offersSource ? userSourceDesc : anySource,
+                                         destination: offersDestination ? userDestinationDesc : anyDestination)
+        if (offersSource || offersDestination) && implementationName(pd).hasPrefix("ref") {
             dnnl_primitive_desc_destroy(pd)
             pd = try primitiveDescriptor(source: anySource, destination: anyDestination)
         }
