@@ -128,4 +128,52 @@ struct KernelCostModelTests {
         #expect(features?["pointwise_macs"] == 1000 && features?["window_macs"] == nil)
         #expect(features?["epilogue.Gelu"] == 2048 && features?["kernel"] == 1)
     }
+
+    /// A matrix product of [rows, K] x [K, N] at the synthetic machine's costs.
+    static func matmul(_ name: String, rows: Int, k: Int, n: Int, integer: Bool, usPerMac: Double) -> KernelSample {
+        let macs = Double(rows * k * n)
+        let shape = KernelSample.Shape(macs: macs, inputDims: [rows, k], outputDims: [rows, n], fusedOpTypes: "MatMul")
+        return KernelSample(name: name, opClass: .matmul, ops: 2 * macs, bytes: Double(rows * k + k * n + rows * n),
+                            integer: integer, measuredUs: fixedUs + macs * usPerMac, shape: shape)
+    }
+
+    @Test func aMatrixVectorProductIsWeighedApartFromAMatrixProduct() {
+        func features(rows: Int) -> [String: Double]? {
+            KernelCostModel.features(of: Self.matmul("m", rows: rows, k: 64, n: 32, integer: false, usPerMac: 1e-5))
+        }
+        // rows = output elements x first-input elements / multiply-adds.
+        #expect(features(rows: 1)?["vector_macs"] == 2048 && features(rows: 1)?["macs"] == nil)
+        #expect(features(rows: 128)?["macs"] == 128 * 64 * 32 && features(rows: 128)?["vector_macs"] == nil)
+    }
+
+    /// Integer matrix products measured in no calibration model take the integer rate of
+    /// 1x1 convolutions, which are matrix products; a class with its own rate keeps it.
+    @Test func anIntegerMatrixProductBorrowsThePointwiseConvolutionRate() throws {
+        let int8UsPerMac = 4e-6
+        var convs = Self.measuredConvs()
+        for (i, channels) in [8, 16, 32, 64, 96, 128].enumerated() {
+            for side in [7, 14, 28, 56] {
+                var c = Self.conv("q\(i)\(side)", channels: channels, outChannels: channels, side: side, window: 1, silu: false, integer: true)
+                c.measuredUs = Self.fixedUs + c.shape.macs * int8UsPerMac
+                convs.append(c)
+            }
+        }
+        let floatMatmuls = (0..<24).map { i in Self.matmul("f\(i)", rows: 16 * (1 + i % 4), k: 64 * (1 + i % 3), n: 32 * (1 + i % 5),
+                                                        integer: false, usPerMac: 1e-5) }
+        let device = DeviceProfile(name: "t", cpu: "t", source: .measured, cores: 1, isa: [], caches: .init(),
+                                   roofs: [.init(threads: 1, fp32Gflops: 100, int8Gops: 400, bandwidthGBps: 10)])
+        let fitted = try device.calibrated(on: [ModelSamples(model: "m", runtime: .vernier, threads: 1, kernels: convs + floatMatmuls,
+                                                             endToEndUs: nil)])
+        let efficiency = try #require(fitted.efficiency)
+        #expect(efficiency.kernelModel(for: .matmul, threads: 1)?.weights["int8.macs"] == nil)
+        let int8 = Self.matmul("x", rows: 128, k: 768, n: 768, integer: true, usPerMac: int8UsPerMac)
+        let borrowed = try #require(efficiency.kernelModel(for: int8, threads: 1))
+        let rate = try #require(borrowed.weights["int8.macs"])
+        #expect(abs(rate - int8UsPerMac) < 1e-2 * int8UsPerMac)
+        let p = try #require(fitted.predict(int8, threads: 1))
+        #expect(abs(p.predictedUs - int8.measuredUs!) < 0.05 * int8.measuredUs!)
+        // Float kernels and kernels of other classes are left as they were.
+        let float = Self.matmul("y", rows: 128, k: 768, n: 768, integer: false, usPerMac: 1e-5)
+        #expect(efficiency.kernelModel(for: float, threads: 1) == efficiency.kernelModel(for: .matmul, threads: 1))
+    }
 }

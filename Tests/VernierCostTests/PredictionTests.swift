@@ -122,6 +122,14 @@ struct PredictionTests {
         // a is predicted from b and c (a mix of the two speeds): too slow, but less so.
         let a = try #require(byModel["a"])
         #expect(a.errorPercent > 0)
+        // Per class, c's measured kernel time is its own, and its conv kernels carry
+        // their share of the miss.
+        let cConv = try #require(c.byClass.first { $0.opClass == .conv })
+        let cAdd = try #require(c.byClass.first { $0.opClass == .elementwise })
+        #expect(c.byClass.count == 2 && cConv.kernels == 10 && cAdd.kernels == 10)
+        let held = try #require(sets.last)
+        #expect(abs(cConv.measuredUs + cAdd.measuredUs - held.kernelSumUs) < 1e-9 * held.kernelSumUs)
+        #expect(cConv.predictedUs < 0.6 * cConv.measuredUs)
         let summary = try #require(accuracy.endToEnd)
         #expect(summary.count == 3 && summary.within10Percent < 100)
         #expect(abs(summary.rmspe - (accuracy.models.map { $0.errorPercent * $0.errorPercent }.reduce(0, +) / 3).squareRoot()) < 1e-9)
@@ -281,6 +289,25 @@ struct PredictionTests {
         #expect(try store.load(nameOrPath: "rpi5").isCalibrated)
         #expect(store.origin(of: "rpi5") == store.path(forName: "rpi5"))
         #expect(throws: DeviceStoreError.self) { try store.load(nameOrPath: "no-such-board") }
+    }
+
+    /// A QDQ convolution (DequantizeLinear x3 + Conv + Relu + QuantizeLinear) runs as one
+    /// integer kernel: it is predicted as a convolution, depthwise when its groups say
+    /// so, not as the quantization op its group starts with.
+    @Test(arguments: [(1, OpClass.conv), (16, .depthwiseConv)])
+    func aQDQGroupIsClassedByItsMainOp(group: Int, expected: OpClass) throws {
+        let b = GraphBuilder.qdqConv(.init(channels: 16, outputs: 16, group: group))
+        let model = try GraphValidator.validate(b.model)
+        let inferred = try ShapeInference().infer(model)
+        let table = CostModel.table(for: AnalyzedModel(model: model, inferred: inferred, libONNXNote: nil))
+        let prediction = LatencyPrediction.build(table: table, optimized: GraphPasses.optimize(inferred), device: device(), threads: 1)
+        let conv = try #require(prediction.rows.first { $0.costs.fusedOpTypes.contains("Conv") })
+        #expect(conv.costs.fusedOpTypes.hasPrefix("DequantizeLinear"))
+        #expect(conv.costs.opClass == expected)
+        #expect(conv.costs.sample.integer)
+        // A lone QuantizeLinear stays in its own class.
+        let quantize = prediction.rows.filter { $0.costs.fusedOpTypes == "QuantizeLinear" }
+        #expect(quantize.allSatisfy { $0.costs.opClass == .quantization })
     }
 
     /// Conv -> Relu -> Add(x) and a Shape -> Gather chain computed at plan time.

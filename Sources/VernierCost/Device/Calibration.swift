@@ -27,7 +27,7 @@ extension DeviceProfile {
     public func predict(_ kernel: KernelSample, threads: Int) -> KernelPrediction? {
         guard let (ideal, bound) = idealTime(of: kernel, threads: threads) else { return nil }
         let model = effectiveEfficiency
-        if let costModel = model.kernelModel(for: kernel.opClass, threads: threads), let us = costModel.predictUs(kernel), us > 0 {
+        if let costModel = model.kernelModel(for: kernel, threads: threads), let us = costModel.predictUs(kernel), us > 0 {
             let overhead = min(costModel.perKernelUs, us)
             return KernelPrediction(idealUs: ideal, efficiency: us > overhead ? min(1e3, ideal / (us - overhead)) : 1,
                                     overheadUs: overhead, bound: bound, predictedUs: us)

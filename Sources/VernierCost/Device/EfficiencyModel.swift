@@ -152,6 +152,28 @@ public struct EfficiencyModel: Codable, Sendable, Equatable {
             .min { (abs($0.threads - threads), $0.threads) < (abs($1.threads - threads), $1.threads) }
     }
 
+    /// The kernel model that predicts `kernel` at `threads`: its class's, with an
+    /// integer multiply-add rate borrowed across the matrix-product classes when the
+    /// class has none. A 1x1 convolution is a matrix product, and integer kernels of
+    /// one class are often measured only in the model being predicted (BERT's int8
+    /// MatMuls held out left no integer matmul to fit on, and the float curve placed
+    /// them against the int8 roof three times too slow).
+    public func kernelModel(for kernel: KernelSample, threads: Int) -> KernelCostModel? {
+        guard var model = kernelModel(for: kernel.opClass, threads: threads) else { return nil }
+        guard kernel.integer else { return model }
+        typealias F = KernelCostModel.Feature
+        let (own, other, otherFeature): (String, OpClass, String)
+        switch kernel.opClass {
+        case .matmul: (own, other, otherFeature) = (F.integerPrefix + F.macs, .conv, F.integerPrefix + F.pointwiseMacs)
+        case .conv: (own, other, otherFeature) = (F.integerPrefix + F.pointwiseMacs, .matmul, F.integerPrefix + F.macs)
+        default: return model
+        }
+        if model.weights[own] == nil, let borrowed = kernelModel(for: other, threads: threads)?.weights[otherFeature] {
+            model.weights[own] = borrowed
+        }
+        return model
+    }
+
     /// The curve for a kernel: the exact (class, bound, threads) entry, else the class at
     /// any bound, else every class; at the thread count nearest `threads` that has one.
     public func curve(for opClass: OpClass, bound: Roofline.Bound, threads: Int) -> Curve? {

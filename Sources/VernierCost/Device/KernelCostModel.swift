@@ -45,13 +45,19 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
         /// with little reuse per input; larger windows reuse each input many times.
         static let pointwiseMacs = "pointwise_macs"
         static let windowMacs = "window_macs"
+        /// A matrix product with fewer than `vectorRows` rows (a classifier's Gemm on
+        /// one image): each weight is read for one or two multiply-adds, so its time
+        /// follows the weights' bytes, and fitted together with large products it
+        /// gave those the rate of reading memory.
+        static let vectorMacs = "vector_macs"
+        static let vectorRows = 8.0
         static let outputElements = "output_elements"
         static let inputElements = "input_elements"
         static let bytes = "bytes"
         static let epiloguePrefix = "epilogue."
         static let integerPrefix = "int8."
         /// The multiply-add features, float and integer.
-        static let arithmetic: Set<String> = Set([macs, pointwiseMacs, windowMacs].flatMap { [$0, integerPrefix + $0] })
+        static let arithmetic: Set<String> = Set([macs, pointwiseMacs, windowMacs, vectorMacs].flatMap { [$0, integerPrefix + $0] })
     }
 
     /// A kernel's features. Nil when the kernel has no shape to weigh (a source that did
@@ -70,7 +76,10 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
             let window = s.inputChannels > 0 ? s.macs / (s.outputElements * s.inputChannels) : 1
             f[prefix + (window < 1.5 ? Feature.pointwiseMacs : Feature.windowMacs)] = s.macs
         default:
-            f[prefix + Feature.macs] = s.macs
+            // Rows of [rows, K] x [K, N]: output elements (rows x N) times first-input
+            // elements (rows x K) over multiply-adds (rows x K x N).
+            let rows = s.macs > 0 ? s.outputElements * s.inputElements / s.macs : 0
+            f[prefix + (rows > 0 && rows < Feature.vectorRows ? Feature.vectorMacs : Feature.macs)] = s.macs
         }
         for op in s.epilogue { f[Feature.epiloguePrefix + op, default: 0] += s.outputElements }
         return f

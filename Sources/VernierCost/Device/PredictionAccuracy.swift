@@ -9,8 +9,19 @@ public struct PredictionAccuracy: Sendable {
         public var threads: Int
         public var measuredMs: Double
         public var predictedMs: Double
+        /// Measured and predicted kernel time per op class (Vernier rows measured
+        /// kernel by kernel only; empty when the truth came from another runtime).
+        public var byClass: [ClassTime] = []
         /// (predicted - measured) / measured, in percent.
         public var errorPercent: Double { (predictedMs - measuredMs) / measuredMs * 100 }
+    }
+
+    /// One op class's kernels in one held-out model: where an end-to-end miss comes from.
+    public struct ClassTime: Sendable, Equatable {
+        public var opClass: OpClass
+        public var kernels: Int
+        public var measuredUs: Double
+        public var predictedUs: Double
     }
 
     /// Error figures over a set of predictions.
@@ -73,17 +84,31 @@ public struct PredictionAccuracy: Sendable {
                 fitted[target.model] = profile
             }
             let predicted = profile.predictEndToEndUs(target.kernels, threads: target.threads)
-            results.append(ModelResult(model: target.model, threads: target.threads, measuredMs: measured / 1e3,
-                                       predictedMs: predicted / 1e3))
-            guard truth == nil else { continue }
-            let kernelSum = target.kernelSumUs
-            for kernel in target.kernels {
-                guard let m = kernel.measuredUs, m > 0, let p = profile.predict(kernel, threads: target.threads) else { continue }
-                let error = (p.predictedUs - m) / m * 100
-                allLayerErrors.append(error)
-                if m >= 0.01 * kernelSum { layerErrors.append(error) }
+            var result = ModelResult(model: target.model, threads: target.threads, measuredMs: measured / 1e3,
+                                     predictedMs: predicted / 1e3)
+            if truth == nil {
+                let kernelSum = target.kernelSumUs
+                var byClass: [OpClass: ClassTime] = [:]
+                for kernel in target.kernels {
+                    guard let m = kernel.measuredUs, m > 0, let p = profile.predict(kernel, threads: target.threads) else { continue }
+                    let error = (p.predictedUs - m) / m * 100
+                    allLayerErrors.append(error)
+                    if m >= 0.01 * kernelSum { layerErrors.append(error) }
+                    byClass[kernel.opClass, default: ClassTime(opClass: kernel.opClass, kernels: 0, measuredUs: 0, predictedUs: 0)]
+                        .add(measuredUs: m, predictedUs: p.predictedUs)
+                }
+                result.byClass = OpClass.allCases.compactMap { byClass[$0] }
             }
+            results.append(result)
         }
         return PredictionAccuracy(models: results, layerErrorsPercent: layerErrors, allLayerErrorsPercent: allLayerErrors)
+    }
+}
+
+extension PredictionAccuracy.ClassTime {
+    mutating func add(measuredUs m: Double, predictedUs p: Double) {
+        kernels += 1
+        measuredUs += m
+        predictedUs += p
     }
 }

@@ -24,7 +24,8 @@ public struct KernelCosts: Sendable {
     public var bytesWritten: Double
     /// False when a fused node has no cost formula or unknown shapes.
     public var costKnown: Bool
-    /// The class of the group's first node, whose efficiency curve predicts it.
+    /// The class of the group's main node (`KernelGrouping.mainNode`), whose
+    /// efficiency curve or kernel model predicts it.
     public var opClass: OpClass
 
     public var bytesMoved: Double { bytesRead + bytesWritten }
@@ -85,6 +86,14 @@ public struct KernelGrouping: Sendable {
         runtimeValues = runtime
     }
 
+    /// The node whose work a group's time follows: the first one that is not a
+    /// QuantizeLinear or DequantizeLinear, since a QDQ group (DequantizeLinear x3 +
+    /// Conv + QuantizeLinear) runs its main op on integers and the Q/DQ nodes only
+    /// describe the scales; the first node when all are Q/DQ.
+    static func mainNode(of members: [NodeCost]) -> NodeCost? {
+        members.first { OpClass.classify(opType: $0.opType) != .quantization } ?? members.first
+    }
+
     /// The costs of the kernel named `name` that runs the original `nodes`.
     public func costs(name: String, opType: String, nodes: [String]) -> KernelCosts {
         let members = nodes.compactMap { costs[$0] }
@@ -102,7 +111,7 @@ public struct KernelGrouping: Sendable {
         var k = KernelCosts(name: name, opType: opType, fusedOpTypes: members.map(\.qualifiedOpType).joined(separator: "+"),
                             fused: nodes, inputTypes: [], outputTypes: [], params: 0, macs: 0, flops: 0, intMacs: 0,
                             bytesRead: 0, bytesWritten: 0, costKnown: !members.isEmpty,
-                            opClass: members.first.map(OpClass.classify) ?? OpClass.classify(opType: opType))
+                            opClass: Self.mainNode(of: members).map(OpClass.classify) ?? OpClass.classify(opType: opType))
         var seenInputs = Set<String>()
         for m in members {
             k.params += m.params
