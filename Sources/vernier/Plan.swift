@@ -275,6 +275,11 @@ struct Plan: ParsableCommand {
             if let beside = e.originalBesideMs, beside > originalMs * 1.1 {
                 e.candidate.notes.append(String(format: "the machine ran %.0f%% slower during the verification than when the original was first measured (%.3f ms then, %.3f ms beside the variant): rerun on a quieter machine before trusting the verdict",
                                                 (beside / originalMs - 1) * 100, originalMs, beside))
+            } else if onHost, let measured = e.latencyMs, measured > latencyMs, let beside = e.originalBesideMs, beside > 0,
+                      measured / beside <= latencyMs / originalMs {
+                // Not cut further (see above): say why the verdict is a miss all the same.
+                e.candidate.notes.append(String(format: "the variant measured %.3f ms, over the %.3f ms budget, but %.1f%% of the original measured beside it (%.3f ms), within the budget's %.1f%% of the original's first measurement (%.3f ms): the machine ran slower during the verification; rerun on a quieter machine",
+                                                measured, latencyMs, measured / beside * 100, beside, latencyMs / originalMs * 100, originalMs))
             }
             evaluated.append(e)
         }
@@ -326,6 +331,10 @@ struct Plan: ParsableCommand {
 
     /// Searches a pruned variant again at most this often when its verification misses.
     static let verificationRetries = 2
+    /// How far the original measured beside a variant may sit from its first
+    /// measurement before the verification is measured again, and how many times.
+    static let reverifyTolerance = 0.05
+    static let reverifications = 2
 
     /// NetAdapt-style pruning. Each round searches, builds the variant and predicts it;
     /// on this machine (`measure` given) the variant is also measured, and when it misses
@@ -455,18 +464,17 @@ struct Plan: ParsableCommand {
             // The variant and the original measured in interleaved rounds, so the machine's
             // drift hits both alike; the variant's prediction is anchored to this
             // measurement of the original (its own measurement never enters it).
-            let session = try ComparingSession(models: [model.model, path], baseline: 0, inputs: model.inputs, dims: model.dims,
-                                               data: try InputDataOptions.parse([]), threading: threading, measuring: measuring)
-            try session.finish()
+            let comparison = try verify(path, original: latency(c.originalProfile), candidate: &candidate, threading: threading,
+                                        measuring: measuring)
             var anchored = c
-            anchored.anchor(to: session.comparison.profiles[0], of: c.analyzed)
+            anchored.anchor(to: comparison.profiles[0], of: c.analyzed)
             let prediction = anchored.prediction(candidate.analyzed)
             if candidate.strategy != "none" { candidate.predictedMedian = anchored.predictedMedian(of: prediction) }
             predictedKernels = anchored.predictedKernels(prediction)
-            profile = session.comparison.profiles[1]
+            profile = comparison.profiles[1]
             checks = BudgetVerdict.evaluate(profile, against: budget).checks
             measured = latency(profile)
-            originalBeside = latency(session.comparison.profiles[0])
+            originalBeside = latency(comparison.profiles[0])
             measuredKernels = profile.rows.map { ($0.name, $0.latency.median) }
         } else {
             let reloaded = try c.analyzer.analyze(path: path)
@@ -487,6 +495,36 @@ struct Plan: ParsableCommand {
         let fidelity = try Self.fidelity(original: c.analyzed, variant: try c.analyzer.analyze(path: path), threading: threading, seed: seed)
         return Evaluated(candidate: candidate, path: path, bytes: bytes.count, profile: profile, checks: checks, fidelity: fidelity,
                          latencyMs: measured, originalBesideMs: originalBeside)
+    }
+
+    /// The variant at `path` and the original measured in interleaved rounds. This
+    /// machine's speed can shift by a third between minutes, and the budget was set
+    /// against the original's first measurement: when the original, measured beside the
+    /// variant, is more than `reverifyTolerance` off that figure, the rounds are measured
+    /// again (at most `reverifications` times) and the attempt whose original came
+    /// closest to it is kept, so the variant is judged in the machine state the budget
+    /// was read in. Each attempt is noted.
+    func verify(_ path: String, original originalMs: Double, candidate: inout Candidate, threading: RuntimeOptions,
+                measuring: MeasuringOptions) throws -> Comparison {
+        var best: (comparison: Comparison, drift: Double)?
+        var drifts: [Double] = []
+        for _ in 0...Self.reverifications {
+            let session = try ComparingSession(models: [model.model, path], baseline: 0, inputs: model.inputs, dims: model.dims,
+                                               data: try InputDataOptions.parse([]), threading: threading, measuring: measuring)
+            try session.finish()
+            let beside = latency(session.comparison.profiles[0])
+            let drift = originalMs > 0 ? beside / originalMs - 1 : 0
+            drifts.append(drift)
+            if best.map({ abs(drift) < abs($0.drift) }) ?? true { best = (session.comparison, drift) }
+            if abs(drift) <= Self.reverifyTolerance { break }
+        }
+        guard let best else { throw CommandError("could not measure \(path)") }
+        if drifts.count > 1 {
+            let list = drifts.map { String(format: "%+.0f%%", $0 * 100) }.joined(separator: ", ")
+            candidate.notes.append("the verification measured the variant \(drifts.count) times, as the original beside it ran \(list) "
+                                   + "off its first measurement; the attempt closest to it is kept")
+        }
+        return best.comparison
     }
 
     /// Output agreement of the variant with the original on the same random inputs.
