@@ -51,6 +51,7 @@ bindings() {  # the dims each export leaves symbolic, bound to batch 1 (BERT: se
 }
 $report_only && passes=0
 $report_only || git rev-parse --short HEAD > "$work/passes/COMMIT"
+$report_only || echo "$min_time" > "$work/passes/MIN_TIME"
 for pass in $(seq 1 "$passes"); do
   for threads in 1 2; do
     for m in "${names[@]}"; do
@@ -78,7 +79,7 @@ measured_passes="$(find "$work/passes" -name "resnet18.t1.p*.json" | wc -l)"
   echo "Produced by \`Scripts/prediction_accuracy.sh\` (release build, $(date -u +%Y-%m-%d), predictions by commit $(git rev-parse --short HEAD),"
   echo "profiles measured by commit $(cat "$work/passes/COMMIT" 2>/dev/null || echo unknown))"
   echo "on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, over ${#names[@]} real models"
-  echo "(random weights, batch 1, BERT at sequence 128), measured in $measured_passes interleaved passes (\`--min-time $min_time\` each),"
+  echo "(random weights, batch 1, BERT at sequence 128), measured in $measured_passes interleaved passes (\`--min-time $(cat "$work/passes/MIN_TIME" 2>/dev/null || echo "$min_time")\` each),"
   echo "each model's fastest pass kept (Vernier and ONNX Runtime alike; Scripts/fastest_pass.py)."
   echo "Each model is predicted by the host profile (measured roofs)"
   echo "calibrated on every *other* model's profiles, at both thread counts; the held-out model's own measurements never"

@@ -127,6 +127,13 @@ struct KernelCostModelTests {
         // 1000 MACs over 2048 outputs x 16 channels is under one tap: a pointwise conv.
         #expect(features?["pointwise_macs"] == 1000 && features?["window_macs"] == nil)
         #expect(features?["epilogue.Gelu"] == 2048 && features?["kernel"] == 1)
+        // A QDQ group's DequantizeLinears ahead of the conv are no epilogue; the
+        // requantizing QuantizeLinear after it is.
+        let qdq = KernelSample.Shape(macs: 1000, inputDims: [1, 16, 8, 8], outputDims: [1, 32, 8, 8],
+                                     fusedOpTypes: "DequantizeLinear+DequantizeLinear+Conv+Relu+QuantizeLinear")
+        #expect(qdq.anchor == "Conv" && qdq.epilogue == ["Relu", "QuantizeLinear"])
+        let lone = KernelSample.Shape(macs: 0, inputDims: [4], outputDims: [4], fusedOpTypes: "QuantizeLinear")
+        #expect(lone.anchor == "QuantizeLinear" && lone.epilogue.isEmpty)
     }
 
     /// A matrix product of [rows, K] x [K, N] at the synthetic machine's costs.
@@ -144,6 +151,11 @@ struct KernelCostModelTests {
         // rows = output elements x first-input elements / multiply-adds.
         #expect(features(rows: 1)?["vector_macs"] == 2048 && features(rows: 1)?["macs"] == nil)
         #expect(features(rows: 128)?["macs"] == 128 * 64 * 32 && features(rows: 128)?["vector_macs"] == nil)
+        // A squeeze-excitation 1x1 conv on a pooled 1x1 map is one too; on a 7x7 map it is not.
+        let se = KernelCostModel.features(of: Self.conv("se", channels: 64, outChannels: 16, side: 1, window: 1, silu: false))
+        #expect(se?["vector_macs"] == 1024 && se?["pointwise_macs"] == nil)
+        let pointwise = KernelCostModel.features(of: Self.conv("pw", channels: 64, outChannels: 16, side: 7, window: 1, silu: false))
+        #expect(pointwise?["pointwise_macs"] == 1024 * 49 && pointwise?["vector_macs"] == nil)
     }
 
     /// Integer matrix products measured in no calibration model take the integer rate of

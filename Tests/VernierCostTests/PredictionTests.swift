@@ -181,7 +181,8 @@ struct PredictionTests {
         #expect(conv.bytes == 4 * Double(3 * 32 * 32 + 16 * 27 + 16 + 16 * 32 * 32))
         #expect(fc.opClass == .matmul && fc.ops == 2 * 10 * 64 && fc.measuredUs == 11)
         // The shape kernel models weigh; the trace names no fused activation.
-        #expect(conv.shape == KernelSample.Shape(macs: 16384 * 27, outputElements: 16384, inputElements: 3072, inputChannels: 3))
+        #expect(conv.shape == KernelSample.Shape(macs: 16384 * 27, outputElements: 16384, inputElements: 3072, inputChannels: 3,
+                                                 anchor: "FusedConv"))
         #expect(fc.shape.macs == 640 && fc.shape.outputElements == 10)
     }
 
@@ -202,7 +203,7 @@ struct PredictionTests {
         let c = try #require(samples.kernels.first)
         #expect(c.measuredUs == 1250 && c.ops == 100 && c.bytes == 96)
         #expect(c.shape == KernelSample.Shape(macs: 40, outputElements: 16, inputElements: 8, inputChannels: 2,
-                                              epilogue: ["Sigmoid", "Mul"]))
+                                              anchor: "Conv", epilogue: ["Sigmoid", "Mul"]))
     }
 
     @Test func unreadableAndForeignFilesAreRefusedWithTheirPath() throws {

@@ -46,9 +46,10 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
         static let pointwiseMacs = "pointwise_macs"
         static let windowMacs = "window_macs"
         /// A matrix product with fewer than `vectorRows` rows (a classifier's Gemm on
-        /// one image): each weight is read for one or two multiply-adds, so its time
-        /// follows the weights' bytes, and fitted together with large products it
-        /// gave those the rate of reading memory.
+        /// one image, a squeeze-excitation 1x1 conv on a pooled map): each weight is
+        /// read for one or two multiply-adds, so its time follows the weights' bytes,
+        /// and fitted together with large products it gave those the rate of reading
+        /// memory.
         static let vectorMacs = "vector_macs"
         static let vectorRows = 8.0
         static let outputElements = "output_elements"
@@ -74,12 +75,12 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
             // Window size from the multiply-adds per output and input channel (a grouped
             // convolution reads as a smaller window, which is what its reuse is).
             let window = s.inputChannels > 0 ? s.macs / (s.outputElements * s.inputChannels) : 1
-            f[prefix + (window < 1.5 ? Feature.pointwiseMacs : Feature.windowMacs)] = s.macs
+            // A 1x1 convolution over a few positions (a squeeze-excitation conv on a
+            // pooled 1x1 map) is a matrix-vector product.
+            let feature = window >= 1.5 ? Feature.windowMacs : s.isVectorProduct ? Feature.vectorMacs : Feature.pointwiseMacs
+            f[prefix + feature] = s.macs
         default:
-            // Rows of [rows, K] x [K, N]: output elements (rows x N) times first-input
-            // elements (rows x K) over multiply-adds (rows x K x N).
-            let rows = s.macs > 0 ? s.outputElements * s.inputElements / s.macs : 0
-            f[prefix + (rows > 0 && rows < Feature.vectorRows ? Feature.vectorMacs : Feature.macs)] = s.macs
+            f[prefix + (s.isVectorProduct ? Feature.vectorMacs : Feature.macs)] = s.macs
         }
         for op in s.epilogue { f[Feature.epiloguePrefix + op, default: 0] += s.outputElements }
         return f
@@ -154,4 +155,14 @@ enum ScaledLeastSquares {
         let w = (0..<n).map { a[$0][n] / a[$0][$0] / scale[$0] }
         return w.allSatisfy(\.isFinite) ? w : nil
     }
+}
+
+extension KernelSample.Shape {
+    /// Rows of the product [rows, K] x [K, N] the kernel computes: output elements
+    /// (rows x N) times first-input elements (rows x K) over multiply-adds (rows x K x N);
+    /// for a 1x1 convolution, its positions.
+    var productRows: Double { macs > 0 ? outputElements * inputElements / macs : 0 }
+
+    /// Fewer rows than `KernelCostModel.Feature.vectorRows`: each weight is used a few times.
+    var isVectorProduct: Bool { productRows > 0 && productRows < KernelCostModel.Feature.vectorRows }
 }

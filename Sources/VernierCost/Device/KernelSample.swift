@@ -26,27 +26,36 @@ public struct KernelSample: Sendable, Equatable {
         public var inputElements: Double
         /// Dim 1 of the first activation input (channels of an NCHW tensor).
         public var inputChannels: Double
-        /// Op types fused after the first one (`Sigmoid`, `Mul` of a Conv+Sigmoid+Mul),
-        /// each run once per output element.
+        /// The op whose work the kernel follows (`Conv` of a Conv+Relu, and of a QDQ
+        /// group's DequantizeLinear x3 + Conv + QuantizeLinear); empty when unknown.
+        public var anchor: String
+        /// Op types fused after the anchor (`Sigmoid`, `Mul` of a Conv+Sigmoid+Mul; the
+        /// requantizing QuantizeLinear of a QDQ group), each run once per output element.
         public var epilogue: [String]
 
         public init(macs: Double = 0, outputElements: Double = 0, inputElements: Double = 0, inputChannels: Double = 0,
-                    epilogue: [String] = []) {
+                    anchor: String = "", epilogue: [String] = []) {
             self.macs = macs
             self.outputElements = outputElements
             self.inputElements = inputElements
             self.inputChannels = inputChannels
+            self.anchor = anchor
             self.epilogue = epilogue
         }
 
         /// The shape of a kernel from its first input's and first output's dims and its
-        /// fused op types (`Conv+Sigmoid+Mul`; domain prefixes dropped).
+        /// fused op types (`Conv+Sigmoid+Mul`; domain prefixes dropped). The anchor is the
+        /// first op that is not a QuantizeLinear or DequantizeLinear, as for the class
+        /// (`KernelGrouping.mainNode`): the DequantizeLinears ahead of it only describe
+        /// scales.
         public init(macs: Double, inputDims: [Int]?, outputDims: [Int]?, fusedOpTypes: String) {
             func elements(_ dims: [Int]?) -> Double { dims.map { $0.reduce(1.0) { $0 * Double(max(0, $1)) } } ?? 0 }
             let channels = inputDims.flatMap { $0.count >= 2 ? Double($0[1]) : nil } ?? 0
-            let ops = fusedOpTypes.split(separator: "+").dropFirst().map { String($0.split(separator: ".").last ?? $0) }
+            let ops = fusedOpTypes.split(separator: "+").map { String($0.split(separator: ".").last ?? $0) }
+            let main = ops.firstIndex { OpClass.classify(opType: $0) != .quantization } ?? 0
             self.init(macs: macs, outputElements: elements(outputDims), inputElements: elements(inputDims),
-                      inputChannels: channels, epilogue: ops)
+                      inputChannels: channels, anchor: ops.indices.contains(main) ? ops[main] : "",
+                      epilogue: Array(ops.dropFirst(main + 1)))
         }
     }
 
