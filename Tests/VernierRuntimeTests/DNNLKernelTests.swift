@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import CDNNL
 @testable import VernierRuntime
 
 /// One conv case: input shape, output channels, kernel, geometry, bias, ReLU.
@@ -31,6 +32,9 @@ let convCases: [ConvCase] = [
              geometry: ConvGeometry(strides: [2, 2], pads: [1, 1, 1, 1], group: 32), bias: true, relu: true),
     ConvCase(input: [1, 5, 11, 14], outChannels: 10, kernel: [3, 3],
              geometry: ConvGeometry(pads: [1, 1, 1, 1], dilations: [2, 1], group: 5), bias: false, relu: false),
+    // A 3x3 stride-1 conv on a 30x30 map: Winograd F(2x2, 3x3) where oneDNN has it.
+    ConvCase(input: [1, 32, 30, 30], outChannels: 48, kernel: [3, 3],
+             geometry: ConvGeometry(pads: [1, 1, 1, 1]), bias: true, relu: true),
     // Pointwise 1x1 and a 7x7 stride-2 stem.
     ConvCase(input: [1, 24, 14, 14], outChannels: 40, kernel: [1, 1], geometry: ConvGeometry(), bias: true, relu: true),
     ConvCase(input: [1, 3, 33, 31], outChannels: 16, kernel: [7, 7],
@@ -59,6 +63,29 @@ extension DNNLKernelTests {
             #expect(plan.outputShape == expected.shape)
             let error = relativeError(output, expected)
             #expect(error <= tolerance, "relative error \(error) [\(plan.implementation)]")
+        }
+    }
+
+    /// Winograd only for fp32 3x3 stride-1 undilated dense convs on maps of 28x28 and
+    /// more; on an AVX-512 CPU oneDNN then runs its wino kernel.
+    @Test func winogradTakesLargeDenseThreeByThreeConvolutionsOnly() throws {
+        let pad = ConvGeometry(pads: [1, 1, 1, 1])
+        func takes(_ geometry: ConvGeometry = ConvGeometry(pads: [1, 1, 1, 1]), kernel: [Int] = [3, 3], side: Int = 28,
+                   int8: Bool = false, transposed: Bool = false) -> Bool {
+            ConvPlan.takesWinograd(transposed: transposed, int8: int8, kernel: kernel, geometry: geometry, outputShape: [1, 64, side, side])
+        }
+        #expect(takes())
+        #expect(!takes(side: 27))
+        #expect(!takes(kernel: [5, 5]) && !takes(kernel: [1, 1]))
+        #expect(!takes(ConvGeometry(strides: [2, 2], pads: [1, 1, 1, 1])))
+        #expect(!takes(ConvGeometry(pads: [2, 2, 2, 2], dilations: [2, 2])))
+        #expect(!takes(ConvGeometry(pads: [1, 1, 1, 1], group: 2)))
+        #expect(!takes(int8: true) && !takes(transposed: true))
+        var rng = SeededGenerator(seed: 29)
+        let plan = try ConvPlan(inputShape: [1, 32, 28, 28], weights: randomTensor([32, 32, 3, 3], using: &rng), geometry: pad)
+        let isa = dnnl_get_effective_cpu_isa().rawValue
+        if isa & dnnl_cpu_isa_avx512_core.rawValue == dnnl_cpu_isa_avx512_core.rawValue {
+            #expect(plan.implementation.contains("wino"), "\(plan.implementation)")
         }
     }
 
