@@ -128,6 +128,47 @@ struct ExecutionPlanTests {
         }
     }
 
+    /// Nearest-neighbour Resize between convolutions runs on the blocked layout (padded
+    /// too, at 24 channels) and agrees with the plain executor: x -> Conv -> Resize ->
+    /// Conv -> y, under the coordinate and rounding modes detectors export (2x upsampling
+    /// by scales, by sizes, and a non-integer 1.5x).
+    @Test(arguments: [
+        (24, "asymmetric", "floor", [1, 1, 2, 2] as [Float], [] as [Int], [14, 14]),
+        (32, "half_pixel", "round_prefer_floor", [1, 1, 1.5, 1.5] as [Float], [] as [Int], [10, 10]),
+        (24, "pytorch_half_pixel", "round_prefer_ceil", [] as [Float], [1, 24, 21, 14], [21, 14]),
+    ])
+    func nearestResizeRunsBlockedBetweenConvolutions(channels c: Int, coordinates: String, rounding: String,
+                                                     scales: [Float], sizes: [Int], spatial: [Int]) throws {
+        var rng = SplitMix64(seed: 23)
+        var b = GraphBuilder()
+        b.input("x", .float, [1, 3, 7, 7].map(Dim.value))
+        for (name, dims) in [("w0", [c, 3, 3, 3]), ("w1", [5, c, 3, 3])] {
+            let count = dims.reduce(1, *)
+            b.initializers.append(TensorData(floats: (0..<count).map { _ in rng.signedUnit() * 0.3 }, name: name, dims: dims))
+        }
+        b.floats("roi", [])
+        b.floats("scales", scales)
+        var resizeInputs = ["c0", "roi", "scales"]
+        if !sizes.isEmpty {
+            b.ints("sizes", sizes)
+            resizeInputs = ["c0", "", "", "sizes"]
+        }
+        b.node("Conv", ["x", "w0"], ["c0"], ["pads": .ints([1, 1, 1, 1])])
+        b.node("Resize", resizeInputs, ["r0"], ["mode": .string("nearest"), "coordinate_transformation_mode": .string(coordinates),
+                                                "nearest_mode": .string(rounding)])
+        b.node("Conv", ["r0", "w1"], ["y"], ["pads": .ints([1, 1, 1, 1])])
+        b.output("y")
+        let x = Tensor(shape: [1, 3, 7, 7], values: (0..<(3 * 49)).map { _ in rng.signedUnit() })
+        var plain = ExecutionOptions()
+        plain.blockedLayouts = false
+        let reference = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])
+        let plan = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        #expect(plan.channelBlockedValues.isSuperset(of: ["c0", "r0"]))
+        let output = try #require(try plan.run(["x": x])["y"]), expected = try #require(reference["y"])
+        #expect(output.shape == expected.shape && output.shape == [1, 5] + spatial)
+        #expect(relativeError(output, expected) < 1e-5)
+    }
+
     /// Window pooling on blocked tensors against the plain kernels, over windows whose
     /// outputs fall inside, across and past the input's edges: x -> Conv 1x1 (16 ch) ->
     /// pool -> Conv 1x1 -> y, so the pool runs blocked and every pooled value reaches y.

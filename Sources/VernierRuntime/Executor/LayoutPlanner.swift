@@ -70,6 +70,12 @@ struct LayoutPlanner {
                       node.outputs.dropFirst().allSatisfy(\.isEmpty), (try? node.int("training_mode", default: 0)) ?? 1 == 0 {
                 groups.tie(x, y)
                 groups.plainOnly.formUnion(node.inputs.dropFirst().filter { !$0.isEmpty })
+            } else if ["Resize", "Upsample"].contains(op), let x = node.input(0), let y = node.outputs.first,
+                      let xs = shape(x), let ys = shape(y), xs.count == 4, ys.count == 4, xs[0] == ys[0], xs[1] == ys[1],
+                      (try? node.string("mode", default: "nearest")) == "nearest" {
+                // Nearest-neighbour over H and W copies whole channel blocks.
+                groups.tie(x, y)
+                groups.plainOnly.formUnion(node.inputs.dropFirst().filter { !$0.isEmpty })
             } else if Self.globalPools.contains(op), let y = node.outputs.first {
                 groups.plainOnly.insert(y)
             } else if op == "Concat", let y = outputs.first, rank(y) == 4,

@@ -18,6 +18,8 @@ enum BlockedKernels {
         case "Add", "Sub", "Mul", "Div": return { try BlockedChannelBroadcastKernel($0) }
         case "Concat": return { _ in BlockedConcatKernel() }
         case "BatchNormalization": return { try BlockedBatchNormKernel($0) }
+        case "Resize": return { try BlockedNearestResizeKernel($0, upsample: false) }
+        case "Upsample": return { try BlockedNearestResizeKernel($0, upsample: true) }
         default: return nil
         }
     }
@@ -86,6 +88,49 @@ final class PaddedChannelsKernel: Kernel {
 /// no bounds checks; the edges go one at a time over their clipped window. ResNet's
 /// 3x3/2 MaxPool on [1,64,112,112]: 0.55 -> 0.10 ms standalone on one thread (the
 /// one-at-a-time loop with a bounds check per tap ran 2.4 ns a tap).
+/// Nearest-neighbour Resize (or Upsample) of a channel-blocked tensor over H and W:
+/// each output pixel's block of channels is the block of the input pixel the plain
+/// kernel's index maps name (every coordinate and rounding mode), copied whole, so a
+/// detector's upsampling between convolutions needs no reorder on either side.
+final class BlockedNearestResizeKernel: Kernel {
+    /// The plain kernel, for its attributes, output geometry and index maps.
+    let plain: ResizeKernel
+
+    init(_ ctx: KernelContext, upsample: Bool) throws {
+        plain = try ResizeKernel(ctx, upsample: upsample)
+        guard plain.mode == .nearest else { throw KernelError.unsupported("blocked Resize is nearest-neighbour only") }
+    }
+
+    func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
+        let x = try requiredInput(inputs, 0)
+        let g = try BlockedShape(x)
+        let (scales, outShape, roi) = try plain.geometry(x, inputs)
+        guard outShape.count == 4, outShape[0] == g.n, outShape[1] == g.channels else {
+            throw KernelError.invalid("blocked Resize keeps N and C, got \(x.shape) -> \(outShape)")
+        }
+        let rows = plain.nearestMap(inLength: g.h, outLength: outShape[2], scale: scales[2], roiStart: roi[2], roiEnd: roi[6])
+        let columns = plain.nearestMap(inLength: g.w, outLength: outShape[3], scale: scales[3], roiStart: roi[3], roiEnd: roi[7])
+        // -1 marks an extrapolated position (tf_crop_and_resize), which the plain kernel fills.
+        guard rows.allSatisfy({ $0 >= 0 }), columns.allSatisfy({ $0 >= 0 }) else {
+            throw KernelError.unsupported("blocked Resize with extrapolated positions")
+        }
+        let (oh, ow, block) = (outShape[2], outShape[3], g.block)
+        var y = try outputs.allocate(0, .float, outShape)
+        y.layout = x.layout
+        outputs.set(0, y)
+        let xp = UnsafePointer(x.rawPointer.assumingMemoryBound(to: Float.self))
+        let yp = y.rawPointer.assumingMemoryBound(to: Float.self)
+        ThreadPool.parallelFor(g.n * g.blocks * oh, minimumPerThread: 8) { range in
+            for row in range {
+                let plane = row / oh, oy = row % oh
+                let source = xp + plane * g.planeFloats + rows[oy] * g.w * block
+                let target = yp + (plane * oh + oy) * ow * block
+                for ox in 0..<ow { (target + ox * block).update(from: source + columns[ox] * block, count: block) }
+            }
+        }
+    }
+}
+
 final class BlockedWindowPoolKernel: Kernel {
     let average: Bool
     let countIncludePad: Bool
