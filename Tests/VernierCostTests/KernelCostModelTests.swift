@@ -136,6 +136,25 @@ struct KernelCostModelTests {
         #expect(lone.anchor == "QuantizeLinear" && lone.epilogue.isEmpty)
     }
 
+    /// 3x3 stride-1 convolutions the executor runs as Winograd get their own rate: on
+    /// maps of 28x28 and more, dense, float; a 14x14 map, a stride-2 one, a grouped one
+    /// and an int8 one keep the window rate.
+    @Test func winogradConvolutionsAreWeighedApart() {
+        func feature(side: Int, outSide: Int? = nil, channels: Int = 32, group: Int = 1, integer: Bool = false) -> String? {
+            let o = outSide ?? side
+            let outputs = Double(64 * o * o), macs = outputs * Double(channels / group * 9)
+            let shape = KernelSample.Shape(macs: macs, inputDims: [1, channels, side, side], outputDims: [1, 64, o, o], fusedOpTypes: "Conv")
+            let f = KernelCostModel.features(of: KernelSample(name: "c", opClass: .conv, ops: 2 * macs, bytes: 1, integer: integer, shape: shape))
+            return f?.keys.first { $0.hasSuffix("_macs") }
+        }
+        #expect(feature(side: 28) == "winograd_macs")
+        #expect(feature(side: 56) == "winograd_macs")
+        #expect(feature(side: 14) == "window_macs")
+        #expect(feature(side: 56, outSide: 28) == "window_macs")
+        #expect(feature(side: 56, group: 2) == "window_macs")
+        #expect(feature(side: 56, integer: true) == "int8.window_macs")
+    }
+
     /// A matrix product of [rows, K] x [K, N] at the synthetic machine's costs.
     static func matmul(_ name: String, rows: Int, k: Int, n: Int, integer: Bool, usPerMac: Double) -> KernelSample {
         let macs = Double(rows * k * n)

@@ -182,7 +182,7 @@ struct PredictionTests {
         #expect(fc.opClass == .matmul && fc.ops == 2 * 10 * 64 && fc.measuredUs == 11)
         // The shape kernel models weigh; the trace names no fused activation.
         #expect(conv.shape == KernelSample.Shape(macs: 16384 * 27, outputElements: 16384, inputElements: 3072, inputChannels: 3,
-                                                 anchor: "FusedConv"))
+                                                 outputChannels: 16, anchor: "FusedConv"))
         #expect(fc.shape.macs == 640 && fc.shape.outputElements == 10)
     }
 
@@ -202,7 +202,7 @@ struct PredictionTests {
         #expect(samples.runtime == .vernier && samples.threads == 2 && samples.endToEndUs == 1500)
         let c = try #require(samples.kernels.first)
         #expect(c.measuredUs == 1250 && c.ops == 100 && c.bytes == 96)
-        #expect(c.shape == KernelSample.Shape(macs: 40, outputElements: 16, inputElements: 8, inputChannels: 2,
+        #expect(c.shape == KernelSample.Shape(macs: 40, outputElements: 16, inputElements: 8, inputChannels: 2, outputChannels: 4,
                                               anchor: "Conv", epilogue: ["Sigmoid", "Mul"]))
     }
 

@@ -52,13 +52,16 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
         /// memory.
         static let vectorMacs = "vector_macs"
         static let vectorRows = 8.0
+        /// A convolution the executor runs as Winograd F(2x2, 3x3)
+        /// (`WinogradConvolution`): 2.25x fewer multiplies than its count says.
+        static let winogradMacs = "winograd_macs"
         static let outputElements = "output_elements"
         static let inputElements = "input_elements"
         static let bytes = "bytes"
         static let epiloguePrefix = "epilogue."
         static let integerPrefix = "int8."
         /// The multiply-add features, float and integer.
-        static let arithmetic: Set<String> = Set([macs, pointwiseMacs, windowMacs, vectorMacs].flatMap { [$0, integerPrefix + $0] })
+        static let arithmetic: Set<String> = Set([macs, pointwiseMacs, windowMacs, vectorMacs, winogradMacs].flatMap { [$0, integerPrefix + $0] })
     }
 
     /// A kernel's features. Nil when the kernel has no shape to weigh (a source that did
@@ -77,7 +80,8 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
             let window = s.inputChannels > 0 ? s.macs / (s.outputElements * s.inputChannels) : 1
             // A 1x1 convolution over a few positions (a squeeze-excitation conv on a
             // pooled 1x1 map) is a matrix-vector product.
-            let feature = window >= 1.5 ? Feature.windowMacs : s.isVectorProduct ? Feature.vectorMacs : Feature.pointwiseMacs
+            let feature = window < 1.5 ? (s.isVectorProduct ? Feature.vectorMacs : Feature.pointwiseMacs)
+                : s.isWinograd(integer: kernel.integer) ? Feature.winogradMacs : Feature.windowMacs
             f[prefix + feature] = s.macs
         default:
             f[prefix + (s.isVectorProduct ? Feature.vectorMacs : Feature.macs)] = s.macs
@@ -165,4 +169,16 @@ extension KernelSample.Shape {
 
     /// Fewer rows than `KernelCostModel.Feature.vectorRows`: each weight is used a few times.
     var isVectorProduct: Bool { productRows > 0 && productRows < KernelCostModel.Feature.vectorRows }
+
+    /// A convolution the executor runs as Winograd, as far as the shape tells: nine
+    /// multiply-adds per output and input channel (3x3, one group) and as many output
+    /// positions as input positions (stride 1, padded to keep the map).
+    func isWinograd(integer: Bool) -> Bool {
+        guard inputChannels > 0, outputChannels > 0, outputElements > 0 else { return false }
+        let taps = macs / (outputElements * inputChannels)
+        let positions = outputElements / outputChannels
+        guard abs(taps - 9) < 1e-6, positions == inputElements / inputChannels, positions == positions.rounded() else { return false }
+        return WinogradConvolution.applies(kernel: [3, 3], strides: [1, 1], dilations: [1, 1], group: 1,
+                                           outputPositions: Int(positions), integer: integer)
+    }
 }

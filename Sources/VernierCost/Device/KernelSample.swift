@@ -26,6 +26,8 @@ public struct KernelSample: Sendable, Equatable {
         public var inputElements: Double
         /// Dim 1 of the first activation input (channels of an NCHW tensor).
         public var inputChannels: Double
+        /// Dim 1 of the first output; 0 when the source did not say.
+        public var outputChannels: Double
         /// The op whose work the kernel follows (`Conv` of a Conv+Relu, and of a QDQ
         /// group's DequantizeLinear x3 + Conv + QuantizeLinear); empty when unknown.
         public var anchor: String
@@ -34,11 +36,12 @@ public struct KernelSample: Sendable, Equatable {
         public var epilogue: [String]
 
         public init(macs: Double = 0, outputElements: Double = 0, inputElements: Double = 0, inputChannels: Double = 0,
-                    anchor: String = "", epilogue: [String] = []) {
+                    outputChannels: Double = 0, anchor: String = "", epilogue: [String] = []) {
             self.macs = macs
             self.outputElements = outputElements
             self.inputElements = inputElements
             self.inputChannels = inputChannels
+            self.outputChannels = outputChannels
             self.anchor = anchor
             self.epilogue = epilogue
         }
@@ -51,10 +54,11 @@ public struct KernelSample: Sendable, Equatable {
         public init(macs: Double, inputDims: [Int]?, outputDims: [Int]?, fusedOpTypes: String) {
             func elements(_ dims: [Int]?) -> Double { dims.map { $0.reduce(1.0) { $0 * Double(max(0, $1)) } } ?? 0 }
             let channels = inputDims.flatMap { $0.count >= 2 ? Double($0[1]) : nil } ?? 0
+            let outputChannels = outputDims.flatMap { $0.count >= 2 ? Double($0[1]) : nil } ?? 0
             let ops = fusedOpTypes.split(separator: "+").map { String($0.split(separator: ".").last ?? $0) }
             let main = ops.firstIndex { OpClass.classify(opType: $0) != .quantization } ?? 0
             self.init(macs: macs, outputElements: elements(outputDims), inputElements: elements(inputDims),
-                      inputChannels: channels, anchor: ops.indices.contains(main) ? ops[main] : "",
+                      inputChannels: channels, outputChannels: outputChannels, anchor: ops.indices.contains(main) ? ops[main] : "",
                       epilogue: Array(ops.dropFirst(main + 1)))
         }
     }

@@ -1,5 +1,6 @@
 import CDNNL
 import Foundation
+import VernierCost
 import VernierGraph
 
 /// An operand a plan either knows at plan time (weights, bias: copied or reordered
@@ -83,9 +84,6 @@ public final class ConvPlan: @unchecked Sendable {
     private let keptWeights: Tensor?
     private let outputBytes: Int
 
-    /// Output positions from which a 3x3 convolution runs as Winograd F(2x2, 3x3).
-    static let winogradMinimumPositions = 28 * 28
-
     /// Whether to ask oneDNN for its Winograd F(2x2, 3x3) kernel (`jit_fp32_wino_2x3`):
     /// 2.25x fewer multiplies on an fp32 3x3 stride-1 convolution, and 0.62-0.67 of
     /// the direct kernel's time on ResNet-50's 56x56 and 28x28 ones at 1 thread, with
@@ -93,14 +91,14 @@ public final class ConvPlan: @unchecked Sendable {
     /// transform runs once at plan time but slowly (0.7 ms for 64x64x3x3, 47 ms for
     /// 512x512x3x3) while the gain shrinks with the map (0.85 at 14x14, 0.91 at 7x7):
     /// the transform costs about 1/(positions x gain) runs, so only maps of at least
-    /// 28x28 take it (under 6 runs' gain), which keeps ResNet-50's planning near its
+    /// 28x28 take it (under 6 runs' gain; `WinogradConvolution`, which prediction shares), which keeps ResNet-50's planning near its
     /// direct-kernel time. Constant weights only: a run-time weight would be transformed
     /// on every run.
     static func takesWinograd(transposed: Bool, int8: Bool, kernel: [Int], geometry: ConvGeometry,
                               outputShape: [Int]) -> Bool {
-        !transposed && !int8 && geometry.group == 1 && kernel == [3, 3]
-            && geometry.strides.allSatisfy { $0 == 1 } && geometry.dilations.allSatisfy { $0 == 1 }
-            && outputShape.dropFirst(2).reduce(1, *) >= winogradMinimumPositions
+        !transposed && WinogradConvolution.applies(kernel: kernel, strides: geometry.strides, dilations: geometry.dilations,
+                                                   group: geometry.group, outputPositions: outputShape.dropFirst(2).reduce(1, *),
+                                                   integer: int8)
     }
 
     /// A convolution with constant weights and an optional fused ReLU (the common case).

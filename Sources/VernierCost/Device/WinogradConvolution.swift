@@ -1,0 +1,16 @@
+/// Which convolutions the executor runs as Winograd F(2x2, 3x3) (oneDNN's
+/// `jit_fp32_wino_2x3`): one rule for the executor, which picks the kernel, and for
+/// prediction, which must weigh those convolutions at their own rate (2.25x fewer
+/// multiplies than their direct FLOP count says).
+public enum WinogradConvolution {
+    /// Output positions from which a 3x3 convolution takes it (see `ConvPlan` for why).
+    public static let minimumPositions = 28 * 28
+
+    /// fp32, dense (one group), 3x3, stride 1, no dilation, on a map of at least
+    /// `minimumPositions` outputs.
+    public static func applies(kernel: [Int], strides: [Int], dilations: [Int], group: Int, outputPositions: Int,
+                               integer: Bool) -> Bool {
+        !integer && group == 1 && kernel == [3, 3] && strides.allSatisfy { $0 == 1 } && dilations.allSatisfy { $0 == 1 }
+            && outputPositions >= minimumPositions
+    }
+}
