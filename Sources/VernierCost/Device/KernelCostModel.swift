@@ -61,7 +61,8 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
         static let epiloguePrefix = "epilogue."
         static let integerPrefix = "int8."
         /// The multiply-add features, float and integer.
-        static let arithmetic: Set<String> = Set([macs, pointwiseMacs, windowMacs, vectorMacs, winogradMacs].flatMap { [$0, integerPrefix + $0] })
+        static let arithmetic: Set<String> = Set([macs, pointwiseMacs, windowMacs, vectorMacs, winogradMacs]
+            .flatMap { [$0, integerPrefix + $0] })
     }
 
     /// A kernel's features. Nil when the kernel has no shape to weigh (a source that did

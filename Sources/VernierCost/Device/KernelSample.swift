@@ -48,18 +48,16 @@ public struct KernelSample: Sendable, Equatable {
 
         /// The shape of a kernel from its first input's and first output's dims and its
         /// fused op types (`Conv+Sigmoid+Mul`; domain prefixes dropped). The anchor is the
-        /// first op that is not a QuantizeLinear or DequantizeLinear, as for the class
-        /// (`KernelGrouping.mainNode`): the DequantizeLinears ahead of it only describe
-        /// scales.
+        /// main op, as for the class (`OpClass.mainOpIndex`).
         public init(macs: Double, inputDims: [Int]?, outputDims: [Int]?, fusedOpTypes: String) {
             func elements(_ dims: [Int]?) -> Double { dims.map { $0.reduce(1.0) { $0 * Double(max(0, $1)) } } ?? 0 }
             let channels = inputDims.flatMap { $0.count >= 2 ? Double($0[1]) : nil } ?? 0
             let outputChannels = outputDims.flatMap { $0.count >= 2 ? Double($0[1]) : nil } ?? 0
             let ops = fusedOpTypes.split(separator: "+").map { String($0.split(separator: ".").last ?? $0) }
-            let main = ops.firstIndex { OpClass.classify(opType: $0) != .quantization } ?? 0
+            let main = OpClass.mainOpIndex(ops)
             self.init(macs: macs, outputElements: elements(outputDims), inputElements: elements(inputDims),
-                      inputChannels: channels, outputChannels: outputChannels, anchor: ops.indices.contains(main) ? ops[main] : "",
-                      epilogue: Array(ops.dropFirst(main + 1)))
+                      inputChannels: channels, outputChannels: outputChannels, anchor: main.map { ops[$0] } ?? "",
+                      epilogue: main.map { Array(ops.dropFirst($0 + 1)) } ?? [])
         }
     }
 

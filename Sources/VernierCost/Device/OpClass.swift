@@ -50,6 +50,15 @@ public enum OpClass: String, CaseIterable, Codable, Sendable {
         return .elementwise
     }
 
+    /// The index of the op whose work a fused kernel's time follows: the first that is
+    /// not a QuantizeLinear or DequantizeLinear, since a QDQ group (DequantizeLinear x3
+    /// + Conv + QuantizeLinear) runs its main op on integers and the Q/DQ nodes only
+    /// describe the scales; the first op when all are Q/DQ. Nil for no ops.
+    public static func mainOpIndex(_ opTypes: [String]) -> Int? {
+        guard !opTypes.isEmpty else { return nil }
+        return opTypes.firstIndex { classify(opType: $0) != .quantization } ?? 0
+    }
+
     /// The class of a kernel from the anchor node's cost entry: its op type and input
     /// types (data first, weight second for convolutions).
     public static func classify(_ anchor: NodeCost) -> OpClass {

@@ -86,12 +86,9 @@ public struct KernelGrouping: Sendable {
         runtimeValues = runtime
     }
 
-    /// The node whose work a group's time follows: the first one that is not a
-    /// QuantizeLinear or DequantizeLinear, since a QDQ group (DequantizeLinear x3 +
-    /// Conv + QuantizeLinear) runs its main op on integers and the Q/DQ nodes only
-    /// describe the scales; the first node when all are Q/DQ.
+    /// The node whose work a group's time follows (`OpClass.mainOpIndex`).
     static func mainNode(of members: [NodeCost]) -> NodeCost? {
-        members.first { OpClass.classify(opType: $0.opType) != .quantization } ?? members.first
+        OpClass.mainOpIndex(members.map(\.opType)).map { members[$0] }
     }
 
     /// The costs of the kernel named `name` that runs the original `nodes`.
