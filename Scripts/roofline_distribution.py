@@ -100,7 +100,9 @@ def main():
            "MatMul kernels above the ridge point, target >= 70% of the measured compute roof. Memory family: "
            f"element-wise, normalization and data-movement kernels moving more than the L2 cache ({l2 // 1024} KiB), "
            "target >= 60% of the measured bandwidth. Roofs: `vernier device --show host` (measured by "
-           "`vernier device --measure`). Models: " + ", ".join(args.models.split(",")) + "."]
+           "`vernier device --measure`). Models: " + ", ".join(args.models.split(",")) + ". Profiles: "
+           + (f"read from {os.path.relpath(args.source, ROOT)} (made elsewhere; Scripts/prediction_accuracy.sh keeps the fastest "
+              "of its passes there)." if args.source else "one `vernier profile` per model and thread count, made by this run.")]
     for threads in [int(t) for t in args.threads.split(",")]:
         kernels = []
         roof = None
