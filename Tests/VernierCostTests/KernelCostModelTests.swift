@@ -155,6 +155,37 @@ struct KernelCostModelTests {
         #expect(feature(side: 56, integer: true) == "int8.window_macs")
     }
 
+    /// Kernels moving more than the caches hold pay memory's rate per byte on top of the
+    /// caches': the fit recovers both rates when given the threshold, and a profile
+    /// keeps the threshold it was fitted with.
+    @Test func kernelsStreamingPastTheCachesPayMemorysRate() throws {
+        let cacheUsPerByte = 1e-5, extraUsPerByte = 4e-5, limit = 1e6
+        var kernels: [KernelSample] = []
+        for (i, channels) in [16, 32, 64, 96, 128, 192].enumerated() {
+            for side in [14, 28, 56, 112, 160] {
+                var k = Self.conv("d\(i)\(side)", channels: channels, outChannels: channels, side: side, window: 9, silu: false)
+                k.opClass = .depthwiseConv
+                k.measuredUs = Self.fixedUs + k.bytes * cacheUsPerByte + (k.bytes > limit ? k.bytes * extraUsPerByte : 0)
+                    + k.shape.macs * 1e-7
+                kernels.append(k)
+            }
+        }
+        #expect(kernels.contains { $0.bytes > limit } && kernels.contains { $0.bytes <= limit })
+        let model = try #require(KernelCostModel.fit(kernels, opClass: .depthwiseConv, threads: 1, streamingBytes: limit))
+        #expect(model.streamingBytes == limit)
+        #expect(abs((model.weights["streamed_bytes"] ?? 0) - extraUsPerByte) < 0.02 * extraUsPerByte)
+        for k in kernels {
+            let p = try #require(model.predictUs(k))
+            #expect(abs(p - k.measuredUs!) < 0.02 * k.measuredUs!)
+        }
+        // Without the threshold one rate per byte misses both sides.
+        let flat = try #require(KernelCostModel.fit(kernels, opClass: .depthwiseConv, threads: 1))
+        #expect(flat.weights["streamed_bytes"] == nil)
+        #expect(kernels.contains { abs(flat.predictUs($0)! - $0.measuredUs!) > 0.1 * $0.measuredUs! })
+        let decoded = try JSONDecoder().decode(KernelCostModel.self, from: try JSONEncoder().encode(model))
+        #expect(decoded == model)
+    }
+
     /// A matrix product of [rows, K] x [K, N] at the synthetic machine's costs.
     static func matmul(_ name: String, rows: Int, k: Int, n: Int, integer: Bool, usPerMac: Double) -> KernelSample {
         let macs = Double(rows * k * n)

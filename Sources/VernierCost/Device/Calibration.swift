@@ -63,7 +63,8 @@ extension DeviceProfile {
             sampleCount += points.count
             curves += fit.curves(points)
             kernelModels += KernelCostModel.classes.compactMap { opClass in
-                KernelCostModel.fit(kernels.filter { $0.opClass == opClass }, opClass: opClass, threads: threads)
+                KernelCostModel.fit(kernels.filter { $0.opClass == opClass }, opClass: opClass, threads: threads,
+                                    streamingBytes: caches.l2Bytes.map { Double($0 * threads) })
             }
             let runs = atThreads.compactMap { set in
                 set.endToEndUs.map { (kernelSum: set.kernelSumUs, kernels: set.kernels.count, run: $0) }

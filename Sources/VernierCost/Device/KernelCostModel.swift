@@ -17,15 +17,20 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     public var weights: [String: Double]
     /// Kernels the model was fitted on.
     public var samples: Int
+    /// Bytes moved above which a kernel streams from beyond the cores' L2 caches: its
+    /// bytes then also count as `streamed_bytes`, at memory's rate rather than the
+    /// caches'. Nil: one rate per byte.
+    public var streamingBytes: Double?
 
-    public init(opClass: OpClass, threads: Int, weights: [String: Double], samples: Int) {
+    public init(opClass: OpClass, threads: Int, weights: [String: Double], samples: Int, streamingBytes: Double? = nil) {
         self.opClass = opClass
         self.threads = threads
         self.weights = weights
         self.samples = samples
+        self.streamingBytes = streamingBytes
     }
 
-    enum CodingKeys: String, CodingKey { case opClass = "op_class", threads, weights, samples }
+    enum CodingKeys: String, CodingKey { case opClass = "op_class", threads, weights, samples, streamingBytes = "streaming_bytes" }
 
     /// The classes whose kernels are dominated by arithmetic on shapes the features
     /// describe; the rest keep their efficiency curves.
@@ -58,6 +63,7 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
         static let outputElements = "output_elements"
         static let inputElements = "input_elements"
         static let bytes = "bytes"
+        static let streamedBytes = "streamed_bytes"
         static let epiloguePrefix = "epilogue."
         static let integerPrefix = "int8."
         /// The multiply-add features, float and integer.
@@ -67,11 +73,12 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
 
     /// A kernel's features. Nil when the kernel has no shape to weigh (a source that did
     /// not record one).
-    public static func features(of kernel: KernelSample) -> [String: Double]? {
+    public static func features(of kernel: KernelSample, streamingBytes: Double? = nil) -> [String: Double]? {
         let s = kernel.shape
         guard s.outputElements > 0 else { return nil }
         var f: [String: Double] = [Feature.kernel: 1, Feature.outputElements: s.outputElements,
                                    Feature.inputElements: s.inputElements, Feature.bytes: kernel.bytes]
+        if let limit = streamingBytes, kernel.bytes > limit { f[Feature.streamedBytes] = kernel.bytes }
         // Integer products run on other instructions at another rate.
         let prefix = kernel.integer ? Feature.integerPrefix : ""
         switch kernel.opClass {
@@ -96,7 +103,7 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     /// kernels only): leaving out its main cost would predict it far too fast. Other
     /// features the fit never saw (an epilogue op no calibration kernel had) add nothing.
     public func predictUs(_ kernel: KernelSample) -> Double? {
-        guard let f = Self.features(of: kernel) else { return nil }
+        guard let f = Self.features(of: kernel, streamingBytes: streamingBytes) else { return nil }
         if f.contains(where: { $0.value > 0 && weights[$0.key] == nil && Feature.arithmetic.contains($0.key) }) { return nil }
         return f.reduce(0) { $0 + $1.value * (weights[$1.key] ?? 0) }
     }
@@ -105,9 +112,9 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     /// squares on relative errors (a 10 us kernel weighs as much as a 10 ms one), weights
     /// kept non-negative by dropping the most negative feature and refitting. Nil when
     /// there are too few kernels.
-    static func fit(_ kernels: [KernelSample], opClass: OpClass, threads: Int) -> KernelCostModel? {
+    static func fit(_ kernels: [KernelSample], opClass: OpClass, threads: Int, streamingBytes: Double? = nil) -> KernelCostModel? {
         let rows = kernels.compactMap { k -> (features: [String: Double], us: Double)? in
-            guard let us = k.measuredUs, us > 0, let f = features(of: k) else { return nil }
+            guard let us = k.measuredUs, us > 0, let f = features(of: k, streamingBytes: streamingBytes) else { return nil }
             return (f, us)
         }
         guard rows.count >= minSamples else { return nil }
@@ -121,7 +128,7 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
                 continue
             }
             let weights = Dictionary(uniqueKeysWithValues: zip(active, solution).filter { $0.1 > 0 })
-            return KernelCostModel(opClass: opClass, threads: threads, weights: weights, samples: rows.count)
+            return KernelCostModel(opClass: opClass, threads: threads, weights: weights, samples: rows.count, streamingBytes: streamingBytes)
         }
         return nil
     }
