@@ -91,9 +91,9 @@ public final class ConvPlan: @unchecked Sendable {
     /// transform runs once at plan time but slowly (0.7 ms for 64x64x3x3, 47 ms for
     /// 512x512x3x3) while the gain shrinks with the map (0.85 at 14x14, 0.91 at 7x7):
     /// the transform costs about 1/(positions x gain) runs, so only maps of at least
-    /// 28x28 take it (under 6 runs' gain; `WinogradConvolution`, which prediction shares), which keeps ResNet-50's planning near its
-    /// direct-kernel time. Constant weights only: a run-time weight would be transformed
-    /// on every run.
+    /// 28x28 take it (under 6 runs' gain; `WinogradConvolution`, which prediction
+    /// shares), which keeps ResNet-50's planning near its direct-kernel time. Constant
+    /// weights only: a run-time weight would be transformed on every run.
     static func takesWinograd(transposed: Bool, int8: Bool, kernel: [Int], geometry: ConvGeometry,
                               outputShape: [Int]) -> Bool {
         !transposed && WinogradConvolution.applies(kernel: kernel, strides: geometry.strides, dilations: geometry.dilations,
@@ -257,14 +257,13 @@ public final class ConvPlan: @unchecked Sendable {
         }
         let offeredSource = offersSource ? userSourceDesc : anySource
         let offeredDestination = offersDestination ? userDestinationDesc : anyDestination
-        var pd: dnnl_primitive_desc_t
+        var winogradPD: dnnl_primitive_desc_t?
         if winograd, let w = try? primitiveDescriptor(source: offeredSource, destination: offeredDestination,
-                                                       algorithm: dnnl_convolution_winograd),
-           !implementationName(w).hasPrefix("ref") {
-            pd = w
-        } else {
-            pd = try primitiveDescriptor(source: offeredSource, destination: offeredDestination)
+                                                       algorithm: dnnl_convolution_winograd) {
+            // Only a jit Winograd kernel is worth it; a reference one is let go.
+            if implementationName(w).hasPrefix("ref") { dnnl_primitive_desc_destroy(w) } else { winogradPD = w }
         }
+        var pd = try winogradPD ?? primitiveDescriptor(source: offeredSource, destination: offeredDestination)
         if (offersSource || offersDestination) && implementationName(pd).hasPrefix("ref") {
             dnnl_primitive_desc_destroy(pd)
             pd = try primitiveDescriptor(source: anySource, destination: anyDestination)
