@@ -82,12 +82,6 @@ final class PaddedChannelsKernel: Kernel {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
-/// MaxPool / AveragePool over H and W of a blocked tensor: each tap is one vector of 8
-/// channels, so the window reduces whole registers. Outputs whose window lies inside
-/// the input go four at a time, four independent chains over taps whose addresses need
-/// no bounds checks; the edges go one at a time over their clipped window. ResNet's
-/// 3x3/2 MaxPool on [1,64,112,112]: 0.55 -> 0.10 ms standalone on one thread (the
-/// one-at-a-time loop with a bounds check per tap ran 2.4 ns a tap).
 /// Nearest-neighbour Resize (or Upsample) of a channel-blocked tensor over H and W:
 /// each output pixel's block of channels is the block of the input pixel the plain
 /// kernel's index maps name (every coordinate and rounding mode), copied whole, so a
@@ -131,6 +125,12 @@ final class BlockedNearestResizeKernel: Kernel {
     }
 }
 
+/// MaxPool / AveragePool over H and W of a blocked tensor: each tap is one vector of 8
+/// channels, so the window reduces whole registers. Outputs whose window lies inside
+/// the input go four at a time, four independent chains over taps whose addresses need
+/// no bounds checks; the edges go one at a time over their clipped window. ResNet's
+/// 3x3/2 MaxPool on [1,64,112,112]: 0.55 -> 0.10 ms standalone on one thread (the
+/// one-at-a-time loop with a bounds check per tap ran 2.4 ns a tap).
 final class BlockedWindowPoolKernel: Kernel {
     let average: Bool
     let countIncludePad: Bool
