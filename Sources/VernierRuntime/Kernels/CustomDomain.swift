@@ -8,7 +8,7 @@ enum CustomDomainKernels {
     static let all: [String: KernelFactory] = [
         "QLinearAdd": { _ in QLinearBinaryKernel(op: "QLinearAdd", multiplies: false) },
         "QLinearMul": { _ in QLinearBinaryKernel(op: "QLinearMul", multiplies: true) },
-        "QLinearSigmoid": { _ in QLinearLookupKernel(op: "QLinearSigmoid", SigmoidOp()) },
+        "QLinearSigmoid": { QLinearLookupKernel($0, op: "QLinearSigmoid", SigmoidOp()) },
     ]
 }
 
@@ -17,16 +17,29 @@ enum CustomDomainKernels {
 /// value. An 8-bit X has 256 values, so the kernel computes f for each of them with the
 /// fp32 steps of the QDQ graph (DequantizeLinear, f's own vector kernel, QuantizeLinear)
 /// and looks every element up: bit for bit the graph's result, one byte-to-byte pass
-/// instead of three passes over fp32 tensors (EfficientNet's SiLU gates).
+/// instead of three passes over fp32 tensors (EfficientNet's SiLU gates). The table is
+/// made at plan time when the scales and zero points are constants (as quantizers write
+/// them), else on each run.
 final class QLinearLookupKernel<F: FloatMap>: Kernel {
     let op: String
     let function: F
+    /// The table for X's planned type, when every quantization parameter is a constant.
+    let planned: (type: ElementType, table: [UInt8])?
 
-    init(op: String, _ function: F) { (self.op, self.function) = (op, function) }
+    init(_ ctx: KernelContext, op: String, _ function: F) {
+        (self.op, self.function) = (op, function)
+        // An input the node names but that is not constant arrives only at run time.
+        let known = (1...4).allSatisfy { i in i >= ctx.node.inputs.count || ctx.node.inputs[i].isEmpty || ctx.constant(i) != nil }
+        if known, let type = ctx.inputTypes.first??.elementType,
+           let table = try? Self.table(ctx.constantInputs, type: type, op: op, function: function) {
+            planned = (type, table)
+        } else {
+            planned = nil
+        }
+    }
 
-    func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
-        let x = try requiredInput(inputs, 0)
-        let type = x.elementType
+    /// table[byte] = quantize(f(dequantize(byte))) for the byte pattern of each 8-bit value.
+    static func table(_ inputs: [Tensor?], type: ElementType, op: String, function: F) throws -> [UInt8] {
         guard type == .uint8 || type == .int8 else {
             throw KernelError.unsupported("\(op) of \(type) tensors (uint8 or int8)")
         }
@@ -34,7 +47,6 @@ final class QLinearLookupKernel<F: FloatMap>: Kernel {
         let qy = try ScalarQuantization(inputs, scale: 3, zeroPoint: 4, type: type, op: op, operand: "Y")
         let range = try quantizedRange(type, what: "\(op) output")
         let quantize = ByteQuantizer(scale: qy.scale, zeroPoint: qy.zeroPoint, low: Float(range.lowerBound), high: Float(range.upperBound))
-        // table[byte] for the byte pattern of each 8-bit value.
         var table = [UInt8](repeating: 0, count: 256)
         for start in stride(from: 0, to: 256, by: 8) {
             var real = SIMD8<Float>()
@@ -45,7 +57,14 @@ final class QLinearLookupKernel<F: FloatMap>: Kernel {
             let mapped = function(real)
             for lane in 0..<8 { table[start + lane] = quantize(mapped[lane]) }
         }
-        let out = try outputs.allocate(0, type, x.shape)
+        return table
+    }
+
+    func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
+        let x = try requiredInput(inputs, 0)
+        let table = try planned.flatMap { $0.type == x.elementType ? $0.table : nil }
+            ?? Self.table(inputs, type: x.elementType, op: op, function: function)
+        let out = try outputs.allocate(0, x.elementType, x.shape)
         let source = UnsafePointer(x.rawPointer.assumingMemoryBound(to: UInt8.self))
         let target = out.rawPointer.assumingMemoryBound(to: UInt8.self)
         table.withUnsafeBufferPointer { lookup in
