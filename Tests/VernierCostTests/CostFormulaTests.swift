@@ -211,5 +211,14 @@ extension CostFormulaTests {
         let plan = try #require(t.memory)
         #expect(plan.bufferOf["wd"] == nil, "the dequantized weight is folded, not an activation")
         #expect(plan.bufferOf["xd"] != nil)
+
+        // As a kernel: integer work when the executor fused the pattern into QLinearConv,
+        // float work when it ran the plain Conv on the dequantized values.
+        let grouping = KernelGrouping(table: t, executedNodes: Set(t.nodes.map(\.name)))
+        let dequantizations = t.nodes.filter { $0.opType == "DequantizeLinear" }.map(\.name)
+        let fused = grouping.costs(name: "q", opType: "QLinearConv", nodes: dequantizations + [conv.name])
+        #expect(fused.intMacs == 294_912 && fused.macs == 0 && fused.isInteger)
+        let plain = grouping.costs(name: "c", opType: "Conv", nodes: [conv.name])
+        #expect(plain.intMacs == 0 && plain.macs == 294_912 && plain.flops == 2 * 294_912 && !plain.isInteger)
     }
 }

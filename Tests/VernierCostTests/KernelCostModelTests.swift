@@ -208,6 +208,42 @@ struct KernelCostModelTests {
         #expect(pointwise?["pointwise_macs"] == 1024 * 49 && pointwise?["vector_macs"] == nil)
     }
 
+    /// A depthwise convolution on an NCHW map, 3x3, measured at `usPerMac` plus the
+    /// synthetic machine's fixed and epilogue costs.
+    static func depthwise(_ name: String, channels: Int, side: Int, silu: Bool, usPerMac: Double) -> KernelSample {
+        let outputs = Double(channels * side * side)
+        let dims = [1, channels, side, side]
+        let shape = KernelSample.Shape(macs: 9 * outputs, inputDims: dims, outputDims: dims,
+                                       fusedOpTypes: silu ? "Conv+Sigmoid+Mul" : "Conv")
+        let us = fixedUs + 9 * outputs * usPerMac + (silu ? outputs * sigmoidUsPerElement : 0)
+        return KernelSample(name: name, opClass: .depthwiseConv, ops: 18 * outputs, bytes: 8 * outputs, integer: false,
+                            measuredUs: us, shape: shape)
+    }
+
+    /// An epilogue op no calibration kernel of a class had (EfficientNet's SiLU after a
+    /// depthwise convolution) costs what it costs after the convolutions that had it.
+    @Test func anEpilogueUnseenInAClassTakesTheConvolutionsCostPerElement() throws {
+        let usPerMac = 3e-5
+        var kernels = Self.measuredConvs()
+        for channels in [16, 32, 64, 96, 128, 192] {
+            for side in [7, 14, 28, 56] {
+                kernels.append(Self.depthwise("d\(channels)x\(side)", channels: channels, side: side, silu: false, usPerMac: usPerMac))
+            }
+        }
+        let device = DeviceProfile(name: "t", cpu: "t", source: .measured, cores: 1, isa: [], caches: .init(),
+                                   roofs: [.init(threads: 1, fp32Gflops: 100, int8Gops: 400, bandwidthGBps: 10)])
+        let fitted = try device.calibrated(on: [ModelSamples(model: "m", runtime: .vernier, threads: 1, kernels: kernels, endToEndUs: nil)])
+        let efficiency = try #require(fitted.efficiency)
+        #expect(efficiency.kernelModel(for: .depthwiseConv, threads: 1)?.weights["epilogue.Sigmoid"] == nil)
+        let silu = Self.depthwise("silu", channels: 48, side: 20, silu: true, usPerMac: usPerMac)
+        let model = try #require(efficiency.kernelModel(for: silu, threads: 1))
+        let epilogue = (model.weights["epilogue.Sigmoid"] ?? 0) + (model.weights["epilogue.Mul"] ?? 0)
+        #expect(abs(epilogue - Self.sigmoidUsPerElement) < 1e-2 * Self.sigmoidUsPerElement)
+        // The epilogue is three quarters of this kernel's time.
+        let p = try #require(fitted.predict(silu, threads: 1))
+        #expect(abs(p.predictedUs - silu.measuredUs!) < 0.05 * silu.measuredUs!)
+    }
+
     /// Integer matrix products measured in no calibration model take the integer rate of
     /// 1x1 convolutions, which are matrix products; a class with its own rate keeps it.
     @Test func anIntegerMatrixProductBorrowsThePointwiseConvolutionRate() throws {

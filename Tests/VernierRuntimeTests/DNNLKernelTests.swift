@@ -67,14 +67,17 @@ extension DNNLKernelTests {
     }
 
     /// Winograd only for fp32 3x3 stride-1 undilated dense convs on maps of 28x28 and
-    /// more; on an AVX-512 CPU oneDNN then runs its wino kernel.
+    /// more, with whole 16-channel blocks of outputs; on an AVX-512 CPU oneDNN then runs
+    /// its wino kernel.
     @Test func winogradTakesLargeDenseThreeByThreeConvolutionsOnly() throws {
         let pad = ConvGeometry(pads: [1, 1, 1, 1])
         func takes(_ geometry: ConvGeometry = ConvGeometry(pads: [1, 1, 1, 1]), kernel: [Int] = [3, 3], side: Int = 28,
-                   int8: Bool = false, transposed: Bool = false) -> Bool {
-            ConvPlan.takesWinograd(transposed: transposed, int8: int8, kernel: kernel, geometry: geometry, outputShape: [1, 64, side, side])
+                   channels: Int = 64, int8: Bool = false, transposed: Bool = false) -> Bool {
+            ConvPlan.takesWinograd(transposed: transposed, int8: int8, kernel: kernel, geometry: geometry,
+                                   outputShape: [1, channels, side, side])
         }
         #expect(takes())
+        #expect(takes(channels: 32) && !takes(channels: 24))
         #expect(!takes(side: 27))
         #expect(!takes(kernel: [5, 5]) && !takes(kernel: [1, 1]))
         #expect(!takes(ConvGeometry(strides: [2, 2], pads: [1, 1, 1, 1])))

@@ -152,16 +152,28 @@ public struct EfficiencyModel: Codable, Sendable, Equatable {
             .min { (abs($0.threads - threads), $0.threads) < (abs($1.threads - threads), $1.threads) }
     }
 
-    /// The kernel model that predicts `kernel` at `threads`: its class's, with an
-    /// integer multiply-add rate borrowed across the matrix-product classes when the
-    /// class has none. A 1x1 convolution is a matrix product, and integer kernels of
-    /// one class are often measured only in the model being predicted (BERT's int8
-    /// MatMuls held out left no integer matmul to fit on, and the float curve placed
-    /// them against the int8 roof three times too slow).
+    /// The kernel model that predicts `kernel` at `threads`: its class's, with what
+    /// the class's fit never saw borrowed from the other arithmetic classes, because
+    /// the kernels that show it are often measured only in the model being predicted:
+    /// - an integer multiply-add rate, across the matrix-product classes (a 1x1
+    ///   convolution is a matrix product). BERT's int8 MatMuls held out left no integer
+    ///   matmul to fit on, and the float curve placed them three times too slow.
+    /// - the cost per element of a fused epilogue op, which is the element-wise op's
+    ///   whatever it follows. EfficientNet's depthwise convolutions end in SiLU
+    ///   (Sigmoid, Mul), which no other model's depthwise convolutions do; their
+    ///   prediction had left it out and came out half the measured time.
     public func kernelModel(for kernel: KernelSample, threads: Int) -> KernelCostModel? {
         guard var model = kernelModel(for: kernel.opClass, threads: threads) else { return nil }
-        guard kernel.integer else { return model }
         typealias F = KernelCostModel.Feature
+        // Convolutions only: matmuls carry few epilogues, fitted on a handful of kernels.
+        let donors = [OpClass.conv, .depthwiseConv].filter { $0 != kernel.opClass }
+            .compactMap { kernelModel(for: $0, threads: threads) }
+        for op in kernel.shape.epilogue where model.weights[F.epiloguePrefix + op] == nil {
+            if let borrowed = donors.lazy.compactMap({ $0.weights[F.epiloguePrefix + op] }).first {
+                model.weights[F.epiloguePrefix + op] = borrowed
+            }
+        }
+        guard kernel.integer else { return model }
         let (own, other, otherFeature): (String, OpClass, String)
         switch kernel.opClass {
         case .matmul: (own, other, otherFeature) = (F.integerPrefix + F.macs, .conv, F.integerPrefix + F.pointwiseMacs)

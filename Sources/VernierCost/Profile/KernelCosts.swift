@@ -136,6 +136,14 @@ public struct KernelGrouping: Sendable {
         }
         k.bytesRead = max(0, k.bytesRead)
         k.bytesWritten = max(0, k.bytesWritten)
+        // The model counts a QDQ product as integer work (what runtimes make of it), but
+        // a kernel that still runs the plain Conv/MatMul/Gemm multiplies the dequantized
+        // fp32 values: BERT's attention products, two activations, stay float here.
+        if CostModel.quantizableOps.contains(opType), k.intMacs > 0 {
+            k.macs += k.intMacs
+            k.flops += 2 * k.intMacs
+            k.intMacs = 0
+        }
         return k
     }
 }

@@ -98,7 +98,7 @@ public final class ConvPlan: @unchecked Sendable {
                               outputShape: [Int]) -> Bool {
         !transposed && WinogradConvolution.applies(kernel: kernel, strides: geometry.strides, dilations: geometry.dilations,
                                                    group: geometry.group, outputPositions: outputShape.dropFirst(2).reduce(1, *),
-                                                   integer: int8)
+                                                   outputChannels: outputShape.count > 1 ? outputShape[1] : 0, integer: int8)
     }
 
     /// A convolution with constant weights and an optional fused ReLU (the common case).
