@@ -40,7 +40,8 @@ bin="$(swift build -c release -Xswiftc -target-cpu -Xswiftc native -Xcc -march=n
 vernier() { "$bin" "$@"; }
 names=(resnet18 resnet50 mobilenet_v2 mobilenet_v3_small efficientnet_b0 shufflenet_v2_x1_0 squeezenet1_0 densenet121
        vgg11 vit_b_16 bert_base yolo_small ocr_det_db ocr_rec_crnn audio_kws_if resnet18_int8_qdq
-       mobilenet_v2_int8_qdq resnet50_int8_qdq bert_base_int8_qdq mobilenet_v3_small_int8_qdq efficientnet_b0_int8_qdq)
+       mobilenet_v2_int8_qdq resnet50_int8_qdq bert_base_int8_qdq mobilenet_v3_small_int8_qdq efficientnet_b0_int8_qdq
+       vit_b_16_int8_qdq)
 bindings() {  # the dims each export leaves symbolic, bound to batch 1 (BERT: sequence 128)
   local summary
   summary="$(vernier summary "$models/$1.onnx" --format json 2>/dev/null || true)"
