@@ -158,8 +158,8 @@ public struct EfficiencyModel: Codable, Sendable, Equatable {
     /// - an integer multiply-add rate, across the matrix-product classes (a 1x1
     ///   convolution is a matrix product). BERT's int8 MatMuls held out left no integer
     ///   matmul to fit on, and the float curve placed them three times too slow.
-    /// - the cost per element of a fused epilogue op, which is the element-wise op's
-    ///   whatever it follows. EfficientNet's depthwise convolutions end in SiLU
+    /// - the cost per element of a fused epilogue op, from the convolutions: it is the
+    ///   element-wise op's own cost, whatever kernel it is fused into. EfficientNet's depthwise convolutions end in SiLU
     ///   (Sigmoid, Mul), which no other model's depthwise convolutions do; their
     ///   prediction had left it out and came out half the measured time.
     public func kernelModel(for kernel: KernelSample, threads: Int) -> KernelCostModel? {
