@@ -2,13 +2,17 @@
 """Vernier against ONNX Runtime, side by side in one run: median latency ratio per model
 (Vernier / ORT, lower is better) and the geometric mean, at each thread count.
 
-    Scripts/bench_vs_ort.py [--threads 1,2] [--rounds 5] [--runs 20] [--models a,b]
+    Scripts/bench_vs_ort.py [--threads 1,2] [--rounds 15] [--runs 8] [--models a,b]
                             [--report Reports/bench_vs_ort.md]
 
 Rounds alternate Vernier and ORT on the same model and inputs (vernier run
 --save-inputs), so machine noise hits both alike; each round takes the median of --runs
 timed runs after warm-up, and the ratio uses the median over rounds (a second ratio, of
-each side's fastest round, is the one least moved by other load on a shared machine). ORT runs with
+each side's fastest round, is the one least moved by other load on a shared machine).
+Many short rounds rather than a few long ones: on a machine whose speed switches between
+states for seconds at a time, a round of 20 ResNet-50 runs often fell in one state and the
+next side's round in the other (ResNet-50 at 2 threads read 1.29 with 5 rounds of 20 runs,
+0.99 minutes later with 15 rounds of 8). ORT runs with
 ORT_ENABLE_ALL and the same intra-op thread count. Also checks Vernier's peak RSS
 against weights + planned arena + 64 MB, and reports start-up: Vernier's load (with
 shape inference) plus plan time from `vernier run --repeat` (median over rounds) beside
@@ -92,8 +96,8 @@ def time_ort(session, feeds, runs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
     parser.add_argument("--report", default=os.path.join(ROOT, "Reports", "bench_vs_ort.md"))
     args = parser.parse_args()
