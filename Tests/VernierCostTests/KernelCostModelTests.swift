@@ -244,6 +244,31 @@ struct KernelCostModelTests {
         #expect(abs(p.predictedUs - silu.measuredUs!) < 0.05 * silu.measuredUs!)
     }
 
+    /// Pooling kernels get a kernel model of their own: a global pool's time follows the
+    /// elements it reads, which its bytes against the roofline do not tell apart from a
+    /// window pool writing as many as it reads.
+    @Test func poolingKernelsAreFittedAModelOfTheirOwn() throws {
+        let usPerInput = 2e-4
+        func pool(_ name: String, channels: Int, side: Int) -> KernelSample {
+            let inputs = Double(channels * side * side)
+            let shape = KernelSample.Shape(macs: 0, inputDims: [1, channels, side, side], outputDims: [1, channels, 1, 1],
+                                           fusedOpTypes: "GlobalAveragePool")
+            return KernelSample(name: name, opClass: .pooling, ops: inputs, bytes: 4 * (inputs + Double(channels)), integer: false,
+                                measuredUs: Self.fixedUs + inputs * usPerInput, shape: shape)
+        }
+        var kernels: [KernelSample] = []
+        for channels in [16, 32, 64, 96, 128, 256] {
+            for side in [7, 14, 28, 56] { kernels.append(pool("p\(channels)x\(side)", channels: channels, side: side)) }
+        }
+        let device = DeviceProfile(name: "t", cpu: "t", source: .measured, cores: 1, isa: [], caches: .init(),
+                                   roofs: [.init(threads: 1, fp32Gflops: 100, int8Gops: 400, bandwidthGBps: 10)])
+        let fitted = try device.calibrated(on: [ModelSamples(model: "m", runtime: .vernier, threads: 1, kernels: kernels, endToEndUs: nil)])
+        #expect(fitted.efficiency?.kernelModel(for: .pooling, threads: 1) != nil)
+        let unseen = pool("new", channels: 200, side: 20)
+        let p = try #require(fitted.predict(unseen, threads: 1))
+        #expect(abs(p.predictedUs - unseen.measuredUs!) < 0.05 * unseen.measuredUs!)
+    }
+
     /// Integer matrix products measured in no calibration model take the integer rate of
     /// 1x1 convolutions, which are matrix products; a class with its own rate keeps it.
     @Test func anIntegerMatrixProductBorrowsThePointwiseConvolutionRate() throws {
