@@ -28,13 +28,13 @@ import onnxruntime as ort
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def relative_distance(got, ref):
-    """max |got - ref| over max |ref| (the plain difference when ref is all zeros)."""
+def distance(got, ref):
+    """(max |got - ref|, that over max |ref|); the plain difference twice when ref is all zeros."""
     if not ref.size:
-        return 0.0
+        return 0.0, 0.0
     scale = float(np.max(np.abs(ref)))
     diff = float(np.max(np.abs(got.astype(np.float64) - ref.astype(np.float64))))
-    return diff / scale if scale > 0 else diff
+    return diff, (diff / scale if scale > 0 else diff)
 
 
 def compare(model, args, workdir):
@@ -71,7 +71,7 @@ def compare(model, args, workdir):
         for name in names:
             ref = np.asarray(theirs[name])
             if ref.dtype.kind == "f" and ref.size:
-                allowed[name] = max(args.tol, args.fusion_slack * relative_distance(np.asarray(fused[name]), ref))
+                allowed[name] = max(args.tol, args.fusion_slack * distance(np.asarray(fused[name]), ref)[1])
     worst = 0.0
     problems = []
     for name in names:
@@ -83,8 +83,7 @@ def compare(model, args, workdir):
             problems.append(f"{name}: shape {got.shape}, ORT {ref.shape}")
             continue
         if ref.dtype.kind == "f":
-            diff = float(np.max(np.abs(got.astype(np.float64) - ref.astype(np.float64)))) if ref.size else 0.0
-            rel = relative_distance(got, ref)
+            diff, rel = distance(got, ref)
             worst = max(worst, rel)
             if not rel <= allowed[name]:
                 problems.append(f"{name}: max|diff| = {diff:.3g} = {rel:.3g} x max|ref| (limit {allowed[name]:.3g})")

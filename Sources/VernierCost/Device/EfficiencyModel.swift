@@ -159,18 +159,20 @@ public struct EfficiencyModel: Codable, Sendable, Equatable {
     ///   convolution is a matrix product). BERT's int8 MatMuls held out left no integer
     ///   matmul to fit on, and the float curve placed them three times too slow.
     /// - the cost per element of a fused epilogue op, from the convolutions: it is the
-    ///   element-wise op's own cost, whatever kernel it is fused into. EfficientNet's depthwise convolutions end in SiLU
-    ///   (Sigmoid, Mul), which no other model's depthwise convolutions do; their
-    ///   prediction had left it out and came out half the measured time.
+    ///   element-wise op's own cost, whatever kernel it is fused into. EfficientNet's
+    ///   depthwise convolutions end in SiLU (Sigmoid, Mul), which no other model's
+    ///   depthwise convolutions do; their prediction had left it out and came out half
+    ///   the measured time.
     public func kernelModel(for kernel: KernelSample, threads: Int) -> KernelCostModel? {
         guard var model = kernelModel(for: kernel.opClass, threads: threads) else { return nil }
         typealias F = KernelCostModel.Feature
-        // Convolutions only: matmuls carry few epilogues, fitted on a handful of kernels.
-        let donors = [OpClass.conv, .depthwiseConv].filter { $0 != kernel.opClass }
-            .compactMap { kernelModel(for: $0, threads: threads) }
-        for op in kernel.shape.epilogue where model.weights[F.epiloguePrefix + op] == nil {
-            if let borrowed = donors.lazy.compactMap({ $0.weights[F.epiloguePrefix + op] }).first {
-                model.weights[F.epiloguePrefix + op] = borrowed
+        let unseen = kernel.shape.epilogue.map { F.epiloguePrefix + $0 }.filter { model.weights[$0] == nil }
+        if !unseen.isEmpty {
+            // Convolutions only: matmuls carry few epilogues, fitted on a handful of kernels.
+            let donors = [OpClass.conv, .depthwiseConv].filter { $0 != kernel.opClass }
+                .compactMap { kernelModel(for: $0, threads: threads) }
+            for feature in unseen {
+                model.weights[feature] = donors.lazy.compactMap { $0.weights[feature] }.first
             }
         }
         guard kernel.integer else { return model }
