@@ -124,6 +124,47 @@ extension GraphBuilder {
         return b
     }
 
+    /// A Linear layer as PyTorch exports it and a QDQ quantizer writes it: x [rows, k]
+    /// (fp32) -> Q -> DQ -> Gemm(transB 1, DQ(wq s8 [n, k], one scale per row along axis
+    /// 0), DQ(bq int32, scale x_scale * w_scale) or an fp32 bias) -> Q -> DQ -> y, or
+    /// the Gemm's fp32 result as y when `quantizedOutput` is false. Scales as `qdqMatMul`;
+    /// biases random in +-2000 product steps.
+    public static func qdqGemm(rows: Int = 20, k: Int = 48, n: Int = 40, floatBias: Bool = false,
+                               quantizedOutput: Bool = true, seed: UInt64 = 9) -> GraphBuilder {
+        var rng = SplitMix64(seed: seed)
+        var b = GraphBuilder()
+        b.opset = 13
+        b.input("x", .float, [rows, k].map(Dim.value))
+        let xScale: Float = 0.02
+        let wScales = (0..<n).map { 0.003 + 0.0004 * Float($0 % 7) }
+        let biases = (0..<n).map { _ in Int(rng.next() % 4001) - 2000 }
+        b.initializers += [
+            TensorData(floats: [xScale], name: "xs", dims: []),
+            quantized("xz", .uint8, [], [10]),
+            quantized("wq", .int8, [n, k], (0..<(k * n)).map { _ in Int(rng.next() % 127) - 63 }),
+            TensorData(floats: wScales, name: "ws", dims: [n]),
+            quantized("wz", .int8, [n], Array(repeating: 0, count: n)),
+            quantized("bq", .int32, [n], biases),
+            TensorData(floats: wScales.map { xScale * $0 }, name: "bs", dims: [n]),
+            quantized("bz", .int32, [n], Array(repeating: 0, count: n)),
+            // 0.2 of a product step off the int32 grid.
+            TensorData(floats: biases.indices.map { (Float(biases[$0]) + 0.2) * xScale * wScales[$0] }, name: "bf", dims: [n]),
+            TensorData(floats: [0.05], name: "ys", dims: []),
+            quantized("yz", .uint8, [], [7]),
+        ]
+        b.node("QuantizeLinear", ["x", "xs", "xz"], ["xq"])
+        b.node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"])
+        b.node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], ["axis": .int(0)])
+        b.node("DequantizeLinear", ["bq", "bs", "bz"], ["bd"], ["axis": .int(0)])
+        b.node("Gemm", ["xd", "wd", floatBias ? "bf" : "bd"], [quantizedOutput ? "g" : "y"], ["transB": .int(1)])
+        if quantizedOutput {
+            b.node("QuantizeLinear", ["g", "ys", "yz"], ["yq"])
+            b.node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])
+        }
+        b.output("y")
+        return b
+    }
+
     /// Data movement as a QDQ quantizer writes it around an attention head split: x [1,
     /// 6, 8] (fp32) -> Q -> DQ -> Reshape [1, 6, 2, 4] -> Q -> DQ -> Transpose (0, 2, 1,
     /// 3) -> Q -> DQ -> y. Every pair uses scale 0.03 and zero point 9, except the

@@ -221,4 +221,27 @@ extension CostFormulaTests {
         let plain = grouping.costs(name: "c", opType: "Conv", nodes: [conv.name])
         #expect(plain.intMacs == 0 && plain.macs == 294_912 && plain.flops == 2 * 294_912 && !plain.isInteger)
     }
+
+    /// com.microsoft.QGemm as ONNX Runtime's quantizer writes it: [M, N] of y_zero_point's
+    /// type (fp32 without y_scale), M x N x K integer multiply-adds.
+    @Test func qgemmCountsIntegerWorkAndTakesTheOutputsType() throws {
+        for requantized in [true, false] {
+            var b = GraphBuilder()
+            b.input("xq", .uint8, [.value(5), .value(12)])
+            b.weight("wq", [7, 12], element: .int8)
+            b.floats("s", [0.1])
+            b.weight("zu", [1], element: .uint8)
+            b.weight("zs", [1], element: .int8)
+            b.weight("bias", [7], element: .int32)
+            b.node("QGemm", ["xq", "s", "zu", "wq", "s", "zs", "bias"] + (requantized ? ["s", "zs"] : []), ["y"],
+                   ["transB": .int(1)])
+            b.nodes[0].domain = "com.microsoft"
+            b.output("y")
+            let gemm = try row(try table(b), "y")
+            #expect(gemm.outputTypes.first??.shape == [.value(5), .value(7)])
+            #expect(gemm.outputTypes.first??.elementType == (requantized ? .int8 : .float))
+            #expect(gemm.intMacs?.value == 420, "5 x 7 outputs x 12 deep")
+            #expect(gemm.macs?.value == 0)
+        }
+    }
 }

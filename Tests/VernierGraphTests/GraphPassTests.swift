@@ -263,6 +263,45 @@ struct GraphPassTests {
         #expect(Set(optimized.graph.nodes[1].originalNodes) == ["xd", "wd", "m", "yq"])
     }
 
+    /// A QDQ Gemm (PyTorch's Linear) becomes ONNX Runtime's com.microsoft.QGemm on the
+    /// 8-bit values with its int32 bias; an fp32 bias is rounded into a new int32
+    /// initializer in the product's units; without a QuantizeLinear after it, the QGemm
+    /// has no y_scale and writes fp32.
+    @Test func aQDQGemmBecomesQGemm() throws {
+        let optimized = GraphPasses.optimize(try GraphBuilder.qdqGemm().infer())
+        #expect(optimized.graph.nodes.map(\.opType) == ["QuantizeLinear", "QGemm", "DequantizeLinear"])
+        let gemm = optimized.graph.nodes[1]
+        #expect(gemm.domain == "com.microsoft")
+        #expect(gemm.inputs == ["xq", "xs", "xz", "wq", "ws", "wz", "bq", "ys", "yz"])
+        #expect(gemm.attributes.map(\.name) == ["transB"])
+        #expect(try gemm.int("transB") == 1)
+        #expect(Set(gemm.originalNodes) == ["xd", "wd", "bd", "g", "yq"])
+
+        let floatBias = GraphPasses.optimize(try GraphBuilder.qdqGemm(floatBias: true, quantizedOutput: false).infer())
+        let fused = try #require(floatBias.graph.nodes.first { $0.opType == "QGemm" })
+        #expect(fused.inputs.count == 7 && fused.outputs == ["y"])
+        let bias = try #require(floatBias.graph.initializerIndex[fused.inputs[6]])
+        let stored = try #require(GraphBuilder.qdqGemm().graph.initializerIndex["bq"])
+        #expect(bias.elementType == .int32 && bias.integerValues() == stored.integerValues(),
+                "0.2 of a step off the grid rounds back to the int32 values")
+    }
+
+    /// Gemms whose arithmetic QGemm's int8 form does not cover stay: alpha other than 1,
+    /// a transposed A, weights scaled along the inner dim.
+    @Test func aQDQGemmWithAlphaTransposedAOrInnerScalesDoesNotFuse() throws {
+        var scaled = GraphBuilder.qdqGemm(k: 40, n: 40)
+        let g = try #require(scaled.nodes.firstIndex { $0.opType == "Gemm" })
+        scaled.nodes[g].attributes.append(Attribute(name: "alpha", value: .float(0.5)))
+        var transposedA = GraphBuilder.qdqGemm(rows: 48, k: 48, n: 40)
+        transposedA.nodes[g].attributes.append(Attribute(name: "transA", value: .int(1)))
+        var inner = GraphBuilder.qdqGemm(k: 40, n: 40)
+        let dq = try #require(inner.nodes.firstIndex { $0.outputs == ["wd"] })
+        inner.nodes[dq].attributes = [Attribute(name: "axis", value: .int(1))]
+        for b in [scaled, transposedA, inner] {
+            #expect(GraphPasses.optimize(try b.infer()).graph.nodes.map(\.opType).contains("Gemm"))
+        }
+    }
+
     /// Q/DQ pairs with one scale and zero point around a Reshape and a Transpose drop
     /// out: the data movement runs on the 8-bit values. The Transpose's pair differs in
     /// scale in the second graph, so only the Reshape's drops there.

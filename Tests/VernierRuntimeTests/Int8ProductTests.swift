@@ -161,6 +161,56 @@ struct Int8ProductTests {
         #expect(Set(output.scalars(as: Float.self)).count > 20)
     }
 
+    /// A QDQ Gemm (transposed weights, int32 or fp32 bias, quantized or fp32 result) runs
+    /// as one int8 QGemm with the unfused graph's outputs, within one output step (or,
+    /// for an fp32 result, half a product step per bias plus fp32 rounding).
+    @Test(arguments: [(false, true), (true, true), (false, false)])
+    func aQDQGemmRunsAsOneInt8QGemmWithTheUnfusedResults(floatBias: Bool, quantizedOutput: Bool) throws {
+        let b = GraphBuilder.qdqGemm(floatBias: floatBias, quantizedOutput: quantizedOutput)
+        var rng = SplitMix64(seed: 17)
+        let x = Tensor(shape: [20, 48], values: (0..<960).map { _ in rng.signedUnit() * 2 })
+        let (reference, fused) = try asWrittenAndOptimized(b, x)
+        #expect(fused.steps.map(\.opType) == ["QuantizeLinear", "com.microsoft.QGemm"] + (quantizedOutput ? ["DequantizeLinear"] : []))
+        #expect(fused.steps.contains { $0.kernel is Int8MatMulKernel }, "the oneDNN int8 kernel runs it")
+        let output = try #require(try fused.run(["x": x])["y"])
+        #expect(output.shape == [20, 40])
+        let (a, r) = (output.scalars(as: Float.self), reference.scalars(as: Float.self))
+        #expect(Set(a).count > 20)
+        if quantizedOutput {
+            let steps = zip(a, r).map { abs($0 - $1) / 0.05 }
+            #expect(steps.allSatisfy { $0 <= 1.001 })
+            #expect(Double(steps.filter { $0 > 0.5 }.count) < 0.02 * Double(steps.count))
+        } else {
+            let largest = r.map(abs).max() ?? 0
+            #expect(zip(a, r).allSatisfy { abs($0 - $1) <= 1e-5 * largest + 0.5 * 0.02 * 0.006 })
+        }
+    }
+
+    /// The exact QGemm kernel (what runs the forms oneDNN does not take) and the int8
+    /// kernel on one fused node: the same integers, up to a half-step tie.
+    @Test func theExactQGemmKernelAgreesWithTheInt8One() throws {
+        let optimized = GraphPasses.optimize(try GraphBuilder.qdqGemm(rows: 7, k: 33, n: 19).infer())
+        let node = try #require(optimized.graph.nodes.first { $0.opType == "QGemm" })
+        let initializers = optimized.graph.initializerIndex
+        let constants = node.inputs.map { initializers[$0].flatMap(Tensor.init) }
+        let ctx = KernelContext(node: node, opset: 13, inputTypes: node.inputs.map { optimized.type(of: $0) },
+                                outputTypes: node.outputs.map { optimized.type(of: $0) }, constantInputs: constants,
+                                compileSubgraph: { _ in throw KernelError.unsupported("no subgraphs") })
+        var rng = SplitMix64(seed: 23)
+        let x = Tensor(.uint8, shape: [7, 33], values: (0..<231).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
+        func run(_ kernel: Kernel) throws -> [UInt8] {
+            let outputs = OutputSlots(count: 1, maxBytes: 1 << 20)
+            try kernel.run([x] + constants.dropFirst(), outputs)
+            return try #require(outputs.results[0]).scalars(as: UInt8.self)
+        }
+        let fast = try run(try #require(try Int8MatMulKernel.makeGemm(ctx)))
+        let exact = try run(try QGemmReferenceKernel(ctx))
+        #expect(fast.count == 7 * 19)
+        #expect(zip(fast, exact).allSatisfy { abs(Int($0) - Int($1)) <= 1 })
+        #expect(zip(fast, exact).filter { $0 != $1 }.count <= 2)
+        #expect(Set(exact).count > 20)
+    }
+
     /// Reshape and Transpose moved onto the 8-bit values give exactly the graph's results:
     /// a quantized value dequantized and quantized again with the same parameters is itself.
     @Test func dataMovementOnQuantizedValuesGivesTheGraphsResultsExactly() throws {

@@ -17,6 +17,7 @@ public enum GraphPasses {
         g = moveDataMovementOntoQuantizedValues(g)
         g = fuseQDQConv(g)
         g = fuseQDQMatMul(g)
+        g = fuseQDQGemm(g)
         g = fuseQDQBinary(g)
         g = fuseQDQUnary(g)
         return g

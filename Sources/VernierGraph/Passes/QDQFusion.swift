@@ -35,22 +35,10 @@ extension GraphPasses {
                   let w = pattern.weights(conv.inputs[1], channelAxis: 0) else { continue }
             // Requantized when a QuantizeLinear alone reads the result (not with a fused sum).
             let q = sum ? nil : pattern.quantization(of: y)
-            // b = DQ(bq) in the product's units, or fp32 values to put in them.
-            var bias: (quantized: String, dequantization: QDQPattern.Match?)?
+            var bias: QDQPattern.Bias?
             if regular == 3, !conv.inputs[2].isEmpty {
-                let name = conv.inputs[2]
-                if let (bi, dqb) = pattern.dequantization(of: name), let bq = pattern.initializers[dqb.inputs[0]],
-                   bq.elementType == .int32, bq.elementCount == w.channels,
-                   let bScales = pattern.values(dqb.inputs[1], [.float]), bScales.count == w.scales.count,
-                   pattern.values(dqb.inputs[2], [.int32])?.allSatisfy({ $0 == 0 }) == true,
-                   zip(bScales, w.scales).allSatisfy({ abs($0 - x.scale * $1) <= 1e-5 * $0 }) {
-                    bias = (dqb.inputs[0], QDQPattern.Match(index: bi, node: dqb))
-                } else if let values = pattern.values(name, [.float]), values.count == w.channels,
-                          let quantized = pattern.addInt32Bias(values, scales: w.scales.map { x.scale * $0 }, for: conv) {
-                    bias = (quantized, nil)
-                } else {
-                    continue
-                }
+                guard let b = pattern.bias(conv.inputs[2], x: x, w: w, for: conv) else { continue }
+                bias = b
             }
             var fused = conv
             fused.opType = "QLinearConv"
@@ -78,6 +66,46 @@ extension GraphPasses {
             fused.opType = "QLinearMatMul"
             fused.inputs = Array(x.node.inputs) + Array(w.node.inputs) + Array(q.node.inputs.dropFirst())
             pattern.replace(mi, with: fused, dequantizations: [x.match, w.match], quantization: q)
+        }
+        return pattern.result
+    }
+
+    /// Turns the QDQ pattern of a quantized Gemm (a Linear layer as PyTorch exports it:
+    /// torchvision classifiers, ViT's attention output projections),
+    ///
+    ///     QuantizeLinear(Gemm(DequantizeLinear(xq), DequantizeLinear(wq), DequantizeLinear(bq)), ys, yz)
+    ///
+    /// into ONNX Runtime's `com.microsoft.QGemm(xq, xs, xz, wq, ws, 0, bq, ys, yz)`, as ONNX
+    /// Runtime's QDQ transformer does, so the product runs on int8 kernels instead of an
+    /// fp32 Gemm on dequantized weights. Same conditions as `fuseQDQConv`: constant s8
+    /// weights with zero points 0, per tensor or per output column (axis 0 with transB,
+    /// 1 without), a bias of N values either int32 in the product's units or fp32 rounded
+    /// into them; alpha and beta 1, no transA. Without a QuantizeLinear as the sole
+    /// reader the QGemm writes fp32 (no y_scale).
+    public static func fuseQDQGemm(_ inferred: InferredGraph) -> InferredGraph {
+        var pattern = QDQPattern(inferred)
+        let gemmAttributes: Set<String> = ["alpha", "beta", "transA", "transB"]
+        for (gi, gemm) in inferred.graph.nodes.enumerated()
+        where gemm.isDefaultDomain && gemm.opType == "Gemm" && (2...3).contains(gemm.inputs.count) {
+            guard gemm.attributes.allSatisfy({ gemmAttributes.contains($0.name) }),
+                  (try? gemm.int("transA", default: 0)) == 0, (try? gemm.float("alpha", default: 1)) == 1,
+                  (try? gemm.float("beta", default: 1)) == 1, let transB = try? gemm.int("transB", default: 0) != 0,
+                  let y = gemm.outputs.first, let x = pattern.activation(gemm.inputs[0]),
+                  let w = pattern.weights(gemm.inputs[1], channelAxis: transB ? 0 : 1, rank: 2) else { continue }
+            var bias: QDQPattern.Bias?
+            if let name = gemm.input(2) {
+                guard let b = pattern.bias(name, x: x, w: w, for: gemm) else { continue }
+                bias = b
+            }
+            let q = pattern.quantization(of: y)
+            var fused = gemm
+            fused.opType = "QGemm"
+            fused.domain = "com.microsoft"
+            fused.attributes = gemm.attributes.filter { $0.name == "transB" }
+            fused.inputs = Array(x.node.inputs) + Array(w.node.inputs) + [bias?.quantized ?? ""]
+                + (q.map { Array($0.node.inputs.dropFirst()) } ?? [])
+            pattern.replace(gi, with: fused, dequantizations: [x.match, w.match] + (bias?.dequantization.map { [$0] } ?? []),
+                            quantization: q)
         }
         return pattern.result
     }
@@ -226,6 +254,33 @@ private struct QDQPattern {
         graph.initializers.append(data)
         added.append(data)
         return name
+    }
+
+    /// A bias in the int32 units of the product of `x` and `w`.
+    struct Bias {
+        let quantized: String
+        /// The bias's DequantizeLinear, when the graph had it quantized already.
+        let dequantization: Match?
+    }
+
+    /// `value` as one bias per channel of `w` in the product's units (x_scale *
+    /// w_scale): the DequantizeLinear of such int32 values (what ONNX Runtime's quantizer
+    /// writes), or fp32 values rounded into them as a new initializer (what `vernier
+    /// quantize` and TensorRT-style QDQ exports keep): an error of at most half a product
+    /// step. Nil for any other bias.
+    mutating func bias(_ value: String, x: Activation, w: Weights, for node: Node) -> Bias? {
+        if let (bi, dqb) = dequantization(of: value), let bq = initializers[dqb.inputs[0]],
+           bq.elementType == .int32, bq.elementCount == w.channels,
+           let bScales = values(dqb.inputs[1], [.float]), bScales.count == w.scales.count,
+           values(dqb.inputs[2], [.int32])?.allSatisfy({ $0 == 0 }) == true,
+           zip(bScales, w.scales).allSatisfy({ abs($0 - x.scale * $1) <= 1e-5 * $0 }) {
+            return Bias(quantized: dqb.inputs[0], dequantization: Match(index: bi, node: dqb))
+        }
+        if let values = values(value, [.float]), values.count == w.channels,
+           let quantized = addInt32Bias(values, scales: w.scales.map { x.scale * $0 }, for: node) {
+            return Bias(quantized: quantized, dequantization: nil)
+        }
+        return nil
     }
 
     /// The values of an initializer of one of `types`.

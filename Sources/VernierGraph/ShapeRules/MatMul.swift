@@ -27,9 +27,14 @@ enum MatMulRules {
     }
 
     static func gemm(_ ctx: RuleContext) throws -> [ValueFacts] {
-        let a = try ctx.shape(0), b = try ctx.shape(1)
+        [.tensor(try ctx.elementType(0), try gemmShape(ctx, a: 0, b: 1))]
+    }
+
+    /// [M, N] of a Gemm-like product of inputs `a` and `b`, with transA / transB.
+    static func gemmShape(_ ctx: RuleContext, a aIndex: Int, b bIndex: Int) throws -> [Dim] {
+        let a = try ctx.shape(aIndex), b = try ctx.shape(bIndex)
         guard a.count == 2, b.count == 2 else {
-            throw ShapeError("Gemm needs 2-D operands, got \(a.shapeDescription) and \(b.shapeDescription)")
+            throw ShapeError("\(ctx.node.opType) needs 2-D operands, got \(a.shapeDescription) and \(b.shapeDescription)")
         }
         let transA = try ctx.node.int("transA", default: 0) != 0
         let transB = try ctx.node.int("transB", default: 0) != 0
@@ -38,7 +43,7 @@ enum MatMulRules {
         if let x = k1.intValue, let y = k2.intValue, x != y {
             throw ShapeError("inner dims differ: A \(a.shapeDescription) (transA \(transA)) and B \(b.shapeDescription) (transB \(transB))")
         }
-        return [.tensor(try ctx.elementType(0), [m, n])]
+        return [m, n]
     }
 
     static func einsum(_ ctx: RuleContext) throws -> [ValueFacts] {

@@ -1,11 +1,15 @@
 import VernierGraph
 
 /// Kernels of the `com.microsoft` ops (same file name as their shape rules and cost
-/// formulas): QLinearAdd, QLinearMul and QLinearSigmoid, which ONNX Runtime's quantizer
-/// writes in its QOperator format and which `GraphPasses.fuseQDQBinary` and
-/// `fuseQDQUnary` make of QDQ Adds, Muls and Sigmoids.
+/// formulas): QLinearAdd, QLinearMul, QLinearSigmoid and QGemm, which ONNX Runtime's
+/// quantizer writes in its QOperator format and which `GraphPasses.fuseQDQBinary`,
+/// `fuseQDQUnary` and `fuseQDQGemm` make of QDQ Adds, Muls, Sigmoids and Gemms.
 enum CustomDomainKernels {
     static let all: [String: KernelFactory] = [
+        "QGemm": { ctx in
+            if let int8 = try Int8MatMulKernel.makeGemm(ctx) { return int8 }
+            return try QGemmReferenceKernel(ctx)
+        },
         "QLinearAdd": { _ in QLinearBinaryKernel(op: "QLinearAdd", multiplies: false) },
         "QLinearMul": { _ in QLinearBinaryKernel(op: "QLinearMul", multiplies: true) },
         "QLinearSigmoid": { QLinearLookupKernel($0, op: "QLinearSigmoid", SigmoidOp()) },
@@ -157,6 +161,88 @@ final class QLinearBinaryKernel: Kernel {
         } else {
             let value = quantize(Operation.apply(qa.real(a[0]), qb.real(b[0])))
             for i in 0..<count { c[i] = value }
+        }
+    }
+}
+
+/// `com.microsoft.QGemm` computed exactly, for the forms the int8 kernel does not take:
+/// inputs (A, a_scale, a_zero_point, B, b_scale, b_zero_point, C, y_scale, y_zero_point),
+/// A `[M, K]` (`[K, M]` with transA) and B `[K, N]` (`[N, K]` with transB) of 8-bit
+/// types, one scale and zero point for A, one or N for B, an optional int32 C of shape
+/// (), (N), (1, N), (M, 1) or (M, N). Each output is
+/// `(C + sum((A - a_zp)(B - b_zp))) * alpha * a_scale * b_scale / y_scale + y_zp`, the
+/// sum in int32, rounded half to even and saturated to y_zero_point's type; fp32 without
+/// y_scale. This is what ONNX Runtime's QGemm computes.
+final class QGemmReferenceKernel: Kernel {
+    let transposed: (a: Bool, b: Bool)
+    let alpha: Float
+
+    init(_ ctx: KernelContext) throws {
+        transposed = (try ctx.node.int("transA", default: 0) != 0, try ctx.node.int("transB", default: 0) != 0)
+        alpha = try ctx.node.float("alpha", default: 1)
+    }
+
+    func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
+        let op = "QGemm"
+        let a = try requiredInput(inputs, 0), b = try requiredInput(inputs, 3)
+        guard a.rank == 2, b.rank == 2 else { throw KernelError.invalid("\(op) needs 2-D A and B, got \(a.shape) and \(b.shape)") }
+        let transA = transposed.a, transB = transposed.b
+        let (m, k) = transA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
+        let (kb, n) = transB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
+        guard k == kb else { throw KernelError.invalid("\(op) inner dims differ: A \(a.shape), B \(b.shape)") }
+        let av = try QuantizedBytes(a, what: "\(op) A"), bv = try QuantizedBytes(b, what: "\(op) B")
+        let aZero = try inputs[2].map { try quantizedElements($0, what: "\(op) a_zero_point") } ?? [0]
+        let bZero = try inputs[5].map { try quantizedElements($0, what: "\(op) b_zero_point") } ?? [0]
+        let aScale = try floatElements(try requiredInput(inputs, 1), what: "\(op) a_scale")
+        let bScale = try floatElements(try requiredInput(inputs, 4), what: "\(op) b_scale")
+        guard aZero.count == 1, aScale.count == 1, [1, n].contains(bZero.count), [1, n].contains(bScale.count) else {
+            throw KernelError.invalid("\(op) takes one scale and zero point for A and one or \(n) for B")
+        }
+        let c = inputs.count > 6 ? inputs[6] : nil
+        var biasIndex: (Int, Int) -> Int = { _, _ in 0 }
+        var bias: [Int32] = []
+        if let c {
+            guard c.elementType == .int32 else { throw KernelError.invalid("\(op) C must be int32, got \(c.elementType)") }
+            bias = c.scalars(as: Int32.self)
+            switch (c.elementCount, c.shape) {
+            case (1, _): break
+            case (n, [n]), (n, [1, n]): biasIndex = { _, j in j }
+            case (m, [m, 1]): biasIndex = { i, _ in i }
+            case (m * n, [m, n]): biasIndex = { i, j in i * n + j }
+            default: throw KernelError.invalid("\(op) C of shape \(c.shape) does not broadcast to [\(m), \(n)]")
+            }
+        }
+        let yScale = try (inputs.count > 7 ? inputs[7] : nil).map { try floatElements($0, what: "\(op) y_scale") }
+        let yZeroTensor = inputs.count > 8 ? inputs[8] : nil
+        let outType = yScale == nil ? ElementType.float : yZeroTensor?.elementType ?? .uint8
+        let yZero = try yZeroTensor.map { try quantizedElements($0, what: "\(op) y_zero_point") } ?? [0]
+        guard yScale.map({ $0.count == 1 && $0[0] > 0 }) ?? true, yZero.count == 1 else {
+            throw KernelError.invalid("\(op) takes one positive y_scale and one y_zero_point")
+        }
+        let range = try yScale == nil ? Int32.min...Int32.max : quantizedRange(outType, what: "\(op) output")
+        let out = try outputs.allocate(0, outType, [m, n])
+        let alpha = Double(alpha)
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum = c == nil ? Int32(0) : bias[biasIndex(i, j)]
+                let bz = bZero[bZero.count == 1 ? 0 : j]
+                for p in 0..<k {
+                    let x = av[transA ? p * m + i : i * k + p] - aZero[0]
+                    let w = bv[transB ? j * k + p : p * n + j] - bz
+                    sum &+= x * w
+                }
+                let real = Double(sum) * alpha * Double(aScale[0]) * Double(bScale[bScale.count == 1 ? 0 : j])
+                guard let yScale else {
+                    out.rawPointer.assumingMemoryBound(to: Float.self)[i * n + j] = Float(real)
+                    continue
+                }
+                let q = requantize(real / Double(yScale[0]), yZero[0], range)
+                if outType == .int8 {
+                    out.rawPointer.assumingMemoryBound(to: Int8.self)[i * n + j] = Int8(q)
+                } else {
+                    out.rawPointer.assumingMemoryBound(to: UInt8.self)[i * n + j] = UInt8(q)
+                }
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ import VernierGraph
 /// plus the activation the graph passes fused (`fused_activation`, applied to the real
 /// values before requantization). These are the convolutions a QDQ model's
 /// `DequantizeLinear -> Conv -> QuantizeLinear` patterns become (`GraphPasses.fuseQDQConv`).
-/// (This file: the int8 products on oneDNN, QLinearConv and QLinearMatMul.)
+/// (This file: the int8 products on oneDNN, QLinearConv, QLinearMatMul and QGemm.)
 ///
 /// Without y_scale and y_zero_point (Vernier's internal form for a quantized conv whose
 /// result stays fp32) it writes the real values in fp32, with a fused residual sum
@@ -48,15 +48,7 @@ final class Int8ConvKernel: Kernel {
         let epilogue = try FusedEpilogue(node: node)
         guard !epilogue.addsResidual || !requantizes else { return nil }
         let geometry = try ConvAttributes(node: node).convGeometry(input: inputShape, weights: weights.shape)
-        // The bias in the product's units (x_scale * w_scale), as fp32 so a halved
-        // channel's (see `narrowed`) stays exact.
-        let biasTensor = storedBias.map { b in
-            let (old, new) = (operands.storedScales, operands.kernelScales)
-            let values = b.scalars(as: Int32.self).enumerated().map { c, v in
-                Float(v) * old[old.count == 1 ? 0 : c] / new[new.count == 1 ? 0 : c]
-            }
-            return Tensor(shape: [values.count], values: values)
-        }
+        let biasTensor = storedBias.map { operands.biasInKernelUnits($0, channels: weights.shape[0]) }
         let quantization = operands.requantized(to: output.type, scale: output.scale, zeroPoint: output.zero)
         let plan: ConvPlan
         do {
@@ -95,17 +87,22 @@ final class Int8ConvKernel: Kernel {
     }
 }
 
-/// QLinearMatMul on oneDNN's int8 matmul: a u8 / s8 left operand `[..., M, K]` with one
-/// scale and zero point, a constant s8 right operand `[K, N]` with zero point 0 (one
-/// scale, or one per output column), one output scale and zero point, all constants:
-/// the Linear layers of a quantized transformer (`GraphPasses.fuseQDQMatMul`). The left
-/// operand's leading dims fold into the rows of one product. Other forms (products of
-/// two activations, u8 weights, weight zero points) run on the exact `IntegerMatMulKernel`.
-/// Saturation without VNNI as for `Int8ConvKernel`.
+/// QLinearMatMul and `com.microsoft.QGemm` on oneDNN's int8 matmul: a u8 / s8 left
+/// operand `[..., M, K]` with one scale and zero point, a constant s8 right operand
+/// `[K, N]` (QGemm with transB: `[N, K]`) with zero point 0 (one scale, or one per output
+/// column), all constants: the Linear layers of a quantized transformer
+/// (`GraphPasses.fuseQDQMatMul`, `fuseQDQGemm`). QLinearMatMul writes u8 / s8 with one
+/// output scale and zero point, its left operand's leading dims folded into the rows of
+/// one product. QGemm (2-D, alpha 1, no transA) adds a constant int32 bias C of N values
+/// in the product's units and writes u8 / s8, or fp32 when it has no y_scale. Other forms
+/// (products of two activations, u8 weights, weight zero points) run on the exact
+/// kernels. Saturation without VNNI as for `Int8ConvKernel`.
 final class Int8MatMulKernel: Kernel {
     private let plan: MatMulPlan
     private let outputType: ElementType
     private let columns: Int
+    /// QGemm's C in the kernel's product units, as fp32.
+    private let bias: Tensor?
     let packedInputs: [Int]
 
     /// The int8 kernel for `ctx`'s QLinearMatMul, or nil when its form needs the reference.
@@ -113,43 +110,80 @@ final class Int8MatMulKernel: Kernel {
         guard let shape = ctx.knownInputShape(0), shape.count >= 2, shape.allSatisfy({ $0 >= 1 }), ctx.node.attributes.isEmpty,
               let operands = try Int8Operands.Inputs(ctx, channelAxis: 1),
               operands.weights.rank == 2, operands.weights.shape[0] == shape.last,
-              let yScale = Int8Operands.Inputs.scalar(ctx.constant(6)), let yZero = ctx.constant(7), yZero.elementCount == 1,
-              yZero.elementType == .uint8 || yZero.elementType == .int8, yScale > 0, yScale.isFinite
+              let output = try requantizedOutput(ctx, scale: 6, zeroPoint: 7)
         else { return nil }
-        let weights = operands.weights
-        let quantization = operands.requantized(to: yZero.elementType, scale: yScale,
-                                                zeroPoint: try quantizedElements(yZero, what: "y_zero_point")[0])
         let rows = shape.dropLast().reduce(1, *)
+        return try make(operands, a: [rows, shape[shape.count - 1]], transB: false, bias: nil, output: output)
+    }
+
+    /// The int8 kernel for `ctx`'s QGemm, or nil when its form needs the reference.
+    static func makeGemm(_ ctx: KernelContext) throws -> Int8MatMulKernel? {
+        let node = ctx.node
+        guard let shape = ctx.knownInputShape(0), shape.count == 2, shape.allSatisfy({ $0 >= 1 }),
+              try node.int("transA", default: 0) == 0, try node.float("alpha", default: 1) == 1 else { return nil }
+        let transB = try node.int("transB", default: 0) != 0
+        guard let operands = try Int8Operands.Inputs(ctx, channelAxis: transB ? 0 : 1), operands.weights.rank == 2,
+              operands.weights.shape[transB ? 1 : 0] == shape[1] else { return nil }
+        let n = operands.weights.shape[transB ? 0 : 1]
+        var bias: Tensor?
+        if node.input(6) != nil {
+            guard let c = ctx.constant(6), c.elementType == .int32, c.elementCount == n || c.elementCount == 1 else { return nil }
+            bias = operands.biasInKernelUnits(c, channels: n)
+        }
+        var output: (type: ElementType, scale: Float, zero: Int32) = (.float, 1, 0)
+        if node.input(7) != nil {
+            guard let requantized = try requantizedOutput(ctx, scale: 7, zeroPoint: 8) else { return nil }
+            output = requantized
+        }
+        return try make(operands, a: shape, transB: transB, bias: bias, output: output)
+    }
+
+    /// The output's constant scale and 8-bit zero point at inputs `scale` and `zeroPoint`.
+    private static func requantizedOutput(_ ctx: KernelContext, scale: Int, zeroPoint: Int) throws
+        -> (type: ElementType, scale: Float, zero: Int32)? {
+        guard let yScale = Int8Operands.Inputs.scalar(ctx.constant(scale)), yScale > 0, yScale.isFinite,
+              let yZero = ctx.constant(zeroPoint), yZero.elementCount == 1,
+              yZero.elementType == .uint8 || yZero.elementType == .int8 else { return nil }
+        return (yZero.elementType, yScale, try quantizedElements(yZero, what: "y_zero_point")[0])
+    }
+
+    private static func make(_ operands: Int8Operands.Inputs, a: [Int], transB: Bool, bias: Tensor?,
+                             output: (type: ElementType, scale: Float, zero: Int32)) throws -> Int8MatMulKernel? {
+        let weights = operands.weights
         let plan: MatMulPlan
         do {
-            plan = try MatMulPlan(a: [rows, shape[shape.count - 1]], b: weights.shape, constantB: operands.kernelWeights, split: false,
-                                  quantization: quantization)
+            plan = try MatMulPlan(a: a, b: weights.shape, transB: transB, constantB: operands.kernelWeights, bias: bias != nil,
+                                  split: false,
+                                  quantization: operands.requantized(to: output.type, scale: output.scale, zeroPoint: output.zero))
         } catch is DNNLError {
             return nil
         }
-        return Int8MatMulKernel(plan: plan, outputType: yZero.elementType, columns: weights.shape[1],
-                                packed: plan.ownsB ? [3] : [])
+        // QLinearMatMul's B is input 3 as QGemm's is; QGemm's C is input 6.
+        let packed = plan.ownsB ? [3] + (bias != nil ? [6] : []) : []
+        return Int8MatMulKernel(plan: plan, outputType: output.type, columns: plan.outputShape[plan.outputShape.count - 1],
+                                bias: bias, packed: packed)
     }
 
-    private init(plan: MatMulPlan, outputType: ElementType, columns: Int, packed: [Int]) {
+    private init(plan: MatMulPlan, outputType: ElementType, columns: Int, bias: Tensor?, packed: [Int]) {
         self.plan = plan
         self.outputType = outputType
         self.columns = columns
+        self.bias = bias
         packedInputs = packed
     }
 
     func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
         let x = try requiredInput(inputs, 0)
         guard x.rank >= 2, x.shape.last == plan.aShape.last, x.elementCount == plan.aShape.reduce(1, *) else {
-            throw KernelError.invalid("QLinearMatMul planned for \(plan.aShape), got \(x.shape)")
+            throw KernelError.invalid("int8 matmul planned for \(plan.aShape), got \(x.shape)")
         }
         let output = try outputs.allocate(0, outputType, Array(x.shape.dropLast()) + [columns])
-        try asKernelErrors("oneDNN int8 matmul") { try plan.run(a: x, output: output) }
+        try asKernelErrors("oneDNN int8 matmul") { try plan.run(a: x, b: nil, bias: bias, output: output) }
     }
 }
 
 extension Int8Operands {
-    /// The inputs QLinearConv and QLinearMatMul share (0-5): an 8-bit source with one
+    /// The inputs QLinearConv, QLinearMatMul and QGemm share (0-5): an 8-bit source with one
     /// constant scale and zero point, constant s8 weights with zero points 0 and one
     /// scale in all or one per channel along `channelAxis`; the weights narrowed for
     /// this CPU (`Int8Weights.narrowed`). Nil for any other form (the exact kernels run it).
@@ -180,6 +214,18 @@ extension Int8Operands {
             guard narrowedScales.allSatisfy({ xScale * $0 > 0 && (xScale * $0).isFinite }) else { return nil }
             (self.sourceType, sourceScale, sourceZeroPoint) = (sourceType, xScale, zero)
             (self.weights, storedScales, kernelWeights, kernelScales) = (weights, scales, narrowed, narrowedScales)
+        }
+
+        /// An int32 bias (one value, or one per channel) in the units of the kernel's
+        /// product (x_scale times the kernel's weight scale), as fp32 so a halved channel's
+        /// (see `Int8Weights.narrowed`) stays exact.
+        func biasInKernelUnits(_ bias: Tensor, channels: Int) -> Tensor {
+            let stored = bias.scalars(as: Int32.self)
+            let (old, new) = (storedScales, kernelScales)
+            let values = (0..<channels).map { c in
+                Float(stored[stored.count == 1 ? 0 : c]) * old[old.count == 1 ? 0 : c] / new[new.count == 1 ? 0 : c]
+            }
+            return Tensor(shape: [channels], values: values)
         }
 
         /// The one fp32 value of a constant scale.

@@ -20,7 +20,9 @@ import VernierGraph
 ///
 /// The int8 form (`quantization`: QLinearMatMul's arithmetic) takes a u8 / s8 left
 /// operand, a constant s8 right operand with zero point 0 (one scale, or one per output
-/// column) and writes u8 / s8; no bias, no transposition, no panels.
+/// column), optionally transposed (QGemm's transB), and writes u8 / s8 (or fp32 with
+/// scale 1 and zero point 0); a bias is in the product's units (a_scale * b_scale), as
+/// for the int8 convolution; the left operand is not transposed, no panels.
 public final class MatMulPlan: @unchecked Sendable {
     /// The operands and result as oneDNN sees them (same rank), before transposition.
     public let aShape: [Int]
@@ -131,8 +133,8 @@ public final class MatMulPlan: @unchecked Sendable {
         }
         if let quantization {
             try quantization.validate("matmul")
-            guard constantB != nil, !bias, !transA, !transB else {
-                throw DNNLError.shapeMismatch("int8 matmul needs a constant right operand, no bias, no transposition")
+            guard constantB != nil, !transA else {
+                throw DNNLError.shapeMismatch("int8 matmul needs a constant right operand and an untransposed left one")
             }
         }
         let (aType, bDNNL, cType) = try (dnnlType(quantization?.sourceType ?? .float), dnnlType(bType),
@@ -183,7 +185,7 @@ public final class MatMulPlan: @unchecked Sendable {
             cDims[rank - 1] = block.count
             bDims[rank - 1] = block.count
             let cDesc = try stridedDescriptor(cDims, strides: outStrides, type: cType)
-            let bDesc = transB || columns.count > 1 ? try stridedDescriptor(bDims, strides: bStrides)
+            let bDesc = transB || columns.count > 1 ? try stridedDescriptor(bDims, strides: bStrides, type: bDNNL)
                                                     : try plainDescriptor(b, type: bDNNL)
             let biasDesc = try plainDescriptor(Array(repeating: 1, count: rank - 1) + [block.count])
 
