@@ -93,14 +93,27 @@ struct GraphPassTests {
     }
 
     @Test func anActivationAfterReshapesAndTransposesFusesIntoTheProducer() throws {
-        let optimized = GraphPasses.optimize(try Self.detectHead(extraReader: false).infer())
-        let nodes = optimized.graph.nodes
+        let activated = GraphPasses.fuseActivations(try Self.detectHead(extraReader: false).infer())
+        let nodes = activated.graph.nodes
         #expect(nodes.map(\.opType) == ["Conv", "Reshape", "Transpose"])
         #expect(try nodes[0].string(FusedAttributes.activation) == "Sigmoid")
         #expect(nodes[0].originalNodes == ["c", "y"])
         #expect(nodes[2].outputs == ["y"])
         let kept = GraphPasses.optimize(try Self.detectHead(extraReader: true).infer())
         #expect(kept.graph.nodes.map(\.opType) == ["Conv", "Reshape", "Transpose", "Sigmoid", "Relu"])
+    }
+
+    /// The head's Reshape into anchors and Transpose moving their fields last then fuse
+    /// into the Conv too; with another reader of the Reshape's result they stay.
+    @Test func aHeadsAnchorSplitAndTransposeFuseIntoItsConv() throws {
+        let optimized = GraphPasses.optimize(try Self.detectHead(extraReader: false).infer())
+        let conv = try #require(optimized.graph.nodes.first)
+        #expect(optimized.graph.nodes.count == 1)
+        #expect(try conv.int(FusedAttributes.splitTranspose) == 2)
+        #expect(try conv.string(FusedAttributes.activation) == "Sigmoid")
+        #expect(conv.outputs == ["y"] && conv.originalNodes == ["c", "y", "r", "t"])
+        let kept = GraphPasses.optimize(try Self.detectHead(extraReader: true).infer())
+        #expect(kept.graph.nodes.allSatisfy { !$0.hasAttribute(FusedAttributes.splitTranspose) })
     }
 
     @Test func clipFusesOnlyWithConstantBounds() throws {

@@ -228,8 +228,9 @@ struct ExecutionPlanTests {
         #expect(relativeError(output, reference) < 1e-5)
     }
 
-    /// A sigmoid moved ahead of a reshape and a transpose into the Conv (a YOLO head)
-    /// gives the same outputs as the graph run as written.
+    /// A sigmoid moved ahead of a reshape and a transpose into the Conv (a YOLO head),
+    /// and the reshape and transpose then fused into it too, give the same outputs as
+    /// the graph run as written.
     @Test func anActivationMovedAheadOfReshapesGivesTheSameOutputs() throws {
         var rng = SplitMix64(seed: 21)
         let b = GraphBuilder.detectHead(channels: 8, anchors: 3, fields: 4, size: 5) { name, dims in
@@ -240,10 +241,47 @@ struct ExecutionPlanTests {
         plain.optimizeGraph = false
         let reference = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])["y"])
         let fused = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
-        #expect(fused.steps.map(\.opType) == ["Conv", "Reshape", "Transpose"])
+        #expect(fused.steps.map(\.opType) == ["Conv"])
         let output = try #require(try fused.run(["x": x])["y"])
         #expect(output.shape == [1, 3, 5, 5, 4])
         #expect(relativeError(output, reference) < 1e-5)
+    }
+
+    /// A head's split into anchors and move of channels last, fused into its Conv, gives
+    /// exactly the graph's values: from a channel-blocked result (255 channels, the last
+    /// block padded by one), from a plain one (18 channels would pad 16-channel blocks by
+    /// 14), with two images, and on the second run of the plan as on the first.
+    @Test(arguments: [(64, 3, 85, 12, 1), (8, 3, 6, 5, 2), (16, 2, 16, 7, 2)])
+    func aHeadsAnchorSplitFusedIntoItsConvGivesTheGraphsValues(channels: Int, anchors: Int, fields: Int, size: Int, batch: Int) throws {
+        var rng = SplitMix64(seed: 29)
+        let b = GraphBuilder.detectHead(channels: channels, anchors: anchors, fields: fields, size: size, batch: batch) { name, dims in
+            TensorData(floats: (0..<dims.reduce(1, *)).map { _ in rng.signedUnit() }, name: name, dims: dims)
+        }
+        let count = batch * channels * size * size
+        let x = Tensor(shape: [batch, channels, size, size], values: (0..<count).map { _ in rng.signedUnit() * 3 })
+        var plain = ExecutionOptions()
+        plain.optimizeGraph = false
+        let reference = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])["y"])
+        let fused = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        #expect(fused.steps.map(\.opType) == ["Conv"])
+        #expect(fused.steps.first?.kernel is SplitTransposeConvKernel)
+        #expect(Set(fused.steps.first?.sourceNodes ?? []) == ["c", "r", "t", "y"])
+        for _ in 0..<2 {
+            let output = try #require(try fused.run(["x": x])["y"])
+            #expect(output.shape == [batch, anchors, size, size, fields])
+            #expect(relativeError(output, reference) < 1e-6)
+        }
+    }
+
+    /// A transpose that does not move the channels last keeps its own step.
+    @Test func aReshapeAndTransposeOfAnotherOrderStay() throws {
+        var b = GraphBuilder.detectHead(channels: 8, anchors: 3, fields: 4, size: 5) { name, dims in
+            TensorData(floats: Array(repeating: 0.1, count: dims.reduce(1, *)), name: name, dims: dims)
+        }
+        let t = try #require(b.nodes.firstIndex { $0.opType == "Transpose" })
+        b.nodes[t].attributes = [Attribute(name: "perm", value: .ints([0, 1, 2, 4, 3]))]
+        let plan = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        #expect(plan.steps.map(\.opType) == ["Conv", "Reshape", "Transpose"])
     }
 
     /// Runs of one plan from several threads at once are serialized (one arena, one

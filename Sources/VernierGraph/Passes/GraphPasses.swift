@@ -14,6 +14,7 @@ public enum GraphPasses {
         g = fuseMatMulBias(g)
         g = fuseResidualAdd(g)
         g = fuseActivations(g)
+        g = fuseSplitTranspose(g)
         g = moveDataMovementOntoQuantizedValues(g)
         g = fuseQDQConv(g)
         g = fuseQDQMatMul(g)

@@ -3,7 +3,10 @@ import VernierGraph
 /// Kernels of the Conv family (same file name as the shape rules and cost formulas).
 enum ConvKernels {
     static let all: [String: KernelFactory] = [
-        "Conv": { try ConvKernel($0, transposed: false) },
+        "Conv": { ctx in
+            if ctx.node.hasAttribute(FusedAttributes.splitTranspose) { return try SplitTransposeConvKernel(ctx) }
+            return try ConvKernel(ctx, transposed: false)
+        },
         "ConvTranspose": { ctx in
             if let patches = try PatchConvTransposeKernel.make(ctx) { return patches }
             return try ConvKernel(ctx, transposed: true)
@@ -141,6 +144,83 @@ final class ConvKernel: Kernel {
         }
         try asKernelErrors("oneDNN convolution") {
             try plan.run(input: x, weights: w, bias: bias, addend: addend, output: output)
+        }
+    }
+}
+
+/// A Conv whose result a YOLO-style head splits into anchors and moves channels last
+/// (`GraphPasses.fuseSplitTranspose`, `fused_split_transpose = A`): the convolution
+/// writes its own channel-blocked buffer (plain when blocks would pad the channels by
+/// more than half), and one pass copies each anchor's K channels of every cell into the
+/// output `[N, A, H, W, K]`, reading the blocked result in runs of up to a block.
+final class SplitTransposeConvKernel: Kernel {
+    private let conv: ConvKernel
+    private let anchors: Int
+    /// The convolution's result, in `internalLayout`, reused on every run.
+    private let internalSlots: OutputSlots
+    private let internalLayout: TensorLayout
+
+    var packedInputs: [Int] { conv.packedInputs }
+
+    init(_ ctx: KernelContext) throws {
+        anchors = try ctx.node.int(FusedAttributes.splitTranspose)
+        guard anchors >= 1 else { throw KernelError.invalid("\(FusedAttributes.splitTranspose) must be at least 1, got \(anchors)") }
+        let declared = ctx.inputTypes.count > 1 ? ctx.inputTypes[1]?.shape?.first?.intValue : nil
+        let channels = ctx.constant(1)?.shape.first ?? declared ?? 0
+        let block = preferredChannelBlock
+        let padding = (block - channels % block) % block
+        internalLayout = channels > 0 && padding * 2 <= block ? .channelBlocked(block) : .plain
+        var inner = ctx
+        inner.outputLayouts = [internalLayout]
+        conv = try ConvKernel(inner, transposed: false)
+        internalSlots = OutputSlots(count: 1, maxBytes: Int.max)
+        internalSlots.layouts = [internalLayout]
+    }
+
+    func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
+        internalSlots.reset()
+        try conv.run(inputs, internalSlots)
+        guard let y = internalSlots.results[0], y.rank == 4, y.shape[1] % anchors == 0 else {
+            throw KernelError.invalid("\(FusedAttributes.splitTranspose) \(anchors) does not divide the conv's channels")
+        }
+        // Keep the buffer for the next run (`allocate` reuses a bound slot).
+        if internalSlots.slots[0].buffer == nil {
+            internalSlots.slots[0] = OutputSlots.Slot(buffer: y.buffer, offset: y.byteOffset, capacity: y.buffer.byteCount - y.byteOffset)
+        }
+        let (n, c, h, w) = (y.shape[0], y.shape[1], y.shape[2], y.shape[3])
+        let k = c / anchors, cells = h * w
+        let out = try outputs.allocate(0, .float, [n, anchors, h, w, k])
+        // Element (image, channel, cell) of the result sits at
+        // image * imageStride + (channel / lanes) * cells * lanes + cell * lanes + channel % lanes.
+        let lanes: Int
+        if case .channelBlocked(let b) = y.layout { lanes = b } else { lanes = 1 }
+        let imageStride = y.layout.storageShape(y.shape).dropFirst().reduce(1, *)
+        let source = UnsafePointer(y.rawPointer.assumingMemoryBound(to: Float.self))
+        let target = out.rawPointer.assumingMemoryBound(to: Float.self)
+        let (anchorCount, rows) = (anchors, n * anchors * cells)
+        ThreadPool.parallelFor(rows, minimumPerThread: 64) { range in
+            for row in range {
+                let cell = row % cells, anchor = (row / cells) % anchorCount, image = row / (cells * anchorCount)
+                let destination = target + row * k
+                let base = source + image * imageStride + cell * lanes
+                var channel = anchor * k
+                let end = channel + k
+                var written = 0
+                while channel < end {
+                    let lane = channel % lanes
+                    let run = min(lanes - lane, end - channel)
+                    let from = base + (channel / lanes) * cells * lanes + lane
+                    if run == 16 {
+                        // A whole block: one vector (the scalar loop was not vectorized).
+                        UnsafeMutableRawPointer(destination + written)
+                            .storeBytes(of: UnsafeRawPointer(from).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
+                    } else {
+                        for i in 0..<run { destination[written + i] = from[i] }
+                    }
+                    channel += run
+                    written += run
+                }
+            }
         }
     }
 }
