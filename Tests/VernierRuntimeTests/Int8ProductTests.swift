@@ -24,6 +24,19 @@ struct Int8ProductTests {
         return (reference, try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets))
     }
 
+    /// The first node of `opType` in `b` after the graph passes, its constant inputs and
+    /// the context its kernels are made from.
+    func fusedNode(_ b: GraphBuilder, _ opType: String) throws -> (node: Node, constants: [Tensor?], context: KernelContext) {
+        let optimized = GraphPasses.optimize(try b.infer())
+        let node = try #require(optimized.graph.nodes.first { $0.opType == opType })
+        let initializers = optimized.graph.initializerIndex
+        let constants = node.inputs.map { initializers[$0].flatMap(Tensor.init) }
+        let context = KernelContext(node: node, opset: 13, inputTypes: node.inputs.map { optimized.type(of: $0) },
+                                    outputTypes: node.outputs.map { optimized.type(of: $0) }, constantInputs: constants,
+                                    compileSubgraph: { _ in throw KernelError.unsupported("no subgraphs") })
+        return (node, constants, context)
+    }
+
     /// The largest difference between the fused and the unfused run, in output steps, the
     /// share of outputs that differ at all, and the kernels the fused plan runs.
     func compare(_ c: Case) throws -> (steps: Float, differing: Double, ops: [String], int8: Bool) {
@@ -89,14 +102,8 @@ struct Int8ProductTests {
     /// The exact reference kernel, which runs the QLinearConv forms oneDNN does not take,
     /// applies a fused activation where the int8 kernel does: both on one fused node.
     @Test func theReferenceKernelAppliesAFusedReluAsTheInt8KernelDoes() throws {
-        let optimized = GraphPasses.optimize(try GraphBuilder.qdqConv(Case(xZero: 0)).infer())
-        let node = try #require(optimized.graph.nodes.first { $0.opType == "QLinearConv" })
+        let (node, constants, ctx) = try fusedNode(GraphBuilder.qdqConv(Case(xZero: 0)), "QLinearConv")
         #expect(try node.string(FusedAttributes.activation) == "Relu")
-        let initializers = optimized.graph.initializerIndex
-        let constants = node.inputs.map { initializers[$0].flatMap(Tensor.init) }
-        let ctx = KernelContext(node: node, opset: 13, inputTypes: node.inputs.map { optimized.type(of: $0) },
-                                outputTypes: node.outputs.map { optimized.type(of: $0) }, constantInputs: constants,
-                                compileSubgraph: { _ in throw KernelError.unsupported("no subgraphs") })
         var rng = SplitMix64(seed: 4)
         let x = Tensor(.uint8, shape: [1, 16, 9, 9], values: (0..<1296).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
         func run(_ kernel: Kernel) throws -> [UInt8] {
@@ -189,13 +196,7 @@ struct Int8ProductTests {
     /// The exact QGemm kernel (what runs the forms oneDNN does not take) and the int8
     /// kernel on one fused node: the same integers, up to a half-step tie.
     @Test func theExactQGemmKernelAgreesWithTheInt8One() throws {
-        let optimized = GraphPasses.optimize(try GraphBuilder.qdqGemm(rows: 7, k: 33, n: 19).infer())
-        let node = try #require(optimized.graph.nodes.first { $0.opType == "QGemm" })
-        let initializers = optimized.graph.initializerIndex
-        let constants = node.inputs.map { initializers[$0].flatMap(Tensor.init) }
-        let ctx = KernelContext(node: node, opset: 13, inputTypes: node.inputs.map { optimized.type(of: $0) },
-                                outputTypes: node.outputs.map { optimized.type(of: $0) }, constantInputs: constants,
-                                compileSubgraph: { _ in throw KernelError.unsupported("no subgraphs") })
+        let (_, constants, ctx) = try fusedNode(GraphBuilder.qdqGemm(rows: 7, k: 33, n: 19), "QGemm")
         var rng = SplitMix64(seed: 23)
         let x = Tensor(.uint8, shape: [7, 33], values: (0..<231).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
         func run(_ kernel: Kernel) throws -> [UInt8] {
@@ -283,13 +284,7 @@ struct Int8ProductTests {
         #expect(output.scalars(as: Float.self).filter { $0 == 0 }.count > 50, "the relu clamps")
 
         // The exact reference kernel on the same fused node agrees.
-        let optimized = GraphPasses.optimize(try b.infer())
-        let node = try #require(optimized.graph.nodes.first { $0.opType == "QLinearConv" })
-        let initializers = optimized.graph.initializerIndex
-        let constants = node.inputs.map { initializers[$0].flatMap(Tensor.init) }
-        let ctx = KernelContext(node: node, opset: 13, inputTypes: node.inputs.map { optimized.type(of: $0) },
-                                outputTypes: node.outputs.map { optimized.type(of: $0) }, constantInputs: constants,
-                                compileSubgraph: { _ in throw KernelError.unsupported("no subgraphs") })
+        let (_, constants, ctx) = try fusedNode(b, "QLinearConv")
         let quantizedInput = Tensor(.uint8, shape: [1, 16, 9, 9], values: (0..<1296).map { _ in UInt8(truncatingIfNeeded: rng.next()) })
         let inputs = [quantizedInput] + Array(constants.dropFirst().dropLast()) + [x]
         func run(_ kernel: Kernel) throws -> Tensor {
