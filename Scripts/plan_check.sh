@@ -37,7 +37,7 @@ for m in resnet18 mobilenet_v2 bert_base; do
   limit="$(.venv/bin/python -c "print(round(0.6 * $median, 3))")"
   status=0
   "$bin" plan ".build-models/$m.onnx" "${dims[@]}" --threads "$threads" --latency-ms "$limit" --percentile 50 \
-    --round-to 8 --emit "$work/$m.t$threads" --format json > "$work/$m.t$threads.plan.json" 2> "$work/$m.t$threads.plan.err" || status=$?
+    --emit "$work/$m.t$threads" --format json > "$work/$m.t$threads.plan.json" 2> "$work/$m.t$threads.plan.err" || status=$?
   ort="no"
   dimargs=()
   [ "$m" = bert_base ] && dimargs=(--dim seq=128)
@@ -68,7 +68,7 @@ done
   echo
   echo "Produced by \`Scripts/plan_check.sh\` (release build, $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)) on"
   echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores. For each model and thread count: the original's median"
-  echo "latency (\`vernier profile\`), then \`vernier plan --latency-ms <60% of it> --percentile 50 --round-to 8\`; the"
+  echo "latency (\`vernier profile\`), then \`vernier plan --latency-ms <60% of it> --percentile 50\` (channels kept in multiples of the machine's channel block); the"
   echo "variant's measured median, its predicted latency (device model anchored to the original's measured kernels),"
   echo "MACs kept, the worst output cosine against the original on random probe inputs (fidelity on probe inputs, not"
   echo "task accuracy: the weights are random), and whether ONNX Runtime loads and runs it with the original's output shapes."
