@@ -228,6 +228,42 @@ struct Int8ProductTests {
         #expect(Set(output.scalars(as: Float.self)).count > 20)
     }
 
+    /// The forms only the exact QGemm kernel runs (transA, alpha, u8 weights with a zero
+    /// point, a full [M, N] C; then no C and an fp32 result) against the definition
+    /// written out element by element.
+    @Test(arguments: [true, false])
+    func theExactQGemmKernelComputesTheDefinition(requantized: Bool) throws {
+        let (m, k, n) = (3, 5, 4)
+        var rng = SplitMix64(seed: 31)
+        let aValues = (0..<(k * m)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let bValues = (0..<(k * n)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let cValues = (0..<(m * n)).map { _ in Int32(rng.next() % 2001) - 1000 }
+        let scalar = { (v: Float) in Tensor(shape: [], values: [v]) }
+        let inputs: [Tensor?] = [
+            Tensor(.uint8, shape: [k, m], values: aValues), scalar(0.1), Tensor(.uint8, shape: [], values: [UInt8(7)]),
+            Tensor(.uint8, shape: [k, n], values: bValues), scalar(0.05), Tensor(.uint8, shape: [], values: [UInt8(3)]),
+        ] + (requantized ? [Tensor(.int32, shape: [m, n], values: cValues), scalar(0.02), Tensor(.int8, shape: [], values: [Int8(-5)])]
+                         : [])
+        let (outputs, kernel) = try runFamilyKernel(CustomDomainKernels.all, "QGemm", inputs, ["transA": .int(1), "alpha": .float(0.5)],
+                                                    constants: Set(1...(inputs.count - 1)))
+        #expect(kernel is QGemmReferenceKernel)
+        let y = try #require(outputs[0])
+        #expect(y.shape == [m, n] && y.elementType == (requantized ? .int8 : .float))
+        for i in 0..<m {
+            for j in 0..<n {
+                var sum = requantized ? Int(cValues[i * n + j]) : 0
+                for p in 0..<k { sum += (Int(aValues[p * m + i]) - 7) * (Int(bValues[p * n + j]) - 3) }
+                let real = Double(sum) * 0.5 * Double(Float(0.1)) * Double(Float(0.05))
+                if requantized {
+                    let q = min(127, max(-128, (real / Double(Float(0.02))).rounded(.toNearestOrEven) - 5))
+                    #expect(y.scalars(as: Int8.self)[i * n + j] == Int8(q), "(\(i), \(j))")
+                } else {
+                    #expect(y.scalars(as: Float.self)[i * n + j] == Float(real), "(\(i), \(j))")
+                }
+            }
+        }
+    }
+
     /// QLinearAdd and QLinearMul give the QDQ graph's results bit for bit: same shapes,
     /// a broadcast row (a bias), a broadcast scalar, uint8 and int8, results that
     /// saturate at both ends.
