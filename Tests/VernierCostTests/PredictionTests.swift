@@ -29,6 +29,35 @@ struct PredictionTests {
         #expect(OpClass.classify(opType: "LSTM") == .recurrent)
     }
 
+    /// On a CPU with 16-channel layouts, fp32 convolutions count their work in whole
+    /// blocks where the executor keeps the tensors blocked (padding at most half a block):
+    /// 144 -> 8 channels doubles, a depthwise conv of 24 channels computes 32, 3 input
+    /// channels stay plain; int8 (channels-last) kernels, matrix products and CPUs
+    /// without such layouts are unchanged.
+    @Test func convolutionsCountTheirWorkInWholeChannelBlocks() {
+        func conv(_ opClass: OpClass, _ inputChannels: Double, _ outputChannels: Double, integer: Bool = false) -> KernelSample {
+            KernelSample(name: "k", opClass: opClass, ops: 1000, bytes: 10, integer: integer,
+                         shape: .init(macs: 500, inputChannels: inputChannels, outputChannels: outputChannels))
+        }
+        let pointwise = conv(.conv, 144, 8).paddedToChannelBlocks(16)
+        #expect(pointwise.ops == 2000 && pointwise.shape.macs == 1000 && pointwise.bytes == 10)
+        #expect(abs(conv(.depthwiseConv, 24, 24).paddedToChannelBlocks(16).ops - 1000.0 * 32 / 24) < 1e-9)
+        #expect(conv(.conv, 3, 16).paddedToChannelBlocks(16).ops == 1000, "3 channels would pad by 13: plain")
+        #expect(abs(conv(.conv, 20, 40).paddedToChannelBlocks(16).ops - 1000.0 * 48 / 40) < 1e-9, "20 pads by 12: plain; 40 -> 48")
+        #expect(conv(.conv, 144, 8, integer: true).paddedToChannelBlocks(16).ops == 1000)
+        #expect(conv(.matmul, 144, 8).paddedToChannelBlocks(16).ops == 1000)
+        #expect(conv(.conv, 144, 8).paddedToChannelBlocks(nil).ops == 1000)
+        #expect(conv(.conv, 144, 8).paddedToChannelBlocks(8).ops == 1000)
+
+        var avx512 = device()
+        avx512.isa = ["avx2", "avx512f"]
+        #expect(avx512.channelBlock == 16 && device().channelBlock == nil)
+        // Prediction sees the padded work: twice the ideal time with the blocks.
+        let plain = device().predict(conv(.conv, 144, 8), threads: 1)?.idealUs ?? 0
+        let blocked = avx512.predict(conv(.conv, 144, 8), threads: 1)?.idealUs ?? 0
+        #expect(plain > 0 && abs(blocked - 2 * plain) < 1e-9 * plain)
+    }
+
     @Test func curvesInterpolateInLogSizeAndHoldFlatBeyondTheEnds() {
         let curve = EfficiencyModel.Curve(opClass: .conv, bound: nil, threads: 1,
                                           points: [.init(idealUs: 100, efficiency: 0.8), .init(idealUs: 1, efficiency: 0.2)],

@@ -24,7 +24,8 @@ extension DeviceProfile {
 
     /// The predicted time of one kernel at `threads`: by its class's kernel model when
     /// one was fitted and applies, else by its class's efficiency curve.
-    public func predict(_ kernel: KernelSample, threads: Int) -> KernelPrediction? {
+    public func predict(_ sample: KernelSample, threads: Int) -> KernelPrediction? {
+        let kernel = sample.paddedToChannelBlocks(channelBlock)
         guard let (ideal, bound) = idealTime(of: kernel, threads: threads) else { return nil }
         let model = effectiveEfficiency
         if let costModel = model.kernelModel(for: kernel, threads: threads), let us = costModel.predictUs(kernel), us > 0 {
@@ -55,7 +56,7 @@ extension DeviceProfile {
         var sampleCount = 0
         for threads in Set(sets.map(\.threads)).sorted() {
             let atThreads = sets.filter { $0.threads == threads }
-            let kernels = atThreads.flatMap(\.kernels).filter { ($0.measuredUs ?? 0) > 0 }
+            let kernels = atThreads.flatMap(\.kernels).filter { ($0.measuredUs ?? 0) > 0 }.map { $0.paddedToChannelBlocks(channelBlock) }
             guard !kernels.isEmpty else { continue }
             let fit = Calibrator(profile: self, threads: threads)
             let perKernel = fit.perKernelOverhead(kernels)

@@ -111,6 +111,11 @@ public struct DeviceProfile: Codable, Sendable, Equatable {
     /// Whether predictions on this profile rest on a calibration.
     public var isCalibrated: Bool { efficiency?.calibrated ?? false }
 
+    /// The channel block of the CPU's fp32 convolution layouts (oneDNN's `nChw16c` with
+    /// AVX-512, `nChw8c` with AVX2); nil for other CPUs. Prediction and calibration count
+    /// convolutions' work in whole blocks (`KernelSample.paddedToChannelBlocks`).
+    public var channelBlock: Int? { isa.contains("avx512f") ? 16 : isa.contains("avx2") ? 8 : nil }
+
     /// The roof at `threads`: the entry for that count, else the nearest measured count
     /// below it (more threads than were measured gain nothing we know of), else the
     /// smallest. Nil only when the profile has no roofs.

@@ -298,3 +298,41 @@ enum ORTKernelCost {
                                                   fusedOpTypes: op))
     }
 }
+
+extension KernelSample {
+    /// The channels a CPU with `block`-channel layouts computes for `channels`: whole
+    /// blocks when the padding is at most half a block (Vernier's `LayoutPlanner` keeps
+    /// such activations blocked, its convolutions computing the padding too), else the
+    /// channels themselves (such tensors stay plain).
+    static func computedChannels(_ channels: Double, block: Int) -> Double {
+        let b = Double(block)
+        guard channels > 0, block > 1 else { return channels }
+        let padded = (channels / b).rounded(.up) * b
+        return (padded - channels) * 2 <= b ? padded : channels
+    }
+
+    /// This kernel's work as a CPU whose fp32 convolutions work on `block`-channel layouts
+    /// does it: a dense convolution's multiply-adds (and operations) scaled by the padding
+    /// of its input and output channels, a depthwise one's by its channels'. MobileNetV2's
+    /// 1x1 conv from 144 to 8 channels at 56x56 ran 0.143 ms, against 0.147 ms to 24
+    /// channels, on AVX-512 (blocks of 16). Other kernels, int8 ones (channels-last) and
+    /// devices without such layouts (`block` nil) are unchanged.
+    public func paddedToChannelBlocks(_ block: Int?) -> KernelSample {
+        guard let block, !integer, shape.inputChannels > 0, shape.outputChannels > 0 else { return self }
+        let factor: Double
+        switch opClass {
+        case .conv:
+            factor = Self.computedChannels(shape.inputChannels, block: block) / shape.inputChannels
+                * Self.computedChannels(shape.outputChannels, block: block) / shape.outputChannels
+        case .depthwiseConv:
+            factor = Self.computedChannels(shape.outputChannels, block: block) / shape.outputChannels
+        default:
+            return self
+        }
+        guard factor != 1 else { return self }
+        var padded = self
+        padded.ops *= factor
+        padded.shape.macs *= factor
+        return padded
+    }
+}
