@@ -92,16 +92,3 @@ public enum OpClass: String, CaseIterable, Codable, Sendable {
         "ReorderInput", "ReorderOutput", "Compress", "NonZero", "Trilu", "QLinearConcat",
     ]
 }
-
-extension TensorType {
-    /// The dims as integers when every one is a known constant.
-    var concreteDims: [Int]? {
-        guard let shape else { return nil }
-        var out: [Int] = []
-        for d in shape {
-            guard let v = d.intValue else { return nil }
-            out.append(v)
-        }
-        return out
-    }
-}

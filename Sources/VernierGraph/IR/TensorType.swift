@@ -18,6 +18,13 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
     /// True when the rank and every dim are known numbers.
     public var isFullyKnown: Bool { shape?.allSatisfy(\.isConstant) ?? false }
 
+    /// The dims as integers when every one is a known constant.
+    public var concreteDims: [Int]? {
+        guard let shape else { return nil }
+        let known = shape.compactMap(\.intValue)
+        return known.count == shape.count ? known : nil
+    }
+
     public var description: String {
         "\(elementType)\(shape.map(\.shapeDescription) ?? "[?]")"
     }

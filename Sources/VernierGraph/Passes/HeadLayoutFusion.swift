@@ -21,11 +21,7 @@ extension GraphPasses {
         let uses = ValueUses(graph)
         var removed = Set<Int>()
         var replaced: [Int: Node] = [:]
-        func dims(_ value: String) -> [Int]? {
-            guard let shape = inferred.type(of: value)?.shape else { return nil }
-            let known = shape.compactMap(\.intValue)
-            return known.count == shape.count ? known : nil
-        }
+        func dims(_ value: String) -> [Int]? { inferred.type(of: value)?.concreteDims }
         for (ci, conv) in graph.nodes.enumerated()
         where conv.isDefaultDomain && conv.opType == "Conv" && !conv.hasFusedSum && !conv.hasAttribute(FusedAttributes.splitTranspose) {
             guard let y = conv.outputs.first, conv.outputs.count == 1, let ri = uses.soleReader(of: y),

@@ -75,9 +75,7 @@ public struct KernelContext {
 
     /// Input `index`'s concrete shape when inference knows every dim.
     public func knownInputShape(_ index: Int) -> [Int]? {
-        guard index < inputTypes.count, let dims = inputTypes[index]?.shape else { return nil }
-        let values = dims.compactMap(\.constantValue)
-        return values.count == dims.count ? values : nil
+        index < inputTypes.count ? inputTypes[index]?.concreteDims : nil
     }
 }
 

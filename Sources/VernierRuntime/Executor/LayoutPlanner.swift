@@ -165,11 +165,7 @@ struct LayoutPlanner {
         return groups
     }
 
-    func shape(_ v: String) -> [Int]? {
-        guard let dims = facts[v]?.type?.shape else { return nil }
-        let known = dims.compactMap(\.constantValue)
-        return known.count == dims.count ? known : nil
-    }
+    func shape(_ v: String) -> [Int]? { facts[v]?.type?.concreteDims }
 
     func rank(_ v: String) -> Int? { facts[v]?.type?.shape?.count }
 
