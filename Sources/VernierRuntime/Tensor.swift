@@ -86,6 +86,14 @@ public enum TensorLayout: Hashable, Sendable, CustomStringConvertible {
         return [shape[0], (shape[1] + block - 1) / block * block, shape[2], shape[3]]
     }
 
+    /// Whether `channels` fill blocks of `block` well enough to keep a tensor blocked:
+    /// the last block at least two-thirds full. More padding than that (e.g. 8 or 3
+    /// channels in blocks of 16) costs more bytes than the reorders it saves; 24 channels
+    /// become 32, 72 become 80.
+    public static func blockFits(channels: Int, block: Int) -> Bool {
+        channels > 0 && channelBlocked(block).storageShape([1, channels, 1, 1])[1] * 2 <= channels * 3
+    }
+
     /// Whether a tensor of `shape` has padding channels in this layout.
     public func pads(_ shape: [Int]) -> Bool { storageShape(shape) != shape }
 

@@ -169,12 +169,10 @@ struct LayoutPlanner {
 
     func rank(_ v: String) -> Int? { facts[v]?.type?.shape?.count }
 
-    /// A 4-D fp32 activation whose last channel block is at least two-thirds full: more
-    /// padding than that (e.g. 8 or 3 channels in blocks of 16) costs more bytes than
-    /// the reorders it saves. 24 channels become 32, 72 become 80.
+    /// A 4-D fp32 activation whose channels fill their blocks (`TensorLayout.blockFits`).
     func qualifies(_ v: String) -> Bool {
         guard facts[v]?.type?.elementType == .float, let s = shape(v), s.count == 4, s.allSatisfy({ $0 > 0 }),
-              TensorLayout.channelBlocked(block).storageShape(s)[1] * 2 <= s[1] * 3 else { return false }
+              TensorLayout.blockFits(channels: s[1], block: block) else { return false }
         return true
     }
 

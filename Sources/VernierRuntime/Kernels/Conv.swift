@@ -150,9 +150,10 @@ final class ConvKernel: Kernel {
 
 /// A Conv whose result a YOLO-style head splits into anchors and moves channels last
 /// (`GraphPasses.fuseSplitTranspose`, `fused_split_transpose = A`): the convolution
-/// writes its own channel-blocked buffer (plain when blocks would pad the channels by
-/// more than half), and one pass copies each anchor's K channels of every cell into the
-/// output `[N, A, H, W, K]`, reading the blocked result in runs of up to a block.
+/// writes its own channel-blocked buffer (plain when its channels would not fill their
+/// blocks, `TensorLayout.blockFits`, the layout planner's rule), and one pass copies each
+/// anchor's K channels of every cell into the output `[N, A, H, W, K]`, reading the
+/// blocked result in runs of up to a block.
 final class SplitTransposeConvKernel: Kernel {
     private let conv: ConvKernel
     private let anchors: Int
@@ -168,8 +169,7 @@ final class SplitTransposeConvKernel: Kernel {
         let declared = ctx.inputTypes.count > 1 ? ctx.inputTypes[1]?.shape?.first?.intValue : nil
         let channels = ctx.constant(1)?.shape.first ?? declared ?? 0
         let block = preferredChannelBlock
-        let padding = (block - channels % block) % block
-        internalLayout = channels > 0 && padding * 2 <= block ? .channelBlocked(block) : .plain
+        internalLayout = TensorLayout.blockFits(channels: channels, block: block) ? .channelBlocked(block) : .plain
         var inner = ctx
         inner.outputLayouts = [internalLayout]
         conv = try ConvKernel(inner, transposed: false)
