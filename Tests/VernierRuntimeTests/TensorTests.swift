@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import VernierGraph
 @testable import VernierRuntime
@@ -23,6 +24,30 @@ import VernierGraph
         let copy = try #require(Tensor(TensorData(floats: values, name: "w", dims: [1 << 20])))
         #expect(Int(bitPattern: copy.rawPointer) % TensorBuffer.hugePage == 0)
         #expect(copy.scalars(as: Float.self) == values)
+    }
+
+    /// Weights mapped from a file: read in place when aligned for their type, copied
+    /// (read from the file) when not; a range past the file's end loads nothing.
+    @Test func mappedWeightsInPlaceOrCopied() throws {
+        let values = (0..<3000).map { Float($0) * 0.5 - 7 }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("vernier-mapped-\(getpid()).bin").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // The same floats at byte 4 (aligned) and at byte 12 005 (misaligned).
+        let floats = values.withUnsafeBufferPointer { Data(buffer: $0) }
+        try (Data(count: 4) + floats + Data(count: 1) + floats).write(to: URL(fileURLWithPath: path))
+        let file = try MappedFile(path: path)
+        func load(at offset: Int, length: Int = 12_000) -> Tensor? {
+            Tensor(TensorData(name: "w", elementType: .float, dims: [3000], storage: .mapped(file, offset: offset, length: length)))
+        }
+        let aligned = try #require(load(at: 4))
+        #expect(aligned.buffer.mappedFile != nil)
+        #expect(aligned.scalars(as: Float.self) == values)
+        let copied = try #require(load(at: 12_005))
+        #expect(copied.buffer.mappedFile == nil)
+        #expect(Int(bitPattern: copied.rawPointer) % TensorBuffer.alignment == 0)
+        #expect(copied.scalars(as: Float.self) == values)
+        #expect(load(at: 12_009, length: 12_000) == nil)
+        #expect(load(at: 12_005, length: 11_996) == nil)
     }
 
     @Test func valuesRoundTripAndBufferIsShared() {

@@ -12,6 +12,8 @@ public final class MappedFile: @unchecked Sendable {
     public let size: Int
     /// nil for an empty file (mmap refuses zero lengths).
     private let base: UnsafeRawPointer?
+    /// Kept open for `copyBytes`; -1 for an empty file.
+    private let descriptor: Int32
 
     /// Maps `path`. Throws `LoadError.fileNotFound` / `.unreadable`.
     public init(path: String) throws {
@@ -22,27 +24,51 @@ public final class MappedFile: @unchecked Sendable {
             if code == ENOENT { throw LoadError.fileNotFound(path: path) }
             throw LoadError.unreadable(path: path, reason: String(cString: strerror(code)))
         }
-        defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else {
-            throw LoadError.unreadable(path: path, reason: String(cString: strerror(errno)))
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw LoadError.unreadable(path: path, reason: reason)
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
             throw LoadError.unreadable(path: path, reason: "not a regular file")
         }
         size = Int(info.st_size)
         if size == 0 {
+            close(fd)
             base = nil
+            descriptor = -1
             return
         }
         guard let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
-            throw LoadError.unreadable(path: path, reason: String(cString: strerror(errno)))
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw LoadError.unreadable(path: path, reason: reason)
         }
         base = UnsafeRawPointer(p)
+        descriptor = fd
     }
 
     deinit {
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+        if descriptor >= 0 { close(descriptor) }
+    }
+
+    /// Copies `[offset, offset + length)` into `destination` with `pread`, without
+    /// touching the map: the kernel copies from its page cache, where reading through
+    /// the map would first fault each page into this process and later unmap it.
+    /// False when the range is outside the file or the read falls short.
+    public func copyBytes(offset: Int, length: Int, into destination: UnsafeMutableRawPointer) -> Bool {
+        guard descriptor >= 0, length >= 0, offset >= 0, offset <= size - length else { return false }
+        var done = 0
+        while done < length {
+            let n = pread(descriptor, destination + done, length - done, off_t(offset + done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return false }
+            done += n
+        }
+        return true
     }
 
     /// The whole file's bytes, valid while `self` lives.
