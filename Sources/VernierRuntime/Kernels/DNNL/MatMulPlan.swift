@@ -216,8 +216,13 @@ public final class MatMulPlan: @unchecked Sendable {
                     arguments.append((DNNL_ARG_WEIGHTS, user))
                 } else {
                     let owned = try DNNLMemory(owning: chosen, engine: engine)
-                    try makeReorder(from: user, to: owned, engine: engine).execute(on: engine)
-                    try engine.wait()
+                    let compensated = try quantization != nil && ZeroPointCompensation.reorder(
+                        from: user, weights: constantB.rawPointer, rows: ka, columns: n,
+                        strides: (bStrides[rank - 2], bStrides[rank - 1]), into: owned, engine: engine)
+                    if !compensated {
+                        try makeReorder(from: user, to: owned, engine: engine).execute(on: engine)
+                        try engine.wait()
+                    }
                     copiedB = true
                     arguments.append((DNNL_ARG_WEIGHTS, owned))
                 }
