@@ -44,9 +44,10 @@ let package = Package(
         ),
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .target(name: "CVernierSIMD"),
         .target(
             name: "VernierRuntime",
-            dependencies: ["VernierGraph", "VernierCost", "CDNNL", "CZlib"]
+            dependencies: ["VernierGraph", "VernierCost", "CDNNL", "CZlib", "CVernierSIMD"]
         ),
         .target(
             name: "VernierPlanner",

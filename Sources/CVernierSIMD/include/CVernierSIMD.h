@@ -1,0 +1,17 @@
+#ifndef CVERNIER_SIMD_H
+#define CVERNIER_SIMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// Kernels Swift cannot express with its SIMD types: they need one instruction
+/// (e.g. AVX-512 VBMI's byte permute) chosen at run time by the CPU's features.
+
+/// dst[i] = table[src[i]] for i < count. `src` and `dst` may be the same buffer.
+/// With AVX-512 VBMI, 64 bytes per step (four 64-entry permutes); else byte by byte.
+void vernier_lookup_bytes(const uint8_t *src, uint8_t *dst, size_t count, const uint8_t *table);
+
+/// Whether `vernier_lookup_bytes` takes its AVX-512 VBMI path on this CPU.
+int vernier_lookup_bytes_is_vectorized(void);
+
+#endif
