@@ -243,6 +243,39 @@ extension GraphBuilder {
         return b
     }
 
+    /// A quantized SiLU as a QDQ quantizer writes it: x -> Q -> DQ -> Sigmoid -> Q -> DQ,
+    /// times the same DQ(x) (first operand, or second with `gateFirst`) -> Q -> DQ -> y
+    /// on [1, 16, 16] (256 inputs). `sigmoidZeroPointName` names the sigmoid result's
+    /// zero point as the Mul reads it: "sz" (the same initializer), "sz2" (an equal copy)
+    /// or "szOther" (a different value, which must not fuse).
+    public static func qdqSiLU(type: ElementType = .uint8, gateFirst: Bool = false,
+                               sigmoidZeroPointName: String = "sz") -> GraphBuilder {
+        let signed = type == .int8
+        var b = GraphBuilder()
+        b.opset = 13
+        b.input("x", .float, [1, 16, 16].map(Dim.value))
+        b.initializers += [
+            TensorData(floats: [0.05], name: "xs", dims: []),
+            quantized("xz", type, [], [signed ? -7 : 121]),
+            TensorData(floats: [1.0 / 255], name: "ss", dims: []),
+            quantized("sz", type, [], [signed ? -128 : 0]),
+            quantized("sz2", type, [], [signed ? -128 : 0]),
+            quantized("szOther", type, [], [signed ? -127 : 1]),
+            TensorData(floats: [0.04], name: "ys", dims: []),
+            quantized("yz", type, [], [signed ? -100 : 28]),
+        ]
+        b.node("QuantizeLinear", ["x", "xs", "xz"], ["xq"])
+        b.node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"])
+        b.node("Sigmoid", ["xd"], ["s"])
+        b.node("QuantizeLinear", ["s", "ss", "sz"], ["sq"])
+        b.node("DequantizeLinear", ["sq", "ss", sigmoidZeroPointName], ["sd"])
+        b.node("Mul", gateFirst ? ["sd", "xd"] : ["xd", "sd"], ["r"])
+        b.node("QuantizeLinear", ["r", "ys", "yz"], ["yq"])
+        b.node("DequantizeLinear", ["yq", "ys", "yz"], ["y"])
+        b.output("y")
+        return b
+    }
+
     /// An initializer of 8-bit or int32 integers.
     public static func quantized(_ name: String, _ type: ElementType, _ dims: [Int], _ values: [Int]) -> TensorData {
         var bytes: [UInt8] = []

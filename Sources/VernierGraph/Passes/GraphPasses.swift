@@ -21,6 +21,7 @@ public enum GraphPasses {
         g = fuseQDQGemm(g)
         g = fuseQDQBinary(g)
         g = fuseQDQUnary(g)
+        g = fuseQLinearGate(g)
         return g
     }
 }

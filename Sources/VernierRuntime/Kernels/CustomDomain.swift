@@ -12,7 +12,10 @@ enum CustomDomainKernels {
             return try QGemmReferenceKernel(ctx)
         },
         "QLinearAdd": { _ in QLinearBinaryKernel(op: "QLinearAdd", multiplies: false) },
-        "QLinearMul": { _ in QLinearBinaryKernel(op: "QLinearMul", multiplies: true) },
+        "QLinearMul": { ctx in
+            if ctx.node.hasAttribute(FusedAttributes.gate) { return try QLinearGateKernel(ctx) }
+            return QLinearBinaryKernel(op: "QLinearMul", multiplies: true)
+        },
         "QLinearSigmoid": { QLinearLookupKernel($0, op: "QLinearSigmoid", SigmoidOp()) },
     ]
 }
@@ -70,15 +73,64 @@ final class QLinearLookupKernel<F: FloatMap>: Kernel {
         let x = try requiredInput(inputs, 0)
         let table = try planned.flatMap { $0.type == x.elementType ? $0.table : nil }
             ?? Self.table(inputs, type: x.elementType, op: op, function: function)
-        let out = try outputs.allocate(0, x.elementType, x.shape)
-        let source = UnsafePointer(x.rawPointer.assumingMemoryBound(to: UInt8.self))
-        let target = out.rawPointer.assumingMemoryBound(to: UInt8.self)
-        table.withUnsafeBufferPointer { lookup in
-            guard let entries = lookup.baseAddress else { return }
-            ThreadPool.parallelFor(x.elementCount, minimumPerThread: ElementLoops.grain) { range in
-                vernier_lookup_bytes(source + range.lowerBound, target + range.lowerBound, range.count, entries)
-            }
+        try lookUp(x, in: table, into: outputs)
+    }
+}
+
+/// Output 0 of `outputs` as `table[x]` for every byte of `x` (an 8-bit tensor).
+func lookUp(_ x: Tensor, in table: [UInt8], into outputs: OutputSlots) throws {
+    let out = try outputs.allocate(0, x.elementType, x.shape)
+    let source = UnsafePointer(x.rawPointer.assumingMemoryBound(to: UInt8.self))
+    let target = out.rawPointer.assumingMemoryBound(to: UInt8.self)
+    table.withUnsafeBufferPointer { lookup in
+        guard let entries = lookup.baseAddress else { return }
+        ThreadPool.parallelFor(x.elementCount, minimumPerThread: ElementLoops.grain) { range in
+            vernier_lookup_bytes(source + range.lowerBound, target + range.lowerBound, range.count, entries)
         }
+    }
+}
+
+/// `QLinearMul(x, xs, xz, x, ss, sz, ys, yz)` with `fused_gate = "QLinearSigmoid"`
+/// (`GraphPasses.fuseQLinearGate`): `x * QLinearSigmoid(x, xs, xz, ss, sz)`, a quantized
+/// SiLU. For each of the 256 values of x: the sigmoid's table entry, then QLinearMul's
+/// fp32 steps on x and that entry, so every element is bit for bit what the two
+/// kernels give; then one look-up pass.
+final class QLinearGateKernel: Kernel {
+    /// The table for X's planned type, when every quantization parameter is a constant.
+    let planned: (type: ElementType, table: [UInt8])?
+
+    init(_ ctx: KernelContext) throws {
+        let gate = try ctx.node.string(FusedAttributes.gate)
+        guard gate == "QLinearSigmoid" else { throw KernelError.unsupported("a QLinearMul gated by \(gate)") }
+        let known = [1, 2, 4, 5, 6, 7].allSatisfy { $0 < ctx.node.inputs.count && ctx.constant($0) != nil }
+        if known, let type = ctx.inputTypes.first??.elementType, let table = try? Self.table(ctx.constantInputs, type: type) {
+            planned = (type, table)
+        } else {
+            planned = nil
+        }
+    }
+
+    static func table(_ inputs: [Tensor?], type: ElementType) throws -> [UInt8] {
+        let op = "QLinearMul (fused_gate)"
+        guard inputs.count >= 8 else { throw KernelError.invalid("\(op) takes 8 inputs, got \(inputs.count)") }
+        let sigmoid = try QLinearLookupKernel.table([inputs[0], inputs[1], inputs[2], inputs[4], inputs[5]],
+                                                    type: type, op: op, function: SigmoidOp())
+        let qa = try ScalarQuantization(inputs, scale: 1, zeroPoint: 2, type: type, op: op, operand: "A")
+        let qb = try ScalarQuantization(inputs, scale: 4, zeroPoint: 5, type: type, op: op, operand: "B")
+        let qc = try ScalarQuantization(inputs, scale: 6, zeroPoint: 7, type: type, op: op, operand: "C")
+        let range = try quantizedRange(type, what: "\(op) output")
+        let quantize = ByteQuantizer(scale: qc.scale, zeroPoint: qc.zeroPoint, low: Float(range.lowerBound), high: Float(range.upperBound))
+        return (0..<256).map { x in
+            let (a, b) = (UInt8(x), sigmoid[x])
+            return type == .uint8 ? quantize(QLinearProduct.apply(qa.real(a), qb.real(b)))
+                : quantize(QLinearProduct.apply(qa.real(Int8(bitPattern: a)), qb.real(Int8(bitPattern: b))))
+        }
+    }
+
+    func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
+        let x = try requiredInput(inputs, 0)
+        let table = try planned.flatMap { $0.type == x.elementType ? $0.table : nil } ?? Self.table(inputs, type: x.elementType)
+        try lookUp(x, in: table, into: outputs)
     }
 }
 
