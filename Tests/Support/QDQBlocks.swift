@@ -191,17 +191,17 @@ extension GraphBuilder {
         return b
     }
 
-    /// An element-wise op as a QDQ quantizer writes it: x [1, 6, 8] (fp32) -> Q -> DQ,
+    /// An element-wise op as a QDQ quantizer writes it: x (`xShape`, fp32) -> Q -> DQ,
     /// a constant bq (of `bShape`) -> DQ, `op` of the two -> Q -> DQ -> y; all 8-bit
     /// tensors of `type`. Scales 0.03 (x), 0.02 (b), `outScale` (the result); zero
     /// points 9, 3 and 5 (uint8) or -9, 3 and -5 (int8).
-    public static func qdqBinary(_ op: String, type: ElementType = .uint8, bShape: [Int] = [1, 6, 8],
+    public static func qdqBinary(_ op: String, type: ElementType = .uint8, xShape: [Int] = [1, 6, 8], bShape: [Int] = [1, 6, 8],
                                  outScale: Float = 0.05, seed: UInt64 = 7) -> GraphBuilder {
         var rng = SplitMix64(seed: seed)
         let signed = type == .int8
         var b = GraphBuilder()
         b.opset = 13
-        b.input("x", .float, [1, 6, 8].map(Dim.value))
+        b.input("x", .float, xShape.map(Dim.value))
         let count = bShape.reduce(1, *)
         b.initializers += [
             TensorData(floats: [0.03], name: "xs", dims: []),

@@ -265,15 +265,16 @@ struct Int8ProductTests {
     }
 
     /// QLinearAdd and QLinearMul give the QDQ graph's results bit for bit: same shapes,
-    /// a broadcast row (a bias), a broadcast scalar, uint8 and int8, results that
-    /// saturate at both ends.
+    /// a broadcast row (a bias), a broadcast scalar, a value repeated along each row,
+    /// uint8 and int8, results that saturate at both ends, rows of 37 (the vector rows'
+    /// two full steps of 16 and a tail).
     @Test func qlinearAddAndMulGiveTheGraphsResultsExactly() throws {
         var rng = SplitMix64(seed: 23)
-        let x = Tensor(shape: [1, 6, 8], values: (0..<48).map { _ in rng.signedUnit() * 5 })
+        let x = Tensor(shape: [1, 6, 37], values: (0..<222).map { _ in rng.signedUnit() * 5 })
         for op in ["Add", "Mul"] {
             for type in [ElementType.uint8, .int8] {
-                for bShape in [[1, 6, 8], [8], []] {
-                    let b = GraphBuilder.qdqBinary(op, type: type, bShape: bShape, outScale: op == "Mul" ? 0.04 : 0.03)
+                for bShape in [[1, 6, 37], [37], [], [1, 6, 1]] {
+                    let b = GraphBuilder.qdqBinary(op, type: type, xShape: [1, 6, 37], bShape: bShape, outScale: op == "Mul" ? 0.04 : 0.03)
                     let (reference, fused) = try asWrittenAndOptimized(b, x)
                     #expect(fused.steps.map(\.opType) == ["QuantizeLinear", "com.microsoft.QLinear" + op, "DequantizeLinear"])
                     let output = try #require(try fused.run(["x": x])["y"])
