@@ -248,8 +248,10 @@ extension GraphBuilder {
     /// on [1, 16, 16] (256 inputs). `sigmoidZeroPointName` names the sigmoid result's
     /// zero point as the Mul reads it: "sz" (the same initializer), "sz2" (an equal copy)
     /// or "szOther" (a different value, which must not fuse).
+    /// With `gate` "HardSigmoid" (alpha 0.25, beta 0.45), the same pattern is a quantized
+    /// HardSwish as MobileNetV3's QDQ export writes it.
     public static func qdqSiLU(type: ElementType = .uint8, gateFirst: Bool = false,
-                               sigmoidZeroPointName: String = "sz") -> GraphBuilder {
+                               sigmoidZeroPointName: String = "sz", gate: String = "Sigmoid") -> GraphBuilder {
         let signed = type == .int8
         var b = GraphBuilder()
         b.opset = 13
@@ -266,7 +268,7 @@ extension GraphBuilder {
         ]
         b.node("QuantizeLinear", ["x", "xs", "xz"], ["xq"])
         b.node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"])
-        b.node("Sigmoid", ["xd"], ["s"])
+        b.node(gate, ["xd"], ["s"], gate == "HardSigmoid" ? ["alpha": .float(0.25), "beta": .float(0.45)] : [:])
         b.node("QuantizeLinear", ["s", "ss", "sz"], ["sq"])
         b.node("DequantizeLinear", ["sq", "ss", sigmoidZeroPointName], ["sd"])
         b.node("Mul", gateFirst ? ["sd", "xd"] : ["xd", "sd"], ["r"])

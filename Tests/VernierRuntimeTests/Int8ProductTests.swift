@@ -304,19 +304,20 @@ struct Int8ProductTests {
         }
     }
 
-    /// A quantized SiLU (Mul of x and its QLinearSigmoid) runs as one look-up with the
-    /// graph's results bit for bit, over all 256 inputs, uint8 and int8, the gate as either
+    /// A quantized SiLU (Mul of x and its QLinearSigmoid) or HardSwish (of x and its
+    /// quantized HardSigmoid, whose alpha and beta must reach the table) runs as one
+    /// look-up with the graph's results bit for bit, over all 256 inputs, uint8 and int8, the gate as either
     /// operand, its zero point the same initializer or an equal copy; a Mul that reads the
     /// sigmoid's result with other parameters keeps both ops.
-    @Test(arguments: [ElementType.uint8, .int8])
-    func aQuantizedSiLURunsAsOneLookupWithTheGraphsResults(_ type: ElementType) throws {
+    @Test(arguments: [ElementType.uint8, .int8], ["Sigmoid", "HardSigmoid"])
+    func aQuantizedSiLURunsAsOneLookupWithTheGraphsResults(_ type: ElementType, _ gateOp: String) throws {
         // x's steps of 0.05 around its zero point reach every 8-bit value.
         let zero: Float = type == .int8 ? -7 : 121
         let low: Float = type == .int8 ? -128 : 0
         let x = Tensor(shape: [1, 16, 16], values: (0..<256).map { (Float($0) + low - zero) * 0.05 })
         for (gateFirst, zeroPoint) in [(false, "sz"), (true, "sz"), (false, "sz2")] {
             let (reference, fused) = try asWrittenAndOptimized(GraphBuilder.qdqSiLU(type: type, gateFirst: gateFirst,
-                                                                                    sigmoidZeroPointName: zeroPoint), x)
+                                                                                    sigmoidZeroPointName: zeroPoint, gate: gateOp), x)
             #expect(fused.steps.map(\.opType) == ["QuantizeLinear", "com.microsoft.QLinearMul", "DequantizeLinear"])
             let gate = try #require(fused.steps.lazy.compactMap { $0.kernel as? QLinearGateKernel }.first)
             #expect(gate.planned?.type == type)
@@ -326,8 +327,10 @@ struct Int8ProductTests {
             #expect(got == want, "\(type) gate first: \(gateFirst), \(zeroPoint)")
             #expect(Set(want).count > 100)
         }
-        let (reference, unfused) = try asWrittenAndOptimized(GraphBuilder.qdqSiLU(type: type, sigmoidZeroPointName: "szOther"), x)
-        #expect(unfused.steps.map(\.opType) == ["QuantizeLinear", "com.microsoft.QLinearSigmoid", "com.microsoft.QLinearMul", "DequantizeLinear"])
+        let (reference, unfused) = try asWrittenAndOptimized(GraphBuilder.qdqSiLU(type: type, sigmoidZeroPointName: "szOther", gate: gateOp), x)
+        let lookup = gateOp == "Sigmoid" ? "com.microsoft.QLinearSigmoid" : "HardSigmoid"
+        #expect(unfused.steps.map(\.opType) == ["QuantizeLinear", lookup, "com.microsoft.QLinearMul", "DequantizeLinear"])
+        #expect(unfused.steps[1].kernel is QLinearLookupKernel<SigmoidOp> || unfused.steps[1].kernel is QLinearLookupKernel<HardSigmoidOp>)
         #expect(try unfused.run(["x": x])["y"]?.scalars(as: Float.self) == reference.scalars(as: Float.self))
     }
 

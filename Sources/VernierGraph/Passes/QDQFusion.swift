@@ -173,17 +173,25 @@ extension GraphPasses {
     /// xz, ys, yz)`, whose kernel maps each of the 256 input values once and looks the
     /// rest up, with the same fp32 steps, so results are unchanged. A quantized
     /// EfficientNet-B0 has 65 (its SiLU gates and squeeze-and-excitation scales).
+    ///
+    /// A QDQ HardSigmoid (MobileNetV3's HardSwish gates and squeeze-and-excitation
+    /// scales), which ONNX Runtime has no QLinear op for, becomes the same kind of lookup
+    /// in Vernier's internal form: the HardSigmoid node with `fused_qlinear = 1` and
+    /// QLinearSigmoid's five inputs.
     public static func fuseQDQUnary(_ inferred: InferredGraph) -> InferredGraph {
         var pattern = QDQPattern(inferred)
-        let fused: [String: String] = ["Sigmoid": "QLinearSigmoid"]
         for (ni, node) in inferred.graph.nodes.enumerated() where node.isDefaultDomain && node.inputs.count == 1 {
-            guard let opType = fused[node.opType], let y = node.outputs.first, let q = pattern.quantization(of: y),
+            guard ["Sigmoid", "HardSigmoid"].contains(node.opType), let y = node.outputs.first, let q = pattern.quantization(of: y),
                   let x = pattern.activation(node.inputs[0]), let type = inferred.type(of: x.node.inputs[0])?.elementType,
                   inferred.type(of: q.node.outputs[0])?.elementType == type
             else { continue }
             var unary = node
-            unary.opType = opType
-            unary.domain = "com.microsoft"
+            if node.opType == "Sigmoid" {
+                unary.opType = "QLinearSigmoid"
+                unary.domain = "com.microsoft"
+            } else {
+                unary.attributes.append(Attribute(name: FusedAttributes.qlinear, value: .int(1)))
+            }
             unary.inputs = Array(x.node.inputs) + Array(q.node.inputs.dropFirst())
             pattern.replace(ni, with: unary, dequantizations: [x.match], quantization: q)
         }

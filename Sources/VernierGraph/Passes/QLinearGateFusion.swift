@@ -2,12 +2,27 @@ extension FusedAttributes {
     /// `fused_gate = "QLinearSigmoid"` on a `com.microsoft.QLinearMul(x, xs, xz, x, ss,
     /// sz, ys, yz)`: its B operand is `QLinearSigmoid(x, xs, xz, ss, sz)`, so the node
     /// computes `x * sigmoid(x)` in the QLinear ops' steps (SiLU / Swish).
+    /// `fused_gate = "HardSigmoid"` (with the HardSigmoid's `alpha` and `beta`): B is the
+    /// quantized HardSigmoid of x (`fused_qlinear`), i.e. a quantized HardSwish.
     public static let gate = "fused_gate"
+    /// `fused_qlinear = 1` on a HardSigmoid: inputs (x, x_scale, x_zero_point, y_scale,
+    /// y_zero_point) of 8-bit x and y, as QLinearSigmoid's (`fuseQDQUnary`).
+    public static let qlinear = "fused_qlinear"
+}
+
+extension Node {
+    /// Whether this node is a quantized lookup a QLinearMul can take as its gate:
+    /// QLinearSigmoid, or a HardSigmoid in its `fused_qlinear` form.
+    var isQuantizedGate: Bool {
+        (domain == "com.microsoft" && opType == "QLinearSigmoid")
+            || (isDefaultDomain && opType == "HardSigmoid" && ((try? int(FusedAttributes.qlinear, default: 0)) ?? 0) != 0)
+    }
 }
 
 extension GraphPasses {
     /// Fuses a quantized SiLU, `QLinearMul(x, QLinearSigmoid(x))` (what `fuseQDQBinary`
-    /// and `fuseQDQUnary` make of EfficientNet's QDQ gates), into the QLinearMul
+    /// and `fuseQDQUnary` make of EfficientNet's QDQ gates; likewise a HardSwish,
+    /// MobileNetV3's, with a quantized HardSigmoid), into the QLinearMul
     /// (`fused_gate = "QLinearSigmoid"`). Both operands are functions of the one 8-bit x,
     /// so the product is too: the kernel computes it for each of the 256 values of x,
     /// with the two ops' own fp32 steps, and looks every element up. Bit for bit the
@@ -41,16 +56,17 @@ extension GraphPasses {
                 let x = mul.inputs[xSide], gated = mul.inputs[gateSide]
                 guard let si = producer[gated], !removed.contains(si), replaced[si] == nil, uses.soleReader(of: gated) == mi
                 else { continue }
-                let sigmoid = graph.nodes[si]
-                guard sigmoid.domain == "com.microsoft", sigmoid.opType == "QLinearSigmoid", sigmoid.inputs.count == 5,
-                      sigmoid.inputs[0] == x, same(sigmoid.inputs[1], mul.inputs[xSide + 1]), same(sigmoid.inputs[2], mul.inputs[xSide + 2]),
-                      same(sigmoid.inputs[3], mul.inputs[gateSide + 1]), same(sigmoid.inputs[4], mul.inputs[gateSide + 2])
+                let gate = graph.nodes[si]
+                guard gate.isQuantizedGate, gate.inputs.count == 5,
+                      gate.inputs[0] == x, same(gate.inputs[1], mul.inputs[xSide + 1]), same(gate.inputs[2], mul.inputs[xSide + 2]),
+                      same(gate.inputs[3], mul.inputs[gateSide + 1]), same(gate.inputs[4], mul.inputs[gateSide + 2])
                 else { continue }
                 var fused = mul
                 fused.inputs = [x, mul.inputs[xSide + 1], mul.inputs[xSide + 2], x, mul.inputs[gateSide + 1], mul.inputs[gateSide + 2],
                                 mul.inputs[6], mul.inputs[7]]
-                fused.attributes.append(Attribute(name: FusedAttributes.gate, value: .string("QLinearSigmoid")))
-                fused.sourceNodes = sigmoid.absorbing([mul])
+                fused.attributes.append(Attribute(name: FusedAttributes.gate, value: .string(gate.opType)))
+                fused.attributes += gate.attributes.filter { ["alpha", "beta"].contains($0.name) }
+                fused.sourceNodes = gate.absorbing([mul])
                 replaced[mi] = fused
                 removed.insert(si)
                 break

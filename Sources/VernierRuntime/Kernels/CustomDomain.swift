@@ -90,38 +90,55 @@ func lookUp(_ x: Tensor, in table: [UInt8], into outputs: OutputSlots) throws {
     }
 }
 
-/// `QLinearMul(x, xs, xz, x, ss, sz, ys, yz)` with `fused_gate = "QLinearSigmoid"`
-/// (`GraphPasses.fuseQLinearGate`): `x * QLinearSigmoid(x, xs, xz, ss, sz)`, a quantized
-/// SiLU. For each of the 256 values of x: the sigmoid's table entry, then QLinearMul's
-/// fp32 steps on x and that entry, so every element is bit for bit what the two
-/// kernels give; then one look-up pass.
+/// `QLinearMul(x, xs, xz, x, ss, sz, ys, yz)` with `fused_gate` (`GraphPasses.fuseQLinearGate`):
+/// `x * QLinearSigmoid(x, xs, xz, ss, sz)`, a quantized SiLU, or the same with the
+/// quantized HardSigmoid of x (its `alpha` and `beta` on the node), a quantized
+/// HardSwish. For each of the 256 values of x: the gate's table entry, then
+/// QLinearMul's fp32 steps on x and that entry, so every element is bit for bit what
+/// the two kernels give; then one look-up pass.
 final class QLinearGateKernel: Kernel {
+    /// The gate's fp32 function.
+    enum Gate {
+        case sigmoid
+        case hardSigmoid(alpha: Float, beta: Float)
+    }
+    let gate: Gate
     /// The table for X's planned type, when every quantization parameter is a constant.
     let planned: (type: ElementType, table: [UInt8])?
 
     init(_ ctx: KernelContext) throws {
-        let gate = try ctx.node.string(FusedAttributes.gate)
-        guard gate == "QLinearSigmoid" else { throw KernelError.unsupported("a QLinearMul gated by \(gate)") }
+        switch try ctx.node.string(FusedAttributes.gate) {
+        case "QLinearSigmoid": gate = .sigmoid
+        case "HardSigmoid":
+            gate = .hardSigmoid(alpha: try ctx.node.float("alpha", default: 0.2), beta: try ctx.node.float("beta", default: 0.5))
+        case let other: throw KernelError.unsupported("a QLinearMul gated by \(other)")
+        }
         let known = [1, 2, 4, 5, 6, 7].allSatisfy { $0 < ctx.node.inputs.count && ctx.constant($0) != nil }
-        if known, let type = ctx.inputTypes.first??.elementType, let table = try? Self.table(ctx.constantInputs, type: type) {
+        if known, let type = ctx.inputTypes.first??.elementType, let table = try? Self.table(ctx.constantInputs, type: type, gate: gate) {
             planned = (type, table)
         } else {
             planned = nil
         }
     }
 
-    static func table(_ inputs: [Tensor?], type: ElementType) throws -> [UInt8] {
+    static func table(_ inputs: [Tensor?], type: ElementType, gate: Gate) throws -> [UInt8] {
         let op = "QLinearMul (fused_gate)"
         guard inputs.count >= 8 else { throw KernelError.invalid("\(op) takes 8 inputs, got \(inputs.count)") }
-        let sigmoid = try QLinearLookupKernel.table([inputs[0], inputs[1], inputs[2], inputs[4], inputs[5]],
-                                                    type: type, op: op, function: SigmoidOp())
+        let gateInputs = [inputs[0], inputs[1], inputs[2], inputs[4], inputs[5]]
+        let gated: [UInt8]
+        switch gate {
+        case .sigmoid:
+            gated = try QLinearLookupKernel.table(gateInputs, type: type, op: op, function: SigmoidOp())
+        case .hardSigmoid(let alpha, let beta):
+            gated = try QLinearLookupKernel.table(gateInputs, type: type, op: op, function: HardSigmoidOp(alpha: alpha, beta: beta))
+        }
         let qa = try ScalarQuantization(inputs, scale: 1, zeroPoint: 2, type: type, op: op, operand: "A")
         let qb = try ScalarQuantization(inputs, scale: 4, zeroPoint: 5, type: type, op: op, operand: "B")
         let qc = try ScalarQuantization(inputs, scale: 6, zeroPoint: 7, type: type, op: op, operand: "C")
         let range = try quantizedRange(type, what: "\(op) output")
         let quantize = ByteQuantizer(scale: qc.scale, zeroPoint: qc.zeroPoint, low: Float(range.lowerBound), high: Float(range.upperBound))
         return (0..<256).map { x in
-            let (a, b) = (UInt8(x), sigmoid[x])
+            let (a, b) = (UInt8(x), gated[x])
             return type == .uint8 ? quantize(QLinearProduct.apply(qa.real(a), qb.real(b)))
                 : quantize(QLinearProduct.apply(qa.real(Int8(bitPattern: a)), qb.real(Int8(bitPattern: b))))
         }
@@ -129,7 +146,7 @@ final class QLinearGateKernel: Kernel {
 
     func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
         let x = try requiredInput(inputs, 0)
-        let table = try planned.flatMap { $0.type == x.elementType ? $0.table : nil } ?? Self.table(inputs, type: x.elementType)
+        let table = try planned.flatMap { $0.type == x.elementType ? $0.table : nil } ?? Self.table(inputs, type: x.elementType, gate: gate)
         try lookUp(x, in: table, into: outputs)
     }
 }

@@ -94,6 +94,9 @@ enum ElementwiseKernels {
         "Sigmoid": { _ in unary("Sigmoid", SigmoidOp(), ScalarUnary(real: { 1 / (1 + Foundation.exp(-$0)) })) },
         "HardSigmoid": { ctx in
             let alpha = try ctx.node.float("alpha", default: 0.2), beta = try ctx.node.float("beta", default: 0.5)
+            if try ctx.node.int(FusedAttributes.qlinear, default: 0) != 0 {
+                return QLinearLookupKernel(ctx, op: "HardSigmoid (quantized)", HardSigmoidOp(alpha: alpha, beta: beta))
+            }
             return unary("HardSigmoid", HardSigmoidOp(alpha: alpha, beta: beta), ScalarUnary(real: {
                 Swift.min(1, Swift.max(0, Double(alpha) * $0 + Double(beta)))
             }))
