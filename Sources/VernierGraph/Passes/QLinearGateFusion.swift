@@ -28,8 +28,8 @@ extension GraphPasses {
     /// with the two ops' own fp32 steps, and looks every element up. Bit for bit the
     /// two ops' result in one byte-to-byte pass instead of two (EfficientNet-B0 int8 at 1
     /// thread: 32 such Muls of up to 1.2 M elements, 1.5 ms). ONNX Runtime runs the two
-    /// ops. Needs the sigmoid's result read by the Mul alone, and the Mul to dequantize
-    /// x and the sigmoid's result with the parameters the sigmoid used: the same
+    /// ops. Needs the gate's result read by the Mul alone, and the Mul to dequantize
+    /// x and the gate's result with the parameters the gate used: the same
     /// initializers, or initializers of equal values.
     public static func fuseQLinearGate(_ inferred: InferredGraph) -> InferredGraph {
         let graph = inferred.graph
@@ -51,7 +51,7 @@ extension GraphPasses {
         var replaced: [Int: Node] = [:]
         for (mi, mul) in graph.nodes.enumerated()
         where mul.domain == "com.microsoft" && mul.opType == "QLinearMul" && mul.inputs.count == 8 && !mul.hasAttribute(FusedAttributes.gate) {
-            // The sigmoid may be either operand: products of floats commute exactly.
+            // The gate may be either operand: products of floats commute exactly.
             for (xSide, gateSide) in [(0, 3), (3, 0)] {
                 let x = mul.inputs[xSide], gated = mul.inputs[gateSide]
                 guard let si = producer[gated], !removed.contains(si), replaced[si] == nil, uses.soleReader(of: gated) == mi
