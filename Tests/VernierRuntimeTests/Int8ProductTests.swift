@@ -266,8 +266,8 @@ struct Int8ProductTests {
 
     /// QLinearAdd and QLinearMul give the QDQ graph's results bit for bit: same shapes,
     /// a broadcast row (a bias), a broadcast scalar, a value repeated along each row,
-    /// uint8 and int8, results that saturate at both ends, rows of 37 (the vector rows'
-    /// two full steps of 16 and a tail).
+    /// uint8 and int8, results that saturate at both ends, rows of 37; a constant single
+    /// value (the look-up form) as well.
     @Test func qlinearAddAndMulGiveTheGraphsResultsExactly() throws {
         var rng = SplitMix64(seed: 23)
         let x = Tensor(shape: [1, 6, 37], values: (0..<222).map { _ in rng.signedUnit() * 5 })
@@ -277,6 +277,9 @@ struct Int8ProductTests {
                     let b = GraphBuilder.qdqBinary(op, type: type, xShape: [1, 6, 37], bShape: bShape, outScale: op == "Mul" ? 0.04 : 0.03)
                     let (reference, fused) = try asWrittenAndOptimized(b, x)
                     #expect(fused.steps.map(\.opType) == ["QuantizeLinear", "com.microsoft.QLinear" + op, "DequantizeLinear"])
+                    // A constant single value makes the op a look-up over x's 256 values.
+                    let kernel = try #require(fused.steps[1].kernel as? QLinearBinaryKernel)
+                    #expect((kernel.constantOperand?.variable == 0) == bShape.isEmpty, "\(op) \(type) b \(bShape)")
                     let output = try #require(try fused.run(["x": x])["y"])
                     let (got, want) = (output.scalars(as: Float.self), reference.scalars(as: Float.self))
                     #expect(got == want, "\(op) \(type) b \(bShape)")

@@ -11,10 +11,10 @@ enum CustomDomainKernels {
             if let int8 = try Int8MatMulKernel.makeGemm(ctx) { return int8 }
             return try QGemmReferenceKernel(ctx)
         },
-        "QLinearAdd": { _ in QLinearBinaryKernel(op: "QLinearAdd", multiplies: false) },
+        "QLinearAdd": { QLinearBinaryKernel($0, op: "QLinearAdd", multiplies: false) },
         "QLinearMul": { ctx in
             if ctx.node.hasAttribute(FusedAttributes.gate) { return try QLinearGateKernel(ctx) }
-            return QLinearBinaryKernel(op: "QLinearMul", multiplies: true)
+            return QLinearBinaryKernel(ctx, op: "QLinearMul", multiplies: true)
         },
         "QLinearSigmoid": { QLinearLookupKernel($0, op: "QLinearSigmoid", SigmoidOp()) },
     ]
@@ -176,10 +176,49 @@ final class QLinearBinaryKernel: Kernel {
     let op: String
     let multiplies: Bool
     let plans = BroadcastPlanCache()
+    /// When one operand is a constant single value (GELU's + 1 and * 0.5) and every
+    /// scale and zero point is constant: the result for each of the 256 values of the
+    /// other operand (its input index 0 or 3), with the same fp32 steps, so a run is one
+    /// look-up pass (`vernier_lookup_bytes`) instead of a division per element.
+    let constantOperand: (variable: Int, type: ElementType, table: [UInt8])?
 
-    init(op: String, multiplies: Bool) { (self.op, self.multiplies) = (op, multiplies) }
+    init(_ ctx: KernelContext, op: String, multiplies: Bool) {
+        (self.op, self.multiplies) = (op, multiplies)
+        constantOperand = Self.lookup(ctx, op: op, multiplies: multiplies)
+    }
+
+    private static func lookup(_ ctx: KernelContext, op: String, multiplies: Bool) -> (variable: Int, type: ElementType, table: [UInt8])? {
+        guard [1, 2, 4, 5, 6, 7].allSatisfy({ $0 < ctx.node.inputs.count && ctx.constant($0) != nil }) else { return nil }
+        for (variable, fixed) in [(0, 3), (3, 0)] {
+            guard let value = ctx.constant(fixed), value.elementCount == 1, ctx.constant(variable) == nil,
+                  let type = ctx.inputTypes[variable]?.elementType, type == value.elementType, type == .uint8 || type == .int8
+            else { continue }
+            var inputs = ctx.constantInputs
+            let table = (0..<256).map { byte -> UInt8 in
+                let x = type == .uint8 ? Tensor(.uint8, shape: [], values: [UInt8(byte)])
+                    : Tensor(.int8, shape: [], values: [Int8(truncatingIfNeeded: byte)])
+                inputs[variable] = x
+                let outputs = OutputSlots(count: 1, maxBytes: 1 << 10)
+                let kernel = QLinearBinaryKernel(op: op, multiplies: multiplies)
+                guard (try? kernel.run(inputs, outputs)) != nil, let y = outputs.results[0], y.elementCount == 1 else { return 0 }
+                return y.rawPointer.load(as: UInt8.self)
+            }
+            return (variable, type, table)
+        }
+        return nil
+    }
+
+    /// The kernel without a table (each element computed).
+    private init(op: String, multiplies: Bool) {
+        (self.op, self.multiplies, constantOperand) = (op, multiplies, nil)
+    }
 
     func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
+        if let constantOperand, let x = inputs[constantOperand.variable], x.elementType == constantOperand.type,
+           let fixed = inputs[3 - constantOperand.variable], fixed.rank <= x.rank {
+            try lookUp(x, in: constantOperand.table, into: outputs)
+            return
+        }
         let a = try requiredInput(inputs, 0), b = try requiredInput(inputs, 3)
         let type = a.elementType
         guard type == .uint8 || type == .int8 else {
