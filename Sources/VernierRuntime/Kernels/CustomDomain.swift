@@ -193,17 +193,14 @@ final class QLinearBinaryKernel: Kernel {
             guard let value = ctx.constant(fixed), value.elementCount == 1, ctx.constant(variable) == nil,
                   let type = ctx.inputTypes[variable]?.elementType, type == value.elementType, type == .uint8 || type == .int8
             else { continue }
+            // One run of the element path over the 256 byte values, in byte order.
             var inputs = ctx.constantInputs
-            let table = (0..<256).map { byte -> UInt8 in
-                let x = type == .uint8 ? Tensor(.uint8, shape: [], values: [UInt8(byte)])
-                    : Tensor(.int8, shape: [], values: [Int8(truncatingIfNeeded: byte)])
-                inputs[variable] = x
-                let outputs = OutputSlots(count: 1, maxBytes: 1 << 10)
-                let kernel = QLinearBinaryKernel(op: op, multiplies: multiplies)
-                guard (try? kernel.run(inputs, outputs)) != nil, let y = outputs.results[0], y.elementCount == 1 else { return 0 }
-                return y.rawPointer.load(as: UInt8.self)
-            }
-            return (variable, type, table)
+            inputs[variable] = type == .uint8 ? Tensor(.uint8, shape: [256], values: (0..<256).map { UInt8($0) })
+                : Tensor(.int8, shape: [256], values: (0..<256).map { Int8(truncatingIfNeeded: $0) })
+            let outputs = OutputSlots(count: 1, maxBytes: 1 << 12)
+            guard (try? QLinearBinaryKernel(op: op, multiplies: multiplies).run(inputs, outputs)) != nil,
+                  let y = outputs.results[0], y.elementCount == 256 else { return nil }
+            return (variable, type, y.scalars(as: UInt8.self))
         }
         return nil
     }
