@@ -113,8 +113,8 @@ final class QLinearGateKernel: Kernel {
             gate = .hardSigmoid(alpha: try ctx.node.float("alpha", default: 0.2), beta: try ctx.node.float("beta", default: 0.5))
         case let other: throw KernelError.unsupported("a QLinearMul gated by \(other)")
         }
-        let known = [1, 2, 4, 5, 6, 7].allSatisfy { $0 < ctx.node.inputs.count && ctx.constant($0) != nil }
-        if known, let type = ctx.inputTypes.first??.elementType, let table = try? Self.table(ctx.constantInputs, type: type, gate: gate) {
+        if QLinearBinaryKernel.parametersAreConstant(ctx), let type = ctx.inputTypes.first??.elementType,
+           let table = try? Self.table(ctx.constantInputs, type: type, gate: gate) {
             planned = (type, table)
         } else {
             planned = nil
@@ -132,16 +132,11 @@ final class QLinearGateKernel: Kernel {
         case .hardSigmoid(let alpha, let beta):
             gated = try QLinearLookupKernel.table(gateInputs, type: type, op: op, function: HardSigmoidOp(alpha: alpha, beta: beta))
         }
-        let qa = try ScalarQuantization(inputs, scale: 1, zeroPoint: 2, type: type, op: op, operand: "A")
-        let qb = try ScalarQuantization(inputs, scale: 4, zeroPoint: 5, type: type, op: op, operand: "B")
-        let qc = try ScalarQuantization(inputs, scale: 6, zeroPoint: 7, type: type, op: op, operand: "C")
-        let range = try quantizedRange(type, what: "\(op) output")
-        let quantize = ByteQuantizer(scale: qc.scale, zeroPoint: qc.zeroPoint, low: Float(range.lowerBound), high: Float(range.upperBound))
-        return (0..<256).map { x in
-            let (a, b) = (UInt8(x), gated[x])
-            return type == .uint8 ? quantize(QLinearProduct.apply(qa.real(a), qb.real(b)))
-                : quantize(QLinearProduct.apply(qa.real(Int8(bitPattern: a)), qb.real(Int8(bitPattern: b))))
-        }
+        // QLinearMul's own element path on each x and its gate entry.
+        var products = inputs
+        products[0] = QLinearBinaryKernel.allBytes(type)
+        products[3] = Tensor(type, shape: [256], values: gated)
+        return try QLinearBinaryKernel.elementPath(products, op: "QLinearMul", multiplies: true)
     }
 
     func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
@@ -188,19 +183,15 @@ final class QLinearBinaryKernel: Kernel {
     }
 
     private static func lookup(_ ctx: KernelContext, op: String, multiplies: Bool) -> (variable: Int, type: ElementType, table: [UInt8])? {
-        guard [1, 2, 4, 5, 6, 7].allSatisfy({ $0 < ctx.node.inputs.count && ctx.constant($0) != nil }) else { return nil }
+        guard parametersAreConstant(ctx) else { return nil }
         for (variable, fixed) in [(0, 3), (3, 0)] {
             guard let value = ctx.constant(fixed), value.elementCount == 1, ctx.constant(variable) == nil,
                   let type = ctx.inputTypes[variable]?.elementType, type == value.elementType, type == .uint8 || type == .int8
             else { continue }
-            // One run of the element path over the 256 byte values, in byte order.
             var inputs = ctx.constantInputs
-            inputs[variable] = type == .uint8 ? Tensor(.uint8, shape: [256], values: (0..<256).map { UInt8($0) })
-                : Tensor(.int8, shape: [256], values: (0..<256).map { Int8(truncatingIfNeeded: $0) })
-            let outputs = OutputSlots(count: 1, maxBytes: 1 << 12)
-            guard (try? QLinearBinaryKernel(op: op, multiplies: multiplies).run(inputs, outputs)) != nil,
-                  let y = outputs.results[0], y.elementCount == 256 else { return nil }
-            return (variable, type, y.scalars(as: UInt8.self))
+            inputs[variable] = allBytes(type)
+            guard let table = try? elementPath(inputs, op: op, multiplies: multiplies) else { return nil }
+            return (variable, type, table)
         }
         return nil
     }
@@ -208,6 +199,28 @@ final class QLinearBinaryKernel: Kernel {
     /// The kernel without a table (each element computed).
     private init(op: String, multiplies: Bool) {
         (self.op, self.multiplies, constantOperand) = (op, multiplies, nil)
+    }
+
+    /// Whether every scale and zero point (inputs 1, 2, 4, 5, 6, 7) is a constant, so a
+    /// table over the operands' byte values can be made at plan time.
+    static func parametersAreConstant(_ ctx: KernelContext) -> Bool {
+        [1, 2, 4, 5, 6, 7].allSatisfy { $0 < ctx.node.inputs.count && ctx.constant($0) != nil }
+    }
+
+    /// Every value of the 8-bit `type` (uint8 or int8), in byte order 0...255.
+    static func allBytes(_ type: ElementType) -> Tensor {
+        Tensor(type, shape: [256], values: (0..<256).map { UInt8($0) })
+    }
+
+    /// The bytes the element path (no table) computes for `inputs`: one run, so a table
+    /// built from operands of 256 values holds exactly what that path gives each of them.
+    static func elementPath(_ inputs: [Tensor?], op: String, multiplies: Bool) throws -> [UInt8] {
+        let outputs = OutputSlots(count: 1, maxBytes: 1 << 12)
+        try QLinearBinaryKernel(op: op, multiplies: multiplies).run(inputs, outputs)
+        guard let y = outputs.results[0], y.elementCount == 256 else {
+            throw KernelError.invalid("\(op) of 256 values gave \(outputs.results[0]?.elementCount ?? 0)")
+        }
+        return y.scalars(as: UInt8.self)
     }
 
     func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
