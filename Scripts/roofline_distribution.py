@@ -55,6 +55,27 @@ def profile(binary, name, threads, folder):
     return json.load(open(path))
 
 
+def provenance(folder):
+    """Where --from profiles came from. Scripts/prediction_accuracy.sh measures every
+    model in several interleaved passes and keeps each model's fastest pass there; it
+    records the commit and the passes beside them (../passes). The roofs are the best of
+    several timed batches, so the fastest pass is the like-for-like figure to set
+    against them on a machine whose speed shifts for seconds at a time."""
+    passes = os.path.join(os.path.dirname(os.path.abspath(folder)), "passes")
+    try:
+        commit = open(os.path.join(passes, "COMMIT")).read().strip()
+    except OSError:
+        commit = None
+    count = len([f for f in os.listdir(passes) if f.startswith("resnet18.t1.p")]) if os.path.isdir(passes) else 0
+    text = f"read from {os.path.relpath(folder, ROOT)}"
+    if commit:
+        text += (f", measured by commit {commit} in {count} interleaved passes of Scripts/prediction_accuracy.sh, each "
+                 "model's fastest pass kept (the roofs, too, are the best of several timed batches).")
+    else:
+        text += " (made elsewhere; their commit is not recorded)."
+    return text
+
+
 def family(row, l2):
     if row.get("roofline_pct") is None:
         return None
@@ -101,8 +122,7 @@ def main():
            f"element-wise, normalization and data-movement kernels moving more than the L2 cache ({l2 // 1024} KiB), "
            "target >= 60% of the measured bandwidth. Roofs: `vernier device --show host` (measured by "
            "`vernier device --measure`). Models: " + ", ".join(args.models.split(",")) + ". Profiles: "
-           + (f"read from {os.path.relpath(args.source, ROOT)} (made elsewhere; Scripts/prediction_accuracy.sh keeps the fastest "
-              "of its passes there)." if args.source else "one `vernier profile` per model and thread count, made by this run.")]
+           + (provenance(args.source) if args.source else "one `vernier profile` per model and thread count, made by this run.")]
     for threads in [int(t) for t in args.threads.split(",")]:
         kernels = []
         roof = None
