@@ -14,4 +14,9 @@ void vernier_lookup_bytes(const uint8_t *src, uint8_t *dst, size_t count, const 
 /// Whether `vernier_lookup_bytes` takes its AVX-512 VBMI path on this CPU.
 int vernier_lookup_bytes_is_vectorized(void);
 
+/// Softmax (log_form 0) or log-softmax (1) of `rows` contiguous rows of `n` floats, from
+/// x into y (which may be x). With AVX-512F, 16 lanes per step with fused multiply-adds,
+/// and returns 1; else does nothing and returns 0 (the caller keeps its own loop).
+int vernier_softmax_rows(const float *x, float *y, size_t rows, size_t n, int log_form);
+
 #endif
