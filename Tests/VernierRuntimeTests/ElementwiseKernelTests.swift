@@ -214,6 +214,40 @@ func worstError(_ actual: Tensor, _ expected: Tensor, floor: Double = 1e-6) -> D
         #expect(edges[4].isFinite && edges[5] == .infinity && edges[6] == .infinity && edges[7].isNaN)
     }
 
+    /// log over every binade, subnormals included, and through the Log kernel.
+    @Test func vectorLogIsAccurateOverEveryBinade() throws {
+        var worst = 0.0
+        // Stepped in Double: a Float subnormal times 1.03 rounds back to itself.
+        var x = Double(Float.leastNonzeroMagnitude)
+        while x < Double(Float.greatestFiniteMagnitude) / 1.01 {
+            let lanes = SIMD8<Float>((0..<8).map { Float(x * (1 + Double($0) * 0.0917)) })
+            let got = VectorMath.log(lanes)
+            for i in 0..<8 {
+                let want = Foundation.log(Double(lanes[i]))
+                // Near x = 1 the log is tiny: count error against at least one float step there.
+                worst = max(worst, abs(Double(got[i]) - want) / max(abs(want), 1.2e-7))
+            }
+            x *= 1.0313
+        }
+        // Close to 1 from both sides, where log(m) for m ~ sqrt(1/2) and sqrt(2) meet.
+        for k in -2000...2000 {
+            let v = 1 + Float(k) * 3e-4
+            let got = VectorMath.log(SIMD8<Float>(repeating: v))[0]
+            worst = max(worst, abs(Double(got) - Foundation.log(Double(v))) / max(abs(Foundation.log(Double(v))), 1.2e-7))
+        }
+        #expect(worst < 1e-6, "worst relative error \(worst)")
+        let edges = VectorMath.log(SIMD8<Float>(0, -0.0, -1, .infinity, -.infinity, .nan, 1, Float.leastNonzeroMagnitude))
+        #expect(edges[0] == -.infinity && edges[1] == -.infinity && edges[2].isNaN && edges[3] == .infinity)
+        #expect(edges[4].isNaN && edges[5].isNaN && edges[6] == 0)
+        #expect(abs(Double(edges[7]) - Foundation.log(Double(Float.leastNonzeroMagnitude))) < 1e-4)
+        // The kernel takes the vector path, and its tail, on a tensor of 6464 values (the
+        // keyword-spotting model's log-mel features) plus 3.
+        var rng = SeededGenerator(seed: 6467)
+        let t = uniformTensor([6467], 1e-6..<50, using: &rng)
+        let out = try runElementwise("Log", [t])[0]
+        #expect(worstError(out, ReferenceKernels.map(t, Foundation.log)) < 1e-5)
+    }
+
     @Test func outputMayBeTheInputsMemory() throws {
         var rng = SeededGenerator(seed: 5)
         let x = uniformTensor([3, 1001], -4..<4, using: &rng)

@@ -25,7 +25,7 @@ enum ElementwiseKernels {
             real: { Swift.abs($0) }, signed: { $0 < 0 ? 0 &- $0 : $0 }, unsigned: { $0 })) },
         "Neg": { _ in unary("Neg", NegOp(), ScalarUnary(real: { -$0 }, signed: { 0 &- $0 })) },
         "Exp": { _ in unary("Exp", ExpOp(), ScalarUnary(real: Foundation.exp)) },
-        "Log": { _ in unary("Log", ScalarUnary(real: Foundation.log)) },
+        "Log": { _ in unary("Log", LogOp(), ScalarUnary(real: Foundation.log)) },
         "Sqrt": { _ in unary("Sqrt", SqrtOp(), ScalarUnary(real: { $0.squareRoot() })) },
         "Reciprocal": { _ in unary("Reciprocal", ReciprocalOp(), ScalarUnary(real: { 1 / $0 })) },
         "Floor": { _ in unary("Floor", RoundOp(rule: .down), ScalarUnary(real: { $0.rounded(.down) })) },
@@ -409,6 +409,7 @@ struct LaneZip: FloatZip {
 struct AbsOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.abs(x) } }
 struct NegOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { -x } }
 struct ExpOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.exp(x) } }
+struct LogOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { VectorMath.log(x) } }
 struct SqrtOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { x.squareRoot() } }
 struct ReciprocalOp: FloatMap { @inline(__always) func callAsFunction(_ x: SIMD8<Float>) -> SIMD8<Float> { 1 / x } }
 struct RoundOp: FloatMap {

@@ -127,4 +127,41 @@ enum VectorMath {
         result.replace(with: x, where: x .> 20)
         return result
     }
+
+    /// Natural log: x = m 2^e with m in [sqrt(1/2), sqrt(2)), log(m) by a degree-9
+    /// polynomial in f = m - 1 (the Cephes logf coefficients), e ln2 added in two parts.
+    /// Subnormal inputs are scaled by 2^23 first. log(0) = -inf, log(x < 0) = NaN,
+    /// log(+inf) = +inf, NaN stays NaN. The scalar `Foundation.log` per element took
+    /// 10 ns: 0.064 ms of the 0.25 ms keyword-spotting model, for 6464 values.
+    @inline(__always)
+    static func log(_ x: V) -> V {
+        let tiny = x .< Float.leastNormalMagnitude
+        let scaled = x.replacing(with: x * 8_388_608, where: tiny)
+        let bits = unsafeBitCast(scaled, to: SIMD8<Int32>.self)
+        var e = V((bits &>> 23) & 0xFF) - 126
+        e.replace(with: e - 23, where: tiny)
+        // The mantissa as a value in [0.5, 1).
+        var m = unsafeBitCast((bits & 0x007F_FFFF) | 0x3F00_0000, to: V.self)
+        let low = m .< 0.707_106_78
+        e.replace(with: e - 1, where: low)
+        m = m.replacing(with: m + m, where: low) - 1
+        let z = m * m
+        var p = V(repeating: 7.037_683_629_2e-2)
+        p = V(repeating: -1.151_461_031_0e-1).addingProduct(p, m)
+        p = V(repeating: 1.167_699_874_0e-1).addingProduct(p, m)
+        p = V(repeating: -1.242_014_084_6e-1).addingProduct(p, m)
+        p = V(repeating: 1.424_932_278_7e-1).addingProduct(p, m)
+        p = V(repeating: -1.666_805_766_5e-1).addingProduct(p, m)
+        p = V(repeating: 2.000_071_476_5e-1).addingProduct(p, m)
+        p = V(repeating: -2.499_999_399_3e-1).addingProduct(p, m)
+        p = V(repeating: 3.333_333_117_4e-1).addingProduct(p, m)
+        var y = (p * m * z).addingProduct(e, V(repeating: -2.121_944_40e-4))
+        y = y.addingProduct(z, V(repeating: -0.5))
+        var result = (m + y).addingProduct(e, V(repeating: 0.693_359_375))
+        result.replace(with: -.infinity, where: x .== 0)
+        result.replace(with: .infinity, where: x .== .infinity)
+        // Negative inputs and NaN: every comparison with NaN is false, so test for "not >= 0".
+        result.replace(with: .nan, where: .!(x .>= 0))
+        return result
+    }
 }
