@@ -13,7 +13,7 @@ import Testing
         let median = try #require((((original["totals"] as? [String: Any])?["latency_ms"] as? [String: Any])?["median"] as? NSNumber)?.doubleValue)
         let limit = 0.6 * median
         let plan = try CLI.run(["plan", "Models/resnet_mini.onnx", "--latency-ms", String(limit), "--percentile", "50",
-                                "--threads", "1", "--emit", folder, "--format", "json"], timeout: 300)
+                                "--threads", "1", "--verify-time", "0.3", "--emit", folder, "--format", "json"], timeout: 300)
         #expect(plan.status == 0 || plan.status == 1, "\(plan)")
         let json = try J.parse(plan.stdout)
         #expect(json["schema"] as? String == "vernier.plan/1")
@@ -41,6 +41,9 @@ import Testing
                 #expect((shares.max() ?? 0) > 0.1, "\(key): \(shares)")
             }
             variant = folder + "/resnet_mini.pruned.onnx"
+            // The verification compared it with the original three times and says so.
+            let notes = (json["notes"] as? [String]) ?? []
+            #expect(notes.contains { $0.contains("measured the variant 3 times beside the original") }, "\(notes)")
         }
         // The variant on disk is a valid model with the original's output shape.
         let summary = try CLI.run(["run", variant, "--threads", "1"])
@@ -53,14 +56,17 @@ import Testing
     }
 
     @Test func anUnreachableBudgetOrFidelityFloorExitsOne() throws {
-        let tiny = try CLI.run(["plan", "Models/resnet_mini.onnx", "--latency-ms", "0.000001", "--threads", "1"], timeout: 300)
+        let tiny = try CLI.run(["plan", "Models/resnet_mini.onnx", "--latency-ms", "0.000001", "--threads", "1", "--verify-time", "0.3"],
+                               timeout: 300)
         #expect(tiny.status == 1 && tiny.out.contains("NO PLAN"), "\(tiny)")
-        let floor = try CLI.run(["plan", "Models/resnet_mini.onnx", "--latency-ms", "0.000001", "--threads", "1",
+        let floor = try CLI.run(["plan", "Models/resnet_mini.onnx", "--latency-ms", "0.000001", "--threads", "1", "--verify-time", "0.3",
                                  "--min-fidelity", "0.999999", "--format", "json"], timeout: 300)
         #expect(floor.status == 1, "\(floor)")
         #expect(try J.parse(floor.stdout)["success"] as? Bool == false)
         let bad = try CLI.run(["plan", "Models/resnet_mini.onnx", "--latency-ms", "-1"])
         #expect(bad.status == 2 && bad.stderrIsOneVernierLine, "\(bad)")
+        let noTime = try CLI.run(["plan", "Models/resnet_mini.onnx", "--latency-ms", "1", "--verify-time", "0"])
+        #expect(noTime.status == 2 && noTime.stderrIsOneVernierLine, "\(noTime)")
         let predicted = try CLI.run(["plan", "Models/resnet_mini.onnx", "--latency-ms", "1000", "--device", "rpi4", "--format", "json"],
                                     environment: ["VERNIER_DEVICE_DIR": NSTemporaryDirectory() + "vernier-plan-none-\(getpid())"], timeout: 300)
         #expect(predicted.status == 0, "\(predicted)")
