@@ -128,8 +128,9 @@ enum VectorMath {
         return result
     }
 
-    /// Natural log: x = m 2^e with m in [sqrt(1/2), sqrt(2)), log(m) by a degree-9
-    /// polynomial in f = m - 1 (the Cephes logf coefficients), e ln2 added in two parts.
+    /// Natural log: x = m 2^e with m in [sqrt(1/2), sqrt(2)), and with f = m - 1,
+    /// log(m) = f - f^2 / 2 + f^3 P(f), P of degree 8 (the Cephes logf coefficients);
+    /// e ln2 is added in two parts.
     /// Subnormal inputs are scaled by 2^23 first. log(0) = -inf, log(x < 0) = NaN,
     /// log(+inf) = +inf, NaN stays NaN. The scalar `Foundation.log` per element took
     /// 10 ns: 0.064 ms of the 0.25 ms keyword-spotting model, for 6464 values.
