@@ -1,6 +1,7 @@
 import CVernierSIMD
 import Foundation
 import Testing
+import VernierCost
 import VernierGraph
 
 /// `vernier_softmax_rows` (the Softmax kernel's last-axis rows) against softmax and
@@ -19,8 +20,7 @@ struct SoftmaxRowsTests {
         }
     }
 
-    static let cpuHasAVX512F = ((try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? "")
-        .split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").contains("avx512f") ?? false
+    static let cpuHasAVX512F = HostInfo.current().isa.contains("avx512f")
 
     @Test func matchesDoublePrecisionOnEveryLength() throws {
         for length in Self.lengths {
