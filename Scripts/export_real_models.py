@@ -21,6 +21,12 @@
 #                  -> 33x1x37 log-probabilities
 #   audio_kws_if   torch.jit.script'ed keyword spotter whose forward branches on the data
 #                  (ONNX If nodes, one nested), 1x16000 waveform
+#   audio_lstm     speech-commands-style recognizer: Conv1d over 98 frames of 40 log-mel
+#                  bands, 2 stacked LSTMs (hidden 256), Linear on the last frame; 1x98x40
+#                  -> 1x12 (a second model with LSTMs, so leave-one-out prediction of
+#                  either has recurrent kernels to calibrate on)
+#   unet_seg       UNet-style segmenter (3 down stages, ConvTranspose up-sampling, skip
+#                  Concats), 1x3x256x256 -> 1x2x256x256 (a second model with ConvTranspose)
 #   resnet18_int8_qdq  resnet18 quantized by onnxruntime quantize_static (after
 #                  quant_pre_process), QDQ format, per-channel int8 weights, uint8
 #                  activations calibrated on 8 random images
@@ -69,7 +75,8 @@ OPSET = 17
 SEED = 0
 TORCHVISION_NAMES = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
                      "shufflenet_v2_x1_0", "squeezenet1_0", "densenet121", "vgg11", "vit_b_16"]
-OTHER_NAMES = ["bert_base", "yolo_small", "ocr_det_db", "ocr_rec_crnn", "audio_kws_if", "resnet18_int8_qdq",
+OTHER_NAMES = ["bert_base", "yolo_small", "ocr_det_db", "ocr_rec_crnn", "audio_kws_if", "audio_lstm", "unet_seg",
+               "resnet18_int8_qdq",
                "mobilenet_v2_int8_qdq", "resnet50_int8_qdq", "bert_base_int8_qdq", "mobilenet_v3_small_int8_qdq",
                "efficientnet_b0_int8_qdq", "vit_b_16_int8_qdq"]
 # A quantized model is made from another one.
@@ -485,6 +492,46 @@ class CRNN(nn.Module):
         return F.log_softmax(self.rnn(features), dim=2)
 
 
+class AudioLSTM(nn.Module):
+    def __init__(self, bands=40, hidden=256, nclass=12):
+        super().__init__()
+        self.frontend = nn.Sequential(nn.Conv1d(bands, 128, 3, padding=1), nn.BatchNorm1d(128), nn.ReLU(inplace=True))
+        self.rnn = nn.LSTM(128, hidden, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(hidden, nclass)
+
+    def forward(self, features):  # [batch, frames, bands]
+        x = self.frontend(features.transpose(1, 2)).transpose(1, 2)
+        out, _ = self.rnn(x)
+        return self.fc(out[:, -1])
+
+
+class UNetSeg(nn.Module):
+    def __init__(self, nclass=2, width=32):
+        super().__init__()
+
+        def block(cin, cout):
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                                 nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+        w = [width, width * 2, width * 4, width * 8]
+        self.down = nn.ModuleList([block(3, w[0]), block(w[0], w[1]), block(w[1], w[2])])
+        self.bottom = block(w[2], w[3])
+        self.up = nn.ModuleList([nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2) for i in (2, 1, 0)])
+        self.merge = nn.ModuleList([block(w[i] * 2, w[i]) for i in (2, 1, 0)])
+        self.head = nn.Conv2d(w[0], nclass, 1)
+
+    def forward(self, x):
+        skips = []
+        for stage in self.down:
+            x = stage(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.bottom(x)
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips)):
+            x = merge(torch.cat([up(x), skip], dim=1))
+        return self.head(x)
+
+
 # --------------------------------------------------------------------------------------
 # Keyword spotter with data-dependent branches (scripted, so the branches become If nodes)
 # --------------------------------------------------------------------------------------
@@ -632,6 +679,20 @@ def specs():
         input_names=["waveform"], output_names=["logits"], dynamic_axes=None,
         check_shapes=[[1, 35]], vernier_args=[],
         reference_source="Conv1d and Linear layers on the branch taken for the check input",
+    ))
+    out.append(dict(
+        name="audio_lstm", kind="custom", build=AudioLSTM,
+        example=lambda: (torch.randn(1, 98, 40),), check=lambda: (torch.randn(1, 98, 40),),
+        input_names=["features"], output_names=["logits"], dynamic_axes=None,
+        check_shapes=[[1, 12]], vernier_args=[],
+        reference_source="Conv1d, LSTM and Linear layers",
+    ))
+    out.append(dict(
+        name="unet_seg", kind="custom", build=UNetSeg,
+        example=lambda: (image(1, 256),), check=lambda: (image(1, 256),),
+        input_names=["image"], output_names=["mask_logits"], dynamic_axes=None,
+        check_shapes=[[1, 2, 256, 256]], vernier_args=[],
+        reference_source="Conv and ConvTranspose layers",
     ))
     for source in ("resnet18", "mobilenet_v2", "resnet50", "mobilenet_v3_small", "efficientnet_b0", "vit_b_16"):
         out.append(dict(

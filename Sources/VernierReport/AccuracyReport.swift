@@ -7,15 +7,22 @@ import VernierCost
 public struct AccuracyReport {
     public let accuracy: PredictionAccuracy
     public let device: String
+    /// Which measured time the figures read: the median run or the fastest.
+    public let statistic: MeasuredStatistic
     public static let schema = "vernier.accuracy/1"
 
-    public init(_ accuracy: PredictionAccuracy, device: String) {
+    public init(_ accuracy: PredictionAccuracy, device: String, statistic: MeasuredStatistic = .median) {
         self.accuracy = accuracy
         self.device = device
+        self.statistic = statistic
     }
 
     public func markdown() -> String {
-        var out = "Leave-one-out prediction accuracy on device `\(device)`: each model predicted by the profile calibrated on all the others.\n\n"
+        var out = "Leave-one-out prediction accuracy on device `\(device)`: each model predicted by the profile calibrated on all the others."
+        switch statistic {
+        case .median: out += " Times are medians over runs.\n\n"
+        case .min: out += " Times are fastest runs (calibration and truth alike).\n\n"
+        }
         out += "| model | threads | measured ms | predicted ms | error |\n|---|---:|---:|---:|---:|\n"
         for m in accuracy.models {
             out += "| \(m.model) | \(m.threads) | \(String(format: "%.3f", m.measuredMs)) | \(String(format: "%.3f", m.predictedMs)) | \(String(format: "%+.1f%%", m.errorPercent)) |\n"
@@ -85,6 +92,7 @@ public struct AccuracyReport {
         return .object([
             ("schema", .string(Self.schema)),
             ("device", .string(device)),
+            ("statistic", .string(statistic.rawValue)),
             ("models", .array(accuracy.models.map { m in
                 .object([("model", .string(m.model)), ("threads", .int(m.threads)), ("measured_ms", .double(m.measuredMs)),
                          ("predicted_ms", .double(m.predictedMs)), ("error_pct", .double(m.errorPercent)),

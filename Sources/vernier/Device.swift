@@ -20,6 +20,9 @@ enum DeviceFormat: String, ExpressibleByArgument, CaseIterable {
     case table, json
 }
 
+/// `--statistic median|min` of calibration and accuracy.
+extension MeasuredStatistic: ExpressibleByArgument {}
+
 struct DeviceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device",
@@ -71,11 +74,26 @@ struct DeviceCommand: ParsableCommand {
         count); its ridge point, fp32_gflops / bandwidth_gbps FLOPs per byte, \
         separates memory-bound from compute-bound layers.
 
-        Built-in profiles (rpi4, rpi5, orin-nano, laptop-x86) are derived from public         specs (their notes give the arithmetic) and are uncalibrated: `vernier predict` on         them uses prior efficiencies and says so. A stored NAME.json overrides the         built-in of that name.
+        Built-in profiles (rpi4, rpi5, orin-nano, laptop-x86) are derived from public specs \
+        (their notes give the arithmetic) and are uncalibrated: `vernier predict` on them uses \
+        prior efficiencies and says so. A stored NAME.json overrides the built-in of that name.
 
-        Calibration (--calibrate PROFILE --from FILE...): fits the efficiency curves of         PROFILE (default host) on measured profiles: Vernier's JSON profiles (`vernier         profile --format json -o F.json`, which record their thread count) and ONNX Runtime         profiler traces (SessionOptions.enable_profiling; the trace does not record threads,         give --ort-threads). Each file's model is its name up to the first dot         (resnet18.t2.json is resnet18). The fitted profile is saved as NAME.json in the         profile folder (or --output) and lists the models it was fitted on.
+        Calibration (--calibrate PROFILE --from FILE...): fits the efficiency curves of PROFILE \
+        (default host) on measured profiles: Vernier's JSON profiles (`vernier profile --format \
+        json -o F.json`, which record their thread count) and ONNX Runtime profiler traces \
+        (SessionOptions.enable_profiling; the trace does not record threads, give \
+        --ort-threads). Each file's model is its name up to the first dot (resnet18.t2.json is \
+        resnet18). The fitted profile is saved as NAME.json in the profile folder (or --output) \
+        and lists the models it was fitted on.
 
-        Accuracy (--accuracy PROFILE --from FILE...): leave-one-out: for each model,         calibrate on all the others and predict it; prints the error of each model's         end-to-end latency and of each layer, the share within 10% and 20%, and the RMSPE.         With --rows R.json...: predict each model from Vernier's kernels (R, its Vernier         profile) against the latency measured in its --from file (e.g. ONNX Runtime's).
+        Accuracy (--accuracy PROFILE --from FILE...): leave-one-out: for each model, calibrate \
+        on all the others and predict it; prints the error of each model's end-to-end latency \
+        and of each layer, the share within 10% and 20%, and the RMSPE. With --rows R.json...: \
+        predict each model from Vernier's kernels (R, its Vernier profile) against the latency \
+        measured in its --from file (e.g. ONNX Runtime's). \
+        --statistic min reads every kernel's and run's fastest time instead of the median, \
+        in calibration and truth alike: on a machine other work shares, medians move with \
+        that work from one profile to the next, fastest runs much less.
 
         Examples:
           vernier device --measure
@@ -116,6 +134,9 @@ struct DeviceCommand: ParsableCommand {
     @Option(name: .customLong("ort-threads"), help: ArgumentHelp("Threads ONNX Runtime traces in --from were measured with.", valueName: "N"))
     var ortThreads: Int = 1
 
+    @Option(help: ArgumentHelp("With --calibrate / --accuracy: which time of each kernel and run in the --from (and --rows) files to read: median (what the profile reports) or min (the fastest run; on a machine other work shares, the one closest to the machine's own speed)."))
+    var statistic: MeasuredStatistic = .median
+
     @Option(name: [.short, .long], help: ArgumentHelp("With --measure: save the profile to FILE instead.", valueName: "FILE"))
     var output: String?
 
@@ -148,6 +169,9 @@ struct DeviceCommand: ParsableCommand {
             throw ValidationError("--from goes with --calibrate or --accuracy")
         }
         if !accuracy && !rows.isEmpty { throw ValidationError("--rows goes with --accuracy only") }
+        if !(calibrate || accuracy) && statistic != .median {
+            throw ValidationError("--statistic goes with --calibrate or --accuracy")
+        }
         if ortThreads < 1 { throw ValidationError("--ort-threads must be at least 1") }
         if !(seconds.isFinite && seconds > 0 && seconds <= 60) {
             throw ValidationError("--seconds must be more than 0 and at most 60")
@@ -199,7 +223,7 @@ struct DeviceCommand: ParsableCommand {
     }
 
     private func readSamples(_ paths: [String]) throws -> [ModelSamples] {
-        try paths.map { try ModelSamples.read(path: $0, ortThreads: ortThreads) }
+        try paths.map { try ModelSamples.read(path: $0, ortThreads: ortThreads, statistic: statistic) }
     }
 
     private func runCalibrate(_ store: DeviceProfileStore) throws {
@@ -224,7 +248,7 @@ struct DeviceCommand: ParsableCommand {
         guard !result.models.isEmpty else {
             throw CommandError("no model could be held out: each needs a measured end-to-end latency (and with --rows, a --from file of the same model and thread count)")
         }
-        let report = AccuracyReport(result, device: base.name)
+        let report = AccuracyReport(result, device: base.name, statistic: statistic)
         emit(format == .json ? report.json().serialized() + "\n" : report.markdown())
     }
 

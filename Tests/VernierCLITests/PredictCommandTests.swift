@@ -82,6 +82,23 @@ import Testing
         #expect(J.int((report["end_to_end"] as? [String: Any])?["count"]) == 3)
         let table = try CLI.run(["device", "--accuracy", device, "--from"] + profiles, environment: env)
         #expect(table.status == 0 && table.out.contains("within 10%") && table.out.contains("resnet_mini"), "\(table)")
+        #expect(report["statistic"] as? String == "median")
+
+        // With --statistic min, each model's truth is its profile's fastest run.
+        let fastest = try CLI.run(["device", "--accuracy", device, "--statistic", "min", "--from"] + profiles + ["--format", "json"],
+                                  environment: env)
+        #expect(fastest.status == 0, "\(fastest)")
+        let fastestReport = try J.parse(fastest.stdout)
+        #expect(fastestReport["statistic"] as? String == "min")
+        for model in try #require(fastestReport["models"] as? [[String: Any]]) {
+            let name = try #require(model["model"] as? String)
+            let path = try #require(profiles.first { ($0 as NSString).lastPathComponent.hasPrefix(name + ".") })
+            let measured = try J.parse(try #require(FileManager.default.contents(atPath: path)))
+            let min = (((measured["totals"] as? [String: Any])?["latency_ms"] as? [String: Any])?["min"] as? NSNumber)?.doubleValue
+            #expect((model["measured_ms"] as? NSNumber)?.doubleValue == min, "\(name)")
+        }
+        let misplaced = try CLI.run(["device", "--show", "--statistic", "min"], environment: env)
+        #expect(misplaced.status == 2 && misplaced.err.contains("--statistic"), "\(misplaced)")
     }
 
     @Test func builtinDevicesPredictUncalibratedAndSaySo() throws {

@@ -213,14 +213,18 @@ struct PredictionTests {
         #expect(conv.shape == KernelSample.Shape(macs: 16384 * 27, outputElements: 16384, inputElements: 3072, inputChannels: 3,
                                                  outputChannels: 16, anchor: "FusedConv"))
         #expect(fc.shape.macs == 640 && fc.shape.outputElements == 10)
+        // The fastest of each: runs 100 (not the 900 warm-up), conv 40, fc 10.
+        let fastest = try ModelSamples.read(path: path, ortThreads: 2, statistic: .min)
+        #expect(fastest.endToEndUs == 100)
+        #expect(fastest.kernels.map(\.measuredUs) == [40, 10])
     }
 
     @Test func vernierProfilesGiveKernelsWithTheirShapesAndEpilogues() throws {
         let profile = """
-        {"schema": "vernier.profile/1", "totals": {"threads": 2, "latency_ms": {"median": 1.5}},
+        {"schema": "vernier.profile/1", "totals": {"threads": 2, "latency_ms": {"median": 1.5, "min": 1.375}},
          "nodes": [{"name": "c", "op": "Conv", "fused_ops": "Conv+Sigmoid+Mul", "op_class": "conv", "flops": 100, "macs": 40,
                     "int_macs": 0, "bytes_read": 64, "bytes_written": 32, "input_shapes": [[1, 2, 2, 2]],
-                    "output_shapes": [[1, 4, 2, 2]], "latency_ms": {"median": 1.25}, "share": 1}]}
+                    "output_shapes": [[1, 4, 2, 2]], "latency_ms": {"median": 1.25, "min": 1.125}, "share": 1}]}
         """
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("vernier-profile-\(getpid())")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -233,6 +237,8 @@ struct PredictionTests {
         #expect(c.measuredUs == 1250 && c.ops == 100 && c.bytes == 96)
         #expect(c.shape == KernelSample.Shape(macs: 40, outputElements: 16, inputElements: 8, inputChannels: 2, outputChannels: 4,
                                               anchor: "Conv", epilogue: ["Sigmoid", "Mul"]))
+        let fastest = try ModelSamples.read(path: path, statistic: .min)
+        #expect(fastest.endToEndUs == 1375 && fastest.kernels.first?.measuredUs == 1125)
     }
 
     @Test func unreadableAndForeignFilesAreRefusedWithTheirPath() throws {

@@ -1,7 +1,7 @@
 import Foundation
 
 /// One kernel as prediction sees it: its class, its work and traffic, and (when it was
-/// measured) its median time. Calibration fits on measured samples; prediction fills in
+/// measured) its time: the median over runs, or the fastest run (`MeasuredStatistic`). Calibration fits on measured samples; prediction fills in
 /// the time of unmeasured ones.
 public struct KernelSample: Sendable, Equatable {
     public var name: String
@@ -87,7 +87,7 @@ public struct ModelSamples: Sendable, Equatable {
     public var runtime: Runtime
     public var threads: Int
     public var kernels: [KernelSample]
-    /// Median end-to-end latency.
+    /// End-to-end latency (the median run, or the fastest: `MeasuredStatistic`).
     public var endToEndUs: Double?
 
     public init(model: String, runtime: Runtime, threads: Int, kernels: [KernelSample], endToEndUs: Double?) {
@@ -118,11 +118,22 @@ public enum CalibrationInputError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// Which figure of a kernel's (and a run's) measured times calibration and accuracy read.
+public enum MeasuredStatistic: String, Sendable, CaseIterable {
+    /// The median over runs: the latency the profile reports.
+    case median
+    /// The fastest run. Other load on a shared machine only ever slows runs down, so on
+    /// such a machine the fastest run is the best estimate of the machine's own speed;
+    /// medians there move with the load from one profile to the next.
+    case min
+}
+
 extension ModelSamples {
     /// Reads a profile file: a Vernier JSON profile (`vernier.profile/1`) or an ONNX
     /// Runtime profiler trace (a JSON array of events). ONNX Runtime's trace does not
-    /// say how many threads ran, so `ortThreads` gives it.
-    public static func read(path: String, ortThreads: Int = 1) throws -> ModelSamples {
+    /// say how many threads ran, so `ortThreads` gives it. `statistic` picks which
+    /// figure of each kernel's and of the run's times is read.
+    public static func read(path: String, ortThreads: Int = 1, statistic: MeasuredStatistic = .median) throws -> ModelSamples {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw CalibrationInputError.unreadable(path: path, reason: (error as NSError).localizedDescription)
@@ -133,13 +144,13 @@ extension ModelSamples {
         }
         let model = modelName(path: path)
         if let dict = object as? [String: Any], let schema = dict["schema"] as? String, schema.hasPrefix("vernier.profile/") {
-            return try fromVernierProfile(dict, model: model, path: path)
+            return try fromVernierProfile(dict, model: model, path: path, statistic: statistic)
         }
         if let events = object as? [[String: Any]] {
-            return try fromONNXRuntimeTrace(events, model: model, threads: ortThreads, path: path)
+            return try fromONNXRuntimeTrace(events, model: model, threads: ortThreads, path: path, statistic: statistic)
         }
         if let dict = object as? [String: Any], let events = dict["traceEvents"] as? [[String: Any]] {
-            return try fromONNXRuntimeTrace(events, model: model, threads: ortThreads, path: path)
+            return try fromONNXRuntimeTrace(events, model: model, threads: ortThreads, path: path, statistic: statistic)
         }
         throw CalibrationInputError.unrecognized(path: path)
     }
@@ -152,7 +163,8 @@ extension ModelSamples {
 
     // MARK: Vernier profiles
 
-    static func fromVernierProfile(_ json: [String: Any], model: String, path: String) throws -> ModelSamples {
+    static func fromVernierProfile(_ json: [String: Any], model: String, path: String,
+                                   statistic: MeasuredStatistic = .median) throws -> ModelSamples {
         guard let totals = json["totals"] as? [String: Any], let nodes = json["nodes"] as? [[String: Any]] else {
             throw CalibrationInputError.invalid(path: path, reason: "no totals or nodes")
         }
@@ -169,7 +181,7 @@ extension ModelSamples {
                   let read = (node["bytes_read"] as? NSNumber)?.doubleValue,
                   let written = (node["bytes_written"] as? NSNumber)?.doubleValue,
                   let latency = node["latency_ms"] as? [String: Any],
-                  let median = (latency["median"] as? NSNumber)?.doubleValue else { continue }
+                  let measuredMs = (latency[statistic.rawValue] as? NSNumber)?.doubleValue else { continue }
             let intMacs = (node["int_macs"] as? NSNumber)?.doubleValue ?? 0
             let macs = (node["macs"] as? NSNumber)?.doubleValue ?? 0
             let opClass = (node["op_class"] as? String).flatMap(OpClass.init(rawValue:)) ?? OpClass.classify(opType: op)
@@ -179,9 +191,9 @@ extension ModelSamples {
             let shape = KernelSample.Shape(macs: macs + intMacs, inputDims: firstDims("input_shapes"),
                                            outputDims: firstDims("output_shapes"), fusedOpTypes: node["fused_ops"] as? String ?? op)
             kernels.append(KernelSample(name: name, opClass: opClass, ops: flops + 2 * intMacs, bytes: read + written,
-                                        integer: intMacs > 0 && 2 * intMacs >= flops, measuredUs: median * 1e3, shape: shape))
+                                        integer: intMacs > 0 && 2 * intMacs >= flops, measuredUs: measuredMs * 1e3, shape: shape))
         }
-        let e2e = ((totals["latency_ms"] as? [String: Any])?["median"] as? NSNumber)?.doubleValue
+        let e2e = ((totals["latency_ms"] as? [String: Any])?[statistic.rawValue] as? NSNumber)?.doubleValue
         return ModelSamples(model: model, runtime: .vernier, threads: max(1, threads), kernels: kernels,
                             endToEndUs: e2e.map { $0 * 1e3 })
     }
@@ -189,9 +201,11 @@ extension ModelSamples {
     // MARK: ONNX Runtime traces
 
     /// Kernels from ONNX Runtime's profiler: `Node` events named `<node>_kernel_time`
-    /// (median over runs), costs from the shapes in their args (the trace has shapes
-    /// but no attributes), and the median `model_run` after the first as end to end.
-    static func fromONNXRuntimeTrace(_ events: [[String: Any]], model: String, threads: Int, path: String) throws -> ModelSamples {
+    /// (median or fastest over runs), costs from the shapes in their args (the trace has
+    /// shapes but no attributes), and the median or fastest `model_run` after the first
+    /// as end to end.
+    static func fromONNXRuntimeTrace(_ events: [[String: Any]], model: String, threads: Int, path: String,
+                                     statistic: MeasuredStatistic = .median) throws -> ModelSamples {
         var order: [String] = []
         var durations: [String: [Double]] = [:]
         var costs: [String: ORTKernelCost.Estimate] = [:]
@@ -216,12 +230,23 @@ extension ModelSamples {
         let kernels = order.compactMap { node -> KernelSample? in
             guard let times = durations[node], let c = costs[node] else { return nil }
             return KernelSample(name: node, opClass: c.opClass, ops: c.ops, bytes: c.bytes, integer: c.integer,
-                                measuredUs: LatencyStats(milliseconds: times).median, shape: c.shape)
+                                measuredUs: statistic.of(times), shape: c.shape)
         }
         // The first run of a session warms caches and allocators.
         let measuredRuns = runs.count > 1 ? Array(runs.dropFirst()) : runs
-        let e2e = measuredRuns.isEmpty ? nil : LatencyStats(milliseconds: measuredRuns).median
+        let e2e = measuredRuns.isEmpty ? nil : statistic.of(measuredRuns)
         return ModelSamples(model: model, runtime: .onnxRuntime, threads: max(1, threads), kernels: kernels, endToEndUs: e2e)
+    }
+}
+
+extension MeasuredStatistic {
+    /// The statistic of non-empty `times`.
+    func of(_ times: [Double]) -> Double {
+        let stats = LatencyStats(milliseconds: times)
+        switch self {
+        case .median: return stats.median
+        case .min: return stats.min
+        }
     }
 }
 
