@@ -219,6 +219,23 @@ struct PredictionTests {
         #expect(fastest.kernels.map(\.measuredUs) == [40, 10])
     }
 
+    @Test func onnxRuntimeRecurrentKernelsCountTheirWorkAsVernierDoes() {
+        // The bidirectional LSTM of CostFormulaTests: X [10, 1, 16], W [2, 128, 16], R [2, 128, 32]
+        // (the trace lists W and R only when they are not initializers: the second call).
+        func shape(_ dims: [Int]) -> ORTKernelCost.Shape { ORTKernelCost.Shape(elementBytes: 4, dims: dims) }
+        let lstm = ORTKernelCost.estimate(op: "LSTM", inputs: [shape([10, 1, 16]), shape([2, 128, 16]), shape([2, 128, 32])],
+                                          outputs: [shape([10, 2, 1, 32])])
+        #expect(lstm.opClass == .recurrent)
+        // 10 steps x 2 directions x 4 gates x 32 hidden x (16 + 32) multiply-adds, and
+        // 10 x 2 x 32 units x 23 gate FLOPs: what Vernier's own cost of the node says.
+        #expect(lstm.shape.macs == 122_880)
+        #expect(lstm.ops == 245_760 + 14_720)
+        // Batch first (layout 1), W and R left out of the trace: the same.
+        let batchFirst = ORTKernelCost.estimate(op: "LSTM", inputs: [shape([1, 10, 16]), shape([1, 256])],
+                                                outputs: [shape([1, 10, 2, 32])])
+        #expect(batchFirst.ops == lstm.ops)
+    }
+
     @Test func vernierProfilesGiveKernelsWithTheirShapesAndEpilogues() throws {
         let profile = """
         {"schema": "vernier.profile/1", "totals": {"threads": 2, "latency_ms": {"median": 1.5, "min": 1.375}},

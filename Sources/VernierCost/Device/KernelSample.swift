@@ -298,7 +298,7 @@ enum ORTKernelCost {
         let weight = inputs.count > weightIndex ? inputs[weightIndex].dims : nil
         let channels = inputs.first.flatMap { $0.dims.count >= 2 ? $0.dims[1] : nil }
         let opClass = OpClass.classify(opType: op, weightShape: weight, inputChannels: channels)
-        var macs = 0.0
+        var macs = 0.0, extraFlops = 0.0
         switch opClass {
         case .conv, .depthwiseConv:
             if let w = weight, w.count >= 2 { macs = outElements * w.dropFirst().reduce(1.0) { $0 * Double($1) } }
@@ -313,11 +313,22 @@ enum ORTKernelCost {
                     macs = outElements * Double(k)
                 }
             }
+        case .recurrent:
+            // Every step and direction multiplies the input (X's last dim) and the hidden
+            // state (Y's last dim) by each gate's weights, as `RecurrentCosts` counts it;
+            // Y [seq, dirs, batch, hidden] (or batch first) has one element per step,
+            // direction, batch row and unit. From X and Y alone: the trace leaves out W
+            // and R, which ONNX Runtime packs as initializers.
+            if let x = inputs.first, let features = x.dims.last, let y = outputs.first, y.dims.count == 4,
+               let hidden = y.dims.last, let gates = RecurrentCosts.gates[op] {
+                macs = y.elements * Double(gates) * Double(features + hidden)
+                extraFlops = y.elements * (RecurrentCosts.gateFlops[op] ?? 0)
+            }
         default:
             break
         }
         let integer = integerOps.contains(op)
-        let ops = macs > 0 ? 2 * macs : outElements
+        let ops = macs > 0 ? 2 * macs + extraFlops : outElements
         return Estimate(opClass: opClass, ops: ops, bytes: bytes, integer: integer,
                         shape: KernelSample.Shape(macs: macs, inputDims: inputs.first?.dims, outputDims: outputs.first?.dims,
                                                   fusedOpTypes: op))
