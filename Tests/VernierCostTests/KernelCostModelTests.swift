@@ -52,6 +52,27 @@ struct KernelCostModelTests {
         #expect(abs(predicted - unseen.measuredUs!) < 1e-3 * unseen.measuredUs!)
     }
 
+    @Test func anEpilogueOnlyAFewKernelsCarryIsHeldAtTheCap() throws {
+        // Three convolutions end in HardSigmoid and each runs 40 us longer than its terms
+        // say, for a reason no feature sees; only the epilogue can soak that up.
+        var kernels = Self.measuredConvs()
+        for (i, channels) in [64, 128, 256].enumerated() {
+            var k = Self.conv("se\(i)", channels: channels / 4, outChannels: channels, side: 4, window: 1, silu: false)
+            k.shape = KernelSample.Shape(macs: k.shape.macs, inputDims: [1, channels / 4, 4, 4], outputDims: [1, channels, 4, 4],
+                                         fusedOpTypes: "Conv+HardSigmoid")
+            k.measuredUs = (k.measuredUs ?? 0) + 40
+            kernels.append(k)
+        }
+        let cap = 2 * Self.sigmoidUsPerElement
+        let free = try #require(KernelCostModel.fit(kernels, opClass: .conv, threads: 1))
+        #expect((free.weights["epilogue.HardSigmoid"] ?? 0) > 5 * cap, "\(free.weights)")
+        let capped = try #require(KernelCostModel.fit(kernels, opClass: .conv, threads: 1, epilogueCapUs: cap))
+        #expect(capped.weights["epilogue.HardSigmoid"] == cap)
+        // Epilogues below the cap are fitted as without it.
+        let silu = (capped.weights["epilogue.Sigmoid"] ?? 0) + (capped.weights["epilogue.Mul"] ?? 0)
+        #expect(abs(silu - Self.sigmoidUsPerElement) < 0.1 * Self.sigmoidUsPerElement, "\(capped.weights)")
+    }
+
     @Test func weightsStayNonNegativeWhenATermExplainsNothing() throws {
         // Time from the multiply-adds alone, with noise on top: any other term's least
         // squares weight could come out negative, and negative costs are refused.

@@ -63,9 +63,12 @@ extension DeviceProfile {
             let points = kernels.compactMap { fit.point($0, overheadUs: perKernel) }
             sampleCount += points.count
             curves += fit.curves(points)
+            // A float read and written at the memory roof: what an epilogue op would cost
+            // as a kernel of its own.
+            let epilogueCap = roofline(threads: threads, integer: false).map { 8 / ($0.bandwidthGBps * 1e3) }
             kernelModels += KernelCostModel.classes.compactMap { opClass in
                 KernelCostModel.fit(kernels.filter { $0.opClass == opClass }, opClass: opClass, threads: threads,
-                                    streamingBytes: caches.l2Bytes.map { Double($0 * threads) })
+                                    streamingBytes: caches.l2Bytes.map { Double($0 * threads) }, epilogueCapUs: epilogueCap)
             }
             let runs = atThreads.compactMap { set in
                 set.endToEndUs.map { (kernelSum: set.kernelSumUs, kernels: set.kernels.count, run: $0) }
