@@ -29,6 +29,18 @@ struct PredictionTests {
         #expect(OpClass.classify(opType: "LSTM") == .recurrent)
     }
 
+    @Test func elementwiseOpsOnInt8ValuesAreQuantizationWork() {
+        let dq = "DequantizeLinear", q = "QuantizeLinear"
+        #expect(OpClass.ofGroup(anchorClass: .elementwise, opTypes: [dq, dq, "Add", q]) == .quantization)
+        #expect(OpClass.ofGroup(anchorClass: .elementwise, opTypes: ["com.microsoft.QLinearAdd"]) == .quantization)
+        #expect(OpClass.ofGroup(anchorClass: .elementwise, opTypes: ["Mul"]) == .elementwise)
+        #expect(OpClass.ofGroup(anchorClass: .elementwise, opTypes: ["Sigmoid", "Mul"]) == .elementwise)
+        // Only element-wise groups: a QDQ convolution stays a convolution.
+        #expect(OpClass.ofGroup(anchorClass: .conv, opTypes: [dq, dq, "Conv", q]) == .conv)
+        // Read from a profile that called the group element-wise, and from ONNX Runtime.
+        #expect(ORTKernelCost.estimate(op: "QLinearMul", inputs: [], outputs: []).opClass == .quantization)
+    }
+
     /// On a CPU with 16-channel layouts, fp32 convolutions count their work in whole
     /// blocks where the executor keeps the tensors blocked (padding at most half a block):
     /// 144 -> 8 channels doubles, a depthwise conv of 24 channels computes 32, 3 input
@@ -239,7 +251,10 @@ struct PredictionTests {
     @Test func vernierProfilesGiveKernelsWithTheirShapesAndEpilogues() throws {
         let profile = """
         {"schema": "vernier.profile/1", "totals": {"threads": 2, "latency_ms": {"median": 1.5, "min": 1.375}},
-         "nodes": [{"name": "c", "op": "Conv", "fused_ops": "Conv+Sigmoid+Mul", "op_class": "conv", "flops": 100, "macs": 40,
+         "nodes": [{"name": "q", "op": "Add", "fused_ops": "DequantizeLinear+DequantizeLinear+Add+QuantizeLinear",
+                    "op_class": "elementwise", "flops": 4, "macs": 0, "int_macs": 0, "bytes_read": 8, "bytes_written": 4,
+                    "input_shapes": [[1, 4]], "output_shapes": [[1, 4]], "latency_ms": {"median": 0.001, "min": 0.001}, "share": 0},
+                   {"name": "c", "op": "Conv", "fused_ops": "Conv+Sigmoid+Mul", "op_class": "conv", "flops": 100, "macs": 40,
                     "int_macs": 0, "bytes_read": 64, "bytes_written": 32, "input_shapes": [[1, 2, 2, 2]],
                     "output_shapes": [[1, 4, 2, 2]], "latency_ms": {"median": 1.25, "min": 1.125}, "share": 1}]}
         """
@@ -250,12 +265,13 @@ struct PredictionTests {
         try Data(profile.utf8).write(to: URL(fileURLWithPath: path))
         let samples = try ModelSamples.read(path: path)
         #expect(samples.runtime == .vernier && samples.threads == 2 && samples.endToEndUs == 1500)
-        let c = try #require(samples.kernels.first)
+        #expect(samples.kernels.map(\.opClass) == [.quantization, .conv], "a QDQ Add is quantization work, whatever the profile says")
+        let c = try #require(samples.kernels.last)
         #expect(c.measuredUs == 1250 && c.ops == 100 && c.bytes == 96)
         #expect(c.shape == KernelSample.Shape(macs: 40, outputElements: 16, inputElements: 8, inputChannels: 2, outputChannels: 4,
                                               anchor: "Conv", epilogue: ["Sigmoid", "Mul"]))
         let fastest = try ModelSamples.read(path: path, statistic: .min)
-        #expect(fastest.endToEndUs == 1375 && fastest.kernels.first?.measuredUs == 1125)
+        #expect(fastest.endToEndUs == 1375 && fastest.kernels.last?.measuredUs == 1125)
     }
 
     @Test func unreadableAndForeignFilesAreRefusedWithTheirPath() throws {

@@ -184,7 +184,11 @@ extension ModelSamples {
                   let measuredMs = (latency[statistic.rawValue] as? NSNumber)?.doubleValue else { continue }
             let intMacs = (node["int_macs"] as? NSNumber)?.doubleValue ?? 0
             let macs = (node["macs"] as? NSNumber)?.doubleValue ?? 0
-            let opClass = (node["op_class"] as? String).flatMap(OpClass.init(rawValue:)) ?? OpClass.classify(opType: op)
+            // Profiles written before quantized element-wise groups had a class of their
+            // own say element-wise.
+            let fusedOps = (node["fused_ops"] as? String ?? op).split(separator: "+").map(String.init)
+            let opClass = OpClass.ofGroup(anchorClass: (node["op_class"] as? String).flatMap(OpClass.init(rawValue:))
+                                              ?? OpClass.classify(opType: op), opTypes: fusedOps)
             func firstDims(_ key: String) -> [Int]? {
                 (node[key] as? [Any])?.first.flatMap { $0 as? [NSNumber] }.map { $0.map(\.intValue) }
             }
@@ -297,7 +301,8 @@ enum ORTKernelCost {
         let weightIndex = op == "QLinearConv" ? 3 : 1
         let weight = inputs.count > weightIndex ? inputs[weightIndex].dims : nil
         let channels = inputs.first.flatMap { $0.dims.count >= 2 ? $0.dims[1] : nil }
-        let opClass = OpClass.classify(opType: op, weightShape: weight, inputChannels: channels)
+        let opClass = OpClass.ofGroup(anchorClass: OpClass.classify(opType: op, weightShape: weight, inputChannels: channels),
+                                      opTypes: [op])
         var macs = 0.0, extraFlops = 0.0
         switch opClass {
         case .conv, .depthwiseConv:

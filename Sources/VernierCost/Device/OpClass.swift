@@ -24,7 +24,9 @@ public enum OpClass: String, CaseIterable, Codable, Sendable {
     case dataMovement = "data_movement"
     /// LSTM, GRU, RNN.
     case recurrent
-    /// QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear.
+    /// QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, and element-wise ops on
+    /// int8 values (QLinearAdd, or a QDQ group around an Add): their time is the
+    /// conversions' (`OpClass.ofGroup`).
     case quantization
     /// Control flow and whatever fits none of the above.
     case other
@@ -59,6 +61,23 @@ public enum OpClass: String, CaseIterable, Codable, Sendable {
         return opTypes.firstIndex { classify(opType: $0) != .quantization } ?? 0
     }
 
+    /// The class of a fused kernel whose main op has class `anchorClass`: an element-wise
+    /// op fused with QuantizeLinear or DequantizeLinear nodes (a QDQ group around an Add
+    /// or a Mul) runs on int8 values and spends its time converting them, at a rate far
+    /// from float element-wise ops'. On the accuracy script's profiles (b9feb8c, one
+    /// thread, kernels of 100-400 KB) BERT int8's DequantizeLinear+Add+QuantizeLinear
+    /// groups ran at 0.28 of the memory roof and MobileNetV3's float Muls at 1.76 from
+    /// cache; one element-wise curve over both predicted the float ones 3x too slow.
+    public static func ofGroup(anchorClass: OpClass, opTypes: [String]) -> OpClass {
+        guard anchorClass == .elementwise,
+              opTypes.contains(where: { classify(opType: $0) == .quantization || quantizedElementwiseOps.contains(bare($0)) })
+        else { return anchorClass }
+        return .quantization
+    }
+
+    /// The op type without its domain prefix.
+    static func bare(_ opType: String) -> String { opType.split(separator: ".").last.map(String.init) ?? opType }
+
     /// The class of a kernel from the anchor node's cost entry: its op type and input
     /// types (data first, weight second for convolutions).
     public static func classify(_ anchor: NodeCost) -> OpClass {
@@ -71,6 +90,10 @@ public enum OpClass: String, CaseIterable, Codable, Sendable {
         return classify(opType: anchor.opType, weightShape: dims(weightIndex), inputChannels: channels)
     }
 
+    /// ONNX Runtime's element-wise ops on int8 values (com.microsoft).
+    static let quantizedElementwiseOps: Set<String> = [
+        "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax", "QLinearWhere", "QGelu",
+    ]
     static let convOps: Set<String> = ["Conv", "FusedConv", "NhwcConv", "NchwcConv", "ConvInteger", "QLinearConv", "NhwcFusedConv"]
     static let matmulOps: Set<String> = [
         "Gemm", "MatMul", "FusedGemm", "FusedMatMul", "MatMulInteger", "QLinearMatMul", "MatMulIntegerToFloat",

@@ -108,7 +108,9 @@ public struct KernelGrouping: Sendable {
         var k = KernelCosts(name: name, opType: opType, fusedOpTypes: members.map(\.qualifiedOpType).joined(separator: "+"),
                             fused: nodes, inputTypes: [], outputTypes: [], params: 0, macs: 0, flops: 0, intMacs: 0,
                             bytesRead: 0, bytesWritten: 0, costKnown: !members.isEmpty,
-                            opClass: Self.mainNode(of: members).map(OpClass.classify) ?? OpClass.classify(opType: opType))
+                            opClass: OpClass.ofGroup(anchorClass: Self.mainNode(of: members).map(OpClass.classify)
+                                                                     ?? OpClass.classify(opType: opType),
+                                                     opTypes: members.map(\.opType)))
         var seenInputs = Set<String>()
         for m in members {
             k.params += m.params
