@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Exports real networks (torchvision CNNs and ViT, a BERT-base-style encoder, a YOLO-style
-# detector, DBNet/CRNN OCR models, a scripted audio model with If subgraphs, and an int8
-# QDQ ResNet-18) with random weights into the gitignored .build-models/, for trying and
+# detector, DBNet/CRNN OCR models, a UNet-style segmenter, a scripted audio model with If
+# subgraphs and an LSTM one, and int8 QDQ variants) with random weights into the gitignored .build-models/, for trying and
 # benchmarking Vernier on models as a user gets them. Nothing here is ever committed.
 #
 #   Usage: Scripts/make_real_models.sh [--force] [--only NAME,...] [--table] [--list]
