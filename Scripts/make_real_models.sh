@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Exports real networks (torchvision CNNs and ViT, a BERT-base-style encoder, a YOLO-style
 # detector, DBNet/CRNN OCR models, a UNet-style segmenter, a scripted audio model with If
-# subgraphs and an LSTM one, and int8 QDQ variants) with random weights into the gitignored .build-models/, for trying and
-# benchmarking Vernier on models as a user gets them. Nothing here is ever committed.
+# subgraphs and an LSTM one, and int8 QDQ variants) with random weights into the gitignored
+# .build-models/, for trying and benchmarking Vernier on models as a user gets them.
+# Nothing here is ever committed.
 #
 #   Usage: Scripts/make_real_models.sh [--force] [--only NAME,...] [--table] [--list]
 #          (the options go to Scripts/export_real_models.py)

@@ -1,8 +1,8 @@
 import Foundation
 
 /// One kernel as prediction sees it: its class, its work and traffic, and (when it was
-/// measured) its time: the median over runs, or the fastest run (`MeasuredStatistic`). Calibration fits on measured samples; prediction fills in
-/// the time of unmeasured ones.
+/// measured) its time: the median over runs, or the fastest run (`MeasuredStatistic`).
+/// Calibration fits on measured samples; prediction fills in the time of unmeasured ones.
 public struct KernelSample: Sendable, Equatable {
     public var name: String
     public var opClass: OpClass
@@ -53,7 +53,7 @@ public struct KernelSample: Sendable, Equatable {
             func elements(_ dims: [Int]?) -> Double { dims.map { $0.reduce(1.0) { $0 * Double(max(0, $1)) } } ?? 0 }
             let channels = inputDims.flatMap { $0.count >= 2 ? Double($0[1]) : nil } ?? 0
             let outputChannels = outputDims.flatMap { $0.count >= 2 ? Double($0[1]) : nil } ?? 0
-            let ops = fusedOpTypes.split(separator: "+").map { String($0.split(separator: ".").last ?? $0) }
+            let ops = fusedOpTypes.split(separator: "+").map { OpClass.bare(String($0)) }
             let main = OpClass.mainOpIndex(ops)
             self.init(macs: macs, outputElements: elements(outputDims), inputElements: elements(inputDims),
                       inputChannels: channels, outputChannels: outputChannels, anchor: main.map { ops[$0] } ?? "",
@@ -301,8 +301,7 @@ enum ORTKernelCost {
         let weightIndex = op == "QLinearConv" ? 3 : 1
         let weight = inputs.count > weightIndex ? inputs[weightIndex].dims : nil
         let channels = inputs.first.flatMap { $0.dims.count >= 2 ? $0.dims[1] : nil }
-        let opClass = OpClass.ofGroup(anchorClass: OpClass.classify(opType: op, weightShape: weight, inputChannels: channels),
-                                      opTypes: [op])
+        let opClass = OpClass.classify(opType: op, weightShape: weight, inputChannels: channels)
         var macs = 0.0, extraFlops = 0.0
         switch opClass {
         case .conv, .depthwiseConv:

@@ -25,8 +25,8 @@ public enum OpClass: String, CaseIterable, Codable, Sendable {
     /// LSTM, GRU, RNN.
     case recurrent
     /// QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, and element-wise ops on
-    /// int8 values (QLinearAdd, or a QDQ group around an Add): their time is the
-    /// conversions' (`OpClass.ofGroup`).
+    /// int8 values (QLinearAdd; a QDQ group around an Add, `OpClass.ofGroup`): their time
+    /// is the conversions'.
     case quantization
     /// Control flow and whatever fits none of the above.
     case other
@@ -35,7 +35,7 @@ public enum OpClass: String, CaseIterable, Codable, Sendable {
     /// `inputChannels` (when known) tell a depthwise convolution from a dense one:
     /// weight `[M, C/group, ...]` with `C/group == 1` and more than one input channel.
     public static func classify(opType: String, weightShape: [Int]? = nil, inputChannels: Int? = nil) -> OpClass {
-        let op = opType.split(separator: ".").last.map(String.init) ?? opType
+        let op = bare(opType)
         if convOps.contains(op) {
             if let w = weightShape, w.count >= 3, w[1] == 1, let c = inputChannels, c > 1 { return .depthwiseConv }
             return .conv
@@ -47,7 +47,7 @@ public enum OpClass: String, CaseIterable, Codable, Sendable {
         if op.hasPrefix("Reduce") || ["ArgMax", "ArgMin", "TopK", "CumSum"].contains(op) { return .reduce }
         if dataMovementOps.contains(op) { return .dataMovement }
         if ["LSTM", "GRU", "RNN"].contains(op) { return .recurrent }
-        if ["QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"].contains(op) { return .quantization }
+        if conversionOps.contains(op) || quantizedElementwiseOps.contains(op) { return .quantization }
         if ["If", "Loop", "Scan"].contains(op) { return .other }
         return .elementwise
     }
@@ -58,7 +58,7 @@ public enum OpClass: String, CaseIterable, Codable, Sendable {
     /// describe the scales; the first op when all are Q/DQ. Nil for no ops.
     public static func mainOpIndex(_ opTypes: [String]) -> Int? {
         guard !opTypes.isEmpty else { return nil }
-        return opTypes.firstIndex { classify(opType: $0) != .quantization } ?? 0
+        return opTypes.firstIndex { !conversionOps.contains(bare($0)) } ?? 0
     }
 
     /// The class of a fused kernel whose main op has class `anchorClass`: an element-wise
@@ -69,9 +69,9 @@ public enum OpClass: String, CaseIterable, Codable, Sendable {
     /// groups ran at 0.28 of the memory roof and MobileNetV3's float Muls at 1.76 from
     /// cache; one element-wise curve over both predicted the float ones 3x too slow.
     public static func ofGroup(anchorClass: OpClass, opTypes: [String]) -> OpClass {
-        guard anchorClass == .elementwise,
-              opTypes.contains(where: { classify(opType: $0) == .quantization || quantizedElementwiseOps.contains(bare($0)) })
-        else { return anchorClass }
+        guard anchorClass == .elementwise, opTypes.contains(where: { classify(opType: $0) == .quantization }) else {
+            return anchorClass
+        }
         return .quantization
     }
 
@@ -90,6 +90,8 @@ public enum OpClass: String, CaseIterable, Codable, Sendable {
         return classify(opType: anchor.opType, weightShape: dims(weightIndex), inputChannels: channels)
     }
 
+    /// Conversions between float and int8 values.
+    static let conversionOps: Set<String> = ["QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"]
     /// ONNX Runtime's element-wise ops on int8 values (com.microsoft).
     static let quantizedElementwiseOps: Set<String> = [
         "QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax", "QLinearWhere", "QGelu",
