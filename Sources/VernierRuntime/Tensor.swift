@@ -18,6 +18,10 @@ public final class TensorBuffer: @unchecked Sendable {
     /// buffer owns its memory.
     let mappedFile: MappedFile?
     let mappedOffset: Int
+    /// Bytes of the block `baseAddress` starts (rounded up for huge pages).
+    private let capacity: Int
+    /// Where the block goes when the buffer dies, if not back to the system.
+    private let staging: StagingMemory?
 
     /// Buffers of at least this many bytes sit on 2 MiB boundaries and ask the kernel
     /// for transparent huge pages (`MADV_HUGEPAGE`; Linux's default THP mode is
@@ -37,19 +41,41 @@ public final class TensorBuffer: @unchecked Sendable {
     /// byte before anything reads it (a copy of loaded weights).
     init(uninitializedByteCount byteCount: Int) {
         precondition(byteCount >= 0, "negative byte count")
-        var size = max(byteCount, 1)
-        if size >= Self.hugePageThreshold {
-            size = (size + Self.hugePage - 1) / Self.hugePage * Self.hugePage
-            baseAddress = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: Self.hugePage)
-            #if canImport(Glibc)
-            _ = madvise(baseAddress, size, MADV_HUGEPAGE)
-            #endif
+        (baseAddress, capacity) = Self.allocate(byteCount)
+        self.byteCount = byteCount
+        mappedFile = nil
+        mappedOffset = 0
+        staging = nil
+    }
+
+    /// Like `init(uninitializedByteCount:)`, in a block of `staging` when one is free;
+    /// the block goes back to `staging` when the buffer dies.
+    init(uninitializedByteCount byteCount: Int, staging: StagingMemory) {
+        precondition(byteCount >= 0, "negative byte count")
+        if byteCount >= StagingMemory.minimumBytes {
+            (baseAddress, capacity) = staging.take(byteCount: byteCount) ?? Self.allocate(byteCount)
+            self.staging = staging
         } else {
-            baseAddress = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: Self.alignment)
+            (baseAddress, capacity) = Self.allocate(byteCount)
+            self.staging = nil
         }
         self.byteCount = byteCount
         mappedFile = nil
         mappedOffset = 0
+    }
+
+    /// Fresh memory for `byteCount` bytes and the size of the block it sits in.
+    private static func allocate(_ byteCount: Int) -> (UnsafeMutableRawPointer, Int) {
+        var size = max(byteCount, 1)
+        if size >= Self.hugePageThreshold {
+            size = (size + Self.hugePage - 1) / Self.hugePage * Self.hugePage
+            let pointer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: Self.hugePage)
+            #if canImport(Glibc)
+            _ = madvise(pointer, size, MADV_HUGEPAGE)
+            #endif
+            return (pointer, size)
+        }
+        return (UnsafeMutableRawPointer.allocate(byteCount: size, alignment: Self.alignment), size)
     }
 
     /// `byteCount` bytes at `offset` of a read-only memory map, not copied; the file
@@ -57,11 +83,17 @@ public final class TensorBuffer: @unchecked Sendable {
     init(mapped file: MappedFile, base: UnsafeRawPointer, offset: Int, byteCount: Int) {
         baseAddress = UnsafeMutableRawPointer(mutating: base + offset)
         self.byteCount = byteCount
+        capacity = byteCount
         mappedFile = file
         mappedOffset = offset
+        staging = nil
     }
 
-    deinit { if mappedFile == nil { baseAddress.deallocate() } }
+    deinit {
+        guard mappedFile == nil else { return }
+        if let staging, staging.giveBack(baseAddress, capacity: capacity) { return }
+        baseAddress.deallocate()
+    }
 }
 
 /// The memory order of a tensor's elements.
@@ -189,8 +221,10 @@ extension Tensor {
 
     /// A copy of an ONNX tensor's elements (initializers, constants, test data).
     /// Strings are not tensors here: `nil` for them, and for element types without a
-    /// fixed size.
-    public init?(_ data: TensorData) {
+    /// fixed size. A copy made while a plan is compiled takes its memory from `staging`.
+    public init?(_ data: TensorData) { self.init(data, staging: nil) }
+
+    init?(_ data: TensorData, staging: StagingMemory?) {
         guard let bits = data.elementType.bitWidth else { return nil }
         if case .strings = data.storage { return nil }
         // Weights mapped from the file are read in place when aligned for their type.
@@ -202,8 +236,9 @@ extension Tensor {
             return
         }
         guard let size = data.elementType.byteCount(elements: data.elementCount) else { return nil }
-        self.init(elementType: data.elementType, shape: data.dims,
-                  buffer: TensorBuffer(uninitializedByteCount: size), byteOffset: 0)
+        let buffer = staging.map { TensorBuffer(uninitializedByteCount: size, staging: $0) }
+            ?? TensorBuffer(uninitializedByteCount: size)
+        self.init(elementType: data.elementType, shape: data.dims, buffer: buffer, byteOffset: 0)
         let count = byteCount
         let destination = rawPointer
         // Misaligned mapped weights are read from the file, not through the map (see

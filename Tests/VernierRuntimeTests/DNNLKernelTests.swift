@@ -186,3 +186,30 @@ extension DNNLKernelTests {
     }
 }
 }
+
+extension DNNLKernelTests {
+/// Packed weights are not zero-filled before their reorder (`DNNLMemory.reordered`):
+/// the padding a blocked layout adds must come out of the reorder as zeros, since
+/// blocked activations' padding channels hold arbitrary finite values.
+@Suite struct PackedWeights {
+    @Test func reorderZeroesThePaddingOfPoisonedMemory() throws {
+        let engine = try DNNLEngine.shared()
+        var rng = SeededGenerator(seed: 0x5EED)
+        // 24 output and 20 input channels: both padded to 32 in 16-channel blocks.
+        let shape = [24, 20, 3, 3]
+        let weights = randomTensor(shape, using: &rng)
+        let user = try DNNLMemory(unbound: try plainDescriptor(shape), engine: engine)
+        try user.bind(weights.rawPointer)
+        let blocked = try plainDescriptor(shape, tag: dnnl_OIhw16i16o)
+        let packed = try DNNLMemory.reordered(from: user, into: blocked, engine: engine, prefill: 0xFF)
+        try engine.wait()
+        let floats = try #require(packed.buffer).baseAddress.assumingMemoryBound(to: Float.self)
+        let stored = (0..<(packed.byteCount / 4)).map { floats[$0] }
+        #expect(stored.count == 32 * 32 * 9)
+        let poisoned = stored.filter { !$0.isFinite }.count
+        #expect(poisoned == 0, "0xFF bytes (NaN) left in the padding")
+        let sameValues = stored.filter { $0 != 0 }.sorted() == weights.scalars(as: Float.self).filter { $0 != 0 }.sorted()
+        #expect(sameValues, "the packed weights are not a permutation of the weights plus zeros")
+    }
+}
+}

@@ -50,6 +50,39 @@ import VernierGraph
         #expect(load(at: 12_005, length: 11_996) == nil)
     }
 
+    /// Copies made while a plan is compiled reuse the blocks of copies already dropped
+    /// (no fresh pages to fault in), only blocks at most twice their size, and every
+    /// byte of a reused block is the new copy's.
+    @Test func stagingReusesDroppedBlocks() throws {
+        let staging = StagingMemory()
+        let size = StagingMemory.minimumBytes * 4
+        func copy(_ count: Int, fill: UInt8) -> Tensor? {
+            Tensor(TensorData(name: "w", elementType: .uint8, dims: [count], storage: .bytes([UInt8](repeating: fill, count: count))),
+                   staging: staging)
+        }
+        var first = try #require(copy(size, fill: 1))
+        let block = first.rawPointer
+        first = try #require(copy(16, fill: 0))  // the first copy dies; its block is free
+        #expect(staging.freeBytes >= size)
+        var reused = try #require(copy(size - 4096, fill: 7))
+        #expect(reused.rawPointer == block)
+        #expect(reused.scalars(as: UInt8.self).allSatisfy { $0 == 7 })
+        #expect(staging.freeBytes == 0)
+        // A block over twice the copy's size is left for a larger one.
+        reused = try #require(copy(16, fill: 0))
+        let small = try #require(copy(size / 2 - 1, fill: 3))
+        #expect(small.rawPointer != block)
+        #expect(staging.freeBytes >= size)
+        // Closed: the free blocks are released, and a dropped copy goes back to the
+        // system, not to the staging blocks.
+        staging.close()
+        #expect(staging.freeBytes == 0)
+        var late: Tensor? = try #require(copy(size, fill: 5))
+        late = nil
+        #expect(late == nil && staging.freeBytes == 0)
+        _ = (first, reused, small)
+    }
+
     @Test func valuesRoundTripAndBufferIsShared() {
         let t = Tensor(shape: [2, 2], values: [1, 2, 3, 4])
         #expect(t.scalars(as: Float.self) == [1, 2, 3, 4])

@@ -76,10 +76,12 @@ struct PlanCompiler {
             constantBytes += bytes
         }
         func isConstant(_ id: Int) -> Bool { constantValues[id] != nil || initializerData[id] != nil }
+        let staging = StagingMemory()
+        defer { staging.close() }
         func constant(_ id: Int) throws -> Tensor? {
             if let tensor = constantValues[id] { return tensor }
             guard let data = initializerData.removeValue(forKey: id) else { return nil }
-            guard let tensor = Tensor(data) else {
+            guard let tensor = Tensor(data, staging: staging) else {
                 throw ExecutionError.kernel(node: data.name, opType: "initializer",
                                             message: "initializer of type \(data.elementType) cannot be loaded")
             }

@@ -286,8 +286,7 @@ public final class ConvPlan: @unchecked Sendable {
                 keptWeights = w
                 arguments.append((DNNL_ARG_WEIGHTS, user))
             } else {
-                let owned = try DNNLMemory(owning: weightsDesc, engine: engine)
-                try makeReorder(from: user, to: owned, engine: engine).execute(on: engine)
+                let owned = try DNNLMemory.reordered(from: user, into: weightsDesc, engine: engine)
                 keptWeights = nil
                 arguments.append((DNNL_ARG_WEIGHTS, owned))
                 internalBytes += owned.byteCount

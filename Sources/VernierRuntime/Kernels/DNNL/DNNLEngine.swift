@@ -203,10 +203,12 @@ final class DNNLMemory {
     let buffer: TensorBuffer?
 
     /// Memory over a buffer of its own, sized by oneDNN for `desc` (any layout, padding
-    /// included), zero-filled.
-    init(owning desc: dnnl_memory_desc_t, engine: DNNLEngine) throws {
+    /// included), zero-filled unless `prefill` names another byte.
+    init(owning desc: dnnl_memory_desc_t, engine: DNNLEngine, prefill: UInt8? = 0) throws {
         var desc = desc
-        let buffer = TensorBuffer(byteCount: dnnl_memory_desc_get_size(&desc))
+        let size = dnnl_memory_desc_get_size(&desc)
+        let buffer = TensorBuffer(uninitializedByteCount: size)
+        if let prefill { buffer.baseAddress.initializeMemory(as: UInt8.self, repeating: prefill, count: max(size, 1)) }
         var handle: dnnl_memory_t?
         try dnnlCheck(dnnl_memory_create(&handle, &desc, engine.engine, buffer.baseAddress),
                       "dnnl_memory_create")
@@ -214,6 +216,18 @@ final class DNNLMemory {
         self.handle = handle
         self.desc = desc
         self.buffer = buffer
+    }
+
+    /// Memory of its own in layout `desc`, holding `source` reordered into it (weights
+    /// packed once, at plan time). Not zero-filled first: the reorder writes every byte,
+    /// padding included (oneDNN zero-pads a reorder's output), and a first pass over
+    /// fresh pages costs about as much as the reorder. `prefill` exists for the test
+    /// that holds oneDNN to that.
+    static func reordered(from source: DNNLMemory, into desc: dnnl_memory_desc_t, engine: DNNLEngine,
+                          prefill: UInt8? = nil) throws -> DNNLMemory {
+        let owned = try DNNLMemory(owning: desc, engine: engine, prefill: prefill)
+        try makeReorder(from: source, to: owned, engine: engine).execute(on: engine)
+        return owned
     }
 
     /// Memory with no buffer yet (`DNNL_MEMORY_NONE`); bind one with `bind(_:)`.

@@ -39,8 +39,7 @@ final class Int8MatMulPlan {
         let user = try DNNLMemory(unbound: try Self.descriptor([k, n], dnnl_s8, dnnl_ab), engine: engine)
         try user.bind(UnsafeMutableRawPointer(mutating: weights))
         let chosen = try queryDescriptor(pd, dnnl_query_weights_md)
-        let owned = try DNNLMemory(owning: chosen, engine: engine)
-        try makeReorder(from: user, to: owned, engine: engine).execute(on: engine)
+        let owned = try DNNLMemory.reordered(from: user, into: chosen, engine: engine)
         try engine.wait()
         self.weights = owned
 

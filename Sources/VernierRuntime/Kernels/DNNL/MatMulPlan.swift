@@ -215,13 +215,19 @@ public final class MatMulPlan: @unchecked Sendable {
                 if columns.count == 1 && descriptorsEqual(chosen, bDesc) {
                     arguments.append((DNNL_ARG_WEIGHTS, user))
                 } else {
-                    let owned = try DNNLMemory(owning: chosen, engine: engine)
-                    let compensated = try quantization != nil && ZeroPointCompensation.reorder(
-                        from: user, weights: constantB.rawPointer, rows: ka, columns: n,
-                        strides: (bStrides[rank - 2], bStrides[rank - 1]), into: owned, engine: engine)
-                    if !compensated {
-                        try makeReorder(from: user, to: owned, engine: engine).execute(on: engine)
+                    let owned: DNNLMemory
+                    if quantization == nil {
+                        owned = try DNNLMemory.reordered(from: user, into: chosen, engine: engine)
                         try engine.wait()
+                    } else {
+                        owned = try DNNLMemory(owning: chosen, engine: engine)
+                        let compensated = try ZeroPointCompensation.reorder(
+                            from: user, weights: constantB.rawPointer, rows: ka, columns: n,
+                            strides: (bStrides[rank - 2], bStrides[rank - 1]), into: owned, engine: engine)
+                        if !compensated {
+                            try makeReorder(from: user, to: owned, engine: engine).execute(on: engine)
+                            try engine.wait()
+                        }
                     }
                     copiedB = true
                     arguments.append((DNNL_ARG_WEIGHTS, owned))
