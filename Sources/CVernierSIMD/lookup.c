@@ -1,4 +1,5 @@
 #include "CVernierSIMD.h"
+#include "cpu_features.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -25,23 +26,13 @@ static void lookup_vbmi(const uint8_t *src, uint8_t *dst, size_t count, const ui
     }
 }
 
-static int has_vbmi(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw");
-    }
-    return cached;
-}
-#else
-static int has_vbmi(void) { return 0; }
 #endif
 
-int vernier_lookup_bytes_is_vectorized(void) { return has_vbmi(); }
+int vernier_lookup_bytes_is_vectorized(void) { return vernier_cpu_has_avx512vbmi(); }
 
 void vernier_lookup_bytes(const uint8_t *src, uint8_t *dst, size_t count, const uint8_t *table) {
 #if defined(__x86_64__)
-    if (has_vbmi()) {
+    if (vernier_cpu_has_avx512vbmi()) {
         lookup_vbmi(src, dst, count, table);
         return;
     }

@@ -1,4 +1,5 @@
 #include "CVernierSIMD.h"
+#include "cpu_features.h"
 
 #include <math.h>
 
@@ -84,19 +85,11 @@ static void softmax_rows_avx512(const float *x, float *y, size_t rows, size_t n,
     }
 }
 
-static int has_avx512f(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f");
-    }
-    return cached;
-}
 #endif
 
 int vernier_softmax_rows(const float *x, float *y, size_t rows, size_t n, int log_form) {
 #if defined(__x86_64__)
-    if (n > 0 && has_avx512f()) {
+    if (n > 0 && vernier_cpu_has_avx512f()) {
         softmax_rows_avx512(x, y, rows, n, log_form);
         return 1;
     }
