@@ -23,8 +23,18 @@ public struct MemoryPlan: Sendable {
     public var naiveBytes: Int
     /// Live activation bytes after each execution step (one entry per node).
     public var liveBytes: [Int]
+    /// Values that sit inside their buffer rather than at its start (a Concat's inputs
+    /// written in place in its output): their byte offset in the buffer and their size.
+    public var innerSpans: [String: (offset: Int, size: Int)] = [:]
     /// The largest live set: a lower bound on any arena.
     public var maxLiveBytes: Int { liveBytes.max() ?? 0 }
+
+    /// Where `name` lives in the arena: its first byte and the bytes it may use.
+    public func span(of name: String) -> (offset: Int, size: Int)? {
+        guard let b = bufferOf[name] else { return nil }
+        if let inner = innerSpans[name] { return (buffers[b].offset + inner.offset, inner.size) }
+        return (buffers[b].offset, buffers[b].size)
+    }
 }
 
 /// Why a graph could not be planned.
@@ -72,7 +82,13 @@ public enum MemoryPlanner {
 
     /// The arena layout for `inferred`. `storageShapes` gives values an executor stores
     /// larger than their shape (channel-blocked activations with padding channels).
-    public static func plan(_ inferred: InferredGraph, storageShapes: [String: [Int]] = [:]) throws -> MemoryPlan {
+    /// `contiguousConcat` says which Concat nodes store each input as one contiguous
+    /// block of the output, in order (batch 1 along the channels, in the executor's
+    /// layouts); those inputs that only the Concat reads are then planned inside its
+    /// output, so their producers write them in place and the Concat copies nothing
+    /// for them. Without it (static analysis) every value has a buffer of its own.
+    public static func plan(_ inferred: InferredGraph, storageShapes: [String: [Int]] = [:],
+                            contiguousConcat: ((Node) -> Bool)? = nil) throws -> MemoryPlan {
         let graph = inferred.graph
         let folded = foldedValues(inferred)
         func isActivation(_ name: String) -> Bool { Self.isActivation(name, folded: folded, inferred: inferred) }
@@ -96,8 +112,14 @@ public enum MemoryPlanner {
         }
         for o in graphOutputs where isActivation(o) { lastUse[o] = steps }
 
+        let parts = contiguousConcat.map {
+            concatParts(inferred, isActivation: isActivation, graphOutputs: graphOutputs,
+                        stored: Set(storageShapes.keys), contiguous: $0)
+        } ?? [:]
+
         var buffers: [PlannedBuffer] = []
         var bufferOf: [String: Int] = [:]
+        var innerSpans: [String: (offset: Int, size: Int)] = [:]
         var naive = 0
         func newBuffer(_ name: String, step: Int) throws {
             let size = try bytes(name)
@@ -105,16 +127,45 @@ public enum MemoryPlanner {
             bufferOf[name] = buffers.count
             buffers.append(PlannedBuffer(size: size, offset: 0, firstStep: step, lastStep: max(step, lastUse[name] ?? step), values: [name]))
         }
+        /// Puts `name` in buffer `b` at `inner` bytes from its start (nil: at the start).
+        func join(_ name: String, buffer b: Int, inner: (offset: Int, size: Int)?, step: Int) throws {
+            naive += try bytes(name)
+            bufferOf[name] = b
+            if let inner, inner.offset > 0 || inner.size < buffers[b].size { innerSpans[name] = inner }
+            buffers[b].values.append(name)
+            buffers[b].lastStep = max(buffers[b].lastStep, lastUse[name] ?? step)
+        }
+        /// The buffer holding the Concat output `name` and `name`'s span in it, made at
+        /// `step` (its first input's production) when it has none yet; inside the
+        /// output of a further Concat when `name` is an input planned in place there too.
+        func container(_ name: String, step: Int) throws -> (buffer: Int, inner: (offset: Int, size: Int)) {
+            let size = try bytes(name)
+            if let b = bufferOf[name] { return (b, innerSpans[name] ?? (0, buffers[b].size)) }
+            if let outer = parts[name] {
+                let (b, span) = try container(outer.concat, step: step)
+                let inner = (offset: span.offset + outer.offset, size: size)
+                try join(name, buffer: b, inner: inner, step: step)
+                return (b, inner)
+            }
+            try newBuffer(name, step: step)
+            return (buffers.count - 1, (0, size))
+        }
         for input in graph.runtimeInputs where isActivation(input.name) { try newBuffer(input.name, step: 0) }
         for (step, node) in graph.nodes.enumerated() {
             for (index, output) in node.outputs.enumerated() where isActivation(output) {
-                // Reuse the input's buffer when this op allows it and the input dies here.
-                if index == 0, let b = reusableBuffer(of: node, step: step, output: output, bufferOf: bufferOf, buffers: buffers,
-                                                          lastUse: lastUse, graphOutputs: graphOutputs, inferred: inferred) {
-                    naive += try bytes(output)
-                    bufferOf[output] = b
-                    buffers[b].values.append(output)
+                if let b = bufferOf[output] {
+                    // A Concat output whose buffer its inputs opened.
                     buffers[b].lastStep = max(buffers[b].lastStep, lastUse[output] ?? step)
+                } else if let part = parts[output] {
+                    // Written in place inside the Concat's output.
+                    let (b, span) = try container(part.concat, step: step)
+                    try join(output, buffer: b, inner: (span.offset + part.offset, try bytes(output)), step: step)
+                } else if index == 0, let (b, input) = reusableBuffer(
+                    of: node, step: step, output: output, bufferOf: bufferOf, buffers: buffers,
+                    lastUse: lastUse, graphOutputs: graphOutputs, inferred: inferred) {
+                    // Reuse the input's buffer when this op allows it and the input dies
+                    // here, at the input's place in it.
+                    try join(output, buffer: b, inner: innerSpans[input].map { ($0.offset, try bytes(output)) }, step: step)
                 } else {
                     try newBuffer(output, step: step)
                 }
@@ -126,13 +177,52 @@ public enum MemoryPlanner {
         for b in buffers {
             for s in b.firstStep...min(b.lastStep, live.count - 1) { live[s] += b.size }
         }
-        return MemoryPlan(buffers: buffers, bufferOf: bufferOf, arenaBytes: arena, naiveBytes: naive, liveBytes: live)
+        return MemoryPlan(buffers: buffers, bufferOf: bufferOf, arenaBytes: arena, naiveBytes: naive, liveBytes: live,
+                          innerSpans: innerSpans)
+    }
+
+    /// The Concat inputs planned in place: for each, the Concat's output and the input's
+    /// byte offset in it. An input qualifies when the Concat is contiguous, the input is
+    /// an activation some node computes (not an alias of another buffer), the Concat
+    /// reads it once and nothing else reads it, it is no graph output, and it starts on
+    /// an `alignment` boundary of the output. Concats over values `stored` larger than
+    /// their shape (padding channels) keep every input apart.
+    static func concatParts(_ inferred: InferredGraph, isActivation: (String) -> Bool, graphOutputs: Set<String>,
+                            stored: Set<String>,
+                            contiguous: (Node) -> Bool) -> [String: (concat: String, offset: Int)] {
+        let graph = inferred.graph
+        var readers: [String: Int] = [:]
+        var producer: [String: Node] = [:]
+        for node in graph.nodes {
+            for i in node.inputs where !i.isEmpty { readers[i, default: 0] += 1 }
+            for (_, sub) in node.subgraphs {
+                for name in GraphValidator.outerReads(of: sub) { readers[name, default: 0] += 1 }
+            }
+            for o in node.outputs where !o.isEmpty { producer[o] = node }
+        }
+        var parts: [String: (concat: String, offset: Int)] = [:]
+        for node in graph.nodes where node.isDefaultDomain && node.opType == "Concat" && node.outputs.count == 1 {
+            guard let output = node.outputs.first, isActivation(output), !(node.inputs + [output]).contains(where: stored.contains),
+                  contiguous(node) else { continue }
+            var offset = 0
+            for input in node.inputs {
+                guard let type = inferred.type(of: input), let count = type.shape?.knownElementCount,
+                      let size = type.elementType.byteCount(elements: count) else { break }
+                if isActivation(input), readers[input] == 1, !graphOutputs.contains(input), parts[input] == nil,
+                   let source = producer[input], !(source.isDefaultDomain && aliasOps.contains(source.opType)),
+                   offset % alignment == 0 {
+                    parts[input] = (output, offset)
+                }
+                offset += size
+            }
+        }
+        return parts
     }
 
     /// The buffer of an input that `output` may take over, if any.
     static func reusableBuffer(of node: Node, step: Int, output: String, bufferOf: [String: Int], buffers: [PlannedBuffer],
                               lastUse: [String: Int],
-                              graphOutputs: Set<String>, inferred: InferredGraph) -> Int? {
+                              graphOutputs: Set<String>, inferred: InferredGraph) -> (buffer: Int, input: String)? {
         guard node.isDefaultDomain else { return nil }
         let alias = aliasOps.contains(node.opType)
         let sum = node.hasFusedSum
@@ -150,14 +240,14 @@ public enum MemoryPlanner {
             // write needs the input dead after this step and the same element type and
             // element count (not just the same rounded size: a broadcast scalar input must
             // not take a 3-element output, which would overwrite it while it is read).
-            if alias { return b }
+            if alias { return (b, input) }
             guard lastUse[input] == step, !graphOutputs.contains(input),
                   let inType = inferred.type(of: input), let outType = inferred.type(of: output),
                   inType.elementType == outType.elementType,
                   let inCount = inType.shape?.knownElementCount, let outCount = outType.shape?.knownElementCount,
                   inCount == outCount else { continue }
             // Every other value in that buffer (aliases) must be dead too.
-            if buffers[b].lastStep <= step { return b }
+            if buffers[b].lastStep <= step { return (b, input) }
         }
         return nil
     }

@@ -112,4 +112,45 @@ struct MemoryPlannerTests {
         // Two 1 KiB buffers live at once at most.
         #expect(plan.arenaBytes == 2 * 1024)
     }
+
+    /// With `contiguousConcat`, a Concat's inputs that only it reads are planned inside
+    /// its output at their offsets, through a Concat nested in another; an input read
+    /// elsewhere too, or one that would start off a 64-byte boundary, keeps a buffer of
+    /// its own. Without it (static analysis) nothing moves.
+    @Test func concatInputsArePlannedInsideTheOutput() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [1, 16, 4, 4].map(Dim.value))     // 1024 bytes per 16 channels
+        b.input("v", .float, [1, 3].map(Dim.value))
+        b.node("Relu", ["x"], ["a"])
+        b.node("Sigmoid", ["x"], ["s"])
+        b.node("Neg", ["x"], ["n"])
+        b.node("Concat", ["a", "s", "n"], ["d"], ["axis": .int(1)])
+        b.node("Tanh", ["x"], ["t"])
+        b.node("Concat", ["d", "t"], ["e"], ["axis": .int(1)])
+        b.node("Abs", ["n"], ["f"])                            // a second reader of n
+        b.node("Relu", ["v"], ["v1"])
+        b.node("Neg", ["v"], ["v2"])
+        b.node("Concat", ["v1", "v2"], ["w"], ["axis": .int(1)])  // v2 would start at byte 12
+        b.output("e"); b.output("f"); b.output("w")
+        let inferred = try ShapeInference().infer(try GraphValidator.validate(b.model))
+        let plan = try MemoryPlanner.plan(inferred, contiguousConcat: { _ in true })
+        verify(plan, inferred)
+        let e = try #require(plan.span(of: "e"))
+        #expect(e.size == 4096)
+        for (name, offset) in [("a", 0), ("s", 1024), ("d", 0), ("t", 3072)] {
+            let span = try #require(plan.span(of: name))
+            #expect(span.offset == e.offset + offset, "\(name)")
+            #expect(plan.bufferOf[name] == plan.bufferOf["e"], "\(name)")
+        }
+        #expect(plan.span(of: "d")?.size == 3072)
+        #expect(plan.bufferOf["n"] != plan.bufferOf["e"])
+        #expect(plan.span(of: "v1")?.offset == plan.span(of: "w")?.offset)
+        #expect(plan.bufferOf["v2"] != plan.bufferOf["w"])
+        // The output's buffer is live from its first input's production.
+        #expect(plan.buffers[try #require(plan.bufferOf["e"])].firstStep == 0)
+
+        let separate = try MemoryPlanner.plan(inferred)
+        #expect(separate.innerSpans.isEmpty)
+        #expect(Set(["a", "s", "d", "t", "e"].compactMap { separate.bufferOf[$0] }).count == 5)
+    }
 }

@@ -216,11 +216,13 @@ struct PlanCompiler {
         var memoryPlan: MemoryPlan?
         var arena: TensorBuffer?
         var inputSlots: [Int: OutputSlots.Slot] = [:]
-        if options.useArena && !isSubgraph, let plan = try? MemoryPlanner.plan(inferred, storageShapes: paddedShapes) {
+        if options.useArena && !isSubgraph,
+           let plan = try? MemoryPlanner.plan(inferred, storageShapes: paddedShapes,
+                                              contiguousConcat: { isContiguousConcat($0, layout: layout) }) {
             let buffer = TensorBuffer(byteCount: plan.arenaBytes)
             func slot(_ name: String) -> OutputSlots.Slot? {
-                guard let b = plan.bufferOf[name] else { return nil }
-                return OutputSlots.Slot(buffer: buffer, offset: plan.buffers[b].offset, capacity: plan.buffers[b].size)
+                guard let span = plan.span(of: name) else { return nil }
+                return OutputSlots.Slot(buffer: buffer, offset: span.offset, capacity: span.size)
             }
             for step in steps {
                 for (k, id) in step.outputIDs.enumerated() where id >= 0 {
@@ -240,6 +242,28 @@ struct PlanCompiler {
         plan.channelBlockedValues = blocked
         plan.channelsLastValues = channelsLast
         return plan
+    }
+
+    /// Whether a Concat stores each input as one contiguous block of its output, in
+    /// order, so inputs can be written in place there (`MemoryPlanner.plan`): one
+    /// layout throughout, and nothing outside the axis to interleave, i.e. plain with
+    /// only dims of 1 before the axis, or channel-blocked along the channels of one
+    /// image with every input a whole number of blocks.
+    func isContiguousConcat(_ node: Node, layout: (String) -> TensorLayout) -> Bool {
+        guard let output = node.outputs.first, let shape = inferred.type(of: output)?.concreteDims,
+              let attribute = try? node.int("axis"), !shape.isEmpty else { return false }
+        let axis = attribute < 0 ? attribute + shape.count : attribute
+        guard axis >= 0, axis < shape.count, node.inputs.allSatisfy({ !$0.isEmpty && layout($0) == layout(output) }) else { return false }
+        switch layout(output) {
+        case .plain:
+            return shape[..<axis].allSatisfy { $0 == 1 }
+        case .channelBlocked(let block):
+            return shape.count == 4 && axis == 1 && shape[0] == 1 && node.inputs.allSatisfy { input in
+                (inferred.type(of: input)?.concreteDims).map { $0.count == 4 && $0[1] % block == 0 } ?? false
+            }
+        case .channelsLast:
+            return false
+        }
     }
 
     /// The kernel for a node: a blocked-layout kernel when its input is channel-blocked

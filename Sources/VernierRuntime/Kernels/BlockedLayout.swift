@@ -452,7 +452,10 @@ final class BlockedConcatKernel: Kernel {
             var offset = image * imageBytes
             for p in parts {
                 let bytes = p.byteCount / max(n, 1)
-                (y.rawPointer + offset).copyMemory(from: p.rawPointer + image * bytes, byteCount: bytes)
+                // Skipped for an input its producer wrote in place in the output (`MemoryPlanner`).
+                if p.rawPointer + image * bytes != y.rawPointer + offset {
+                    (y.rawPointer + offset).copyMemory(from: p.rawPointer + image * bytes, byteCount: bytes)
+                }
                 offset += bytes
             }
         }

@@ -315,7 +315,10 @@ enum DataMovementKernels {
                 for p in parts {
                     let block = p.shape[axis] * inner * size
                     for o in 0..<outer {
-                        jobs.append(CopyJob(source: p.rawPointer + o * block, destination: y.rawPointer + o * rowBytes + offset, bytes: block))
+                        let source = p.rawPointer + o * block, destination = y.rawPointer + o * rowBytes + offset
+                        // An input its producer wrote in place in the output (`MemoryPlanner`).
+                        if source == UnsafeRawPointer(destination) { continue }
+                        jobs.append(CopyJob(source: source, destination: destination, bytes: block))
                     }
                     offset += block
                 }
