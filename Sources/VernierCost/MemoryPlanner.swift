@@ -183,9 +183,10 @@ public enum MemoryPlanner {
 
     /// The Concat inputs planned in place: for each, the Concat's output and the input's
     /// byte offset in it. An input qualifies when the Concat is contiguous, the input is
-    /// an activation some node computes (not an alias of another buffer), the Concat
-    /// reads it once and nothing else reads it, it is no graph output, and it starts on
-    /// an `alignment` boundary of the output. Concats over values `stored` larger than
+    /// an activation some node computes, the Concat reads it once and nothing else reads
+    /// it, it is no graph output, and it starts on an `alignment` boundary of the output.
+    /// An input that aliases another value (a Reshape) qualifies with that value when
+    /// the same holds for it. Concats over values `stored` larger than
     /// their shape (padding channels) keep every input apart.
     static func concatParts(_ inferred: InferredGraph, isActivation: (String) -> Bool, graphOutputs: Set<String>,
                             stored: Set<String>,
@@ -208,10 +209,21 @@ public enum MemoryPlanner {
             for input in node.inputs {
                 guard let type = inferred.type(of: input), let count = type.shape?.knownElementCount,
                       let size = type.elementType.byteCount(elements: count) else { break }
-                if isActivation(input), readers[input] == 1, !graphOutputs.contains(input), parts[input] == nil,
-                   let source = producer[input], !(source.isDefaultDomain && aliasOps.contains(source.opType)),
-                   offset % alignment == 0 {
-                    parts[input] = (output, offset)
+                func movable(_ value: String) -> Bool {
+                    isActivation(value) && readers[value] == 1 && !graphOutputs.contains(value) && parts[value] == nil
+                }
+                func isAlias(_ node: Node) -> Bool { node.isDefaultDomain && aliasOps.contains(node.opType) }
+                if movable(input), offset % alignment == 0, let source = producer[input] {
+                    if !isAlias(source) {
+                        parts[input] = (output, offset)
+                    } else if let origin = source.inputs.first, movable(origin), let originSource = producer[origin],
+                              !isAlias(originSource) {
+                        // A reshape of a value only it reads (a detector head's [1, 3, h, w, 85]
+                        // as [1, 3hw, 85]): the value itself is written in place, and the
+                        // reshape, a view of it, lands there too.
+                        parts[origin] = (output, offset)
+                        parts[input] = (output, offset)
+                    }
                 }
                 offset += size
             }

@@ -116,7 +116,8 @@ struct MemoryPlannerTests {
     /// With `contiguousConcat`, a Concat's inputs that only it reads are planned inside
     /// its output at their offsets, through a Concat nested in another; an input read
     /// elsewhere too, or one that would start off a 64-byte boundary, keeps a buffer of
-    /// its own. Without it (static analysis) nothing moves.
+    /// its own; a Reshape's source only the Reshape reads is planned there with it.
+    /// Without it (static analysis) nothing moves.
     @Test func concatInputsArePlannedInsideTheOutput() throws {
         var b = GraphBuilder()
         b.input("x", .float, [1, 16, 4, 4].map(Dim.value))     // 1024 bytes per 16 channels
@@ -131,7 +132,14 @@ struct MemoryPlannerTests {
         b.node("Relu", ["v"], ["v1"])
         b.node("Neg", ["v"], ["v2"])
         b.node("Concat", ["v1", "v2"], ["w"], ["axis": .int(1)])  // v2 would start at byte 12
-        b.output("e"); b.output("f"); b.output("w")
+        // Reshapes of values only they read: the values are written in place.
+        b.node("Exp", ["x"], ["q"])
+        b.node("Cos", ["x"], ["o"])
+        b.ints("flat", [1, 256])
+        b.node("Reshape", ["q", "flat"], ["qr"])
+        b.node("Reshape", ["o", "flat"], ["or"])
+        b.node("Concat", ["qr", "or"], ["p"], ["axis": .int(1)])
+        b.output("e"); b.output("f"); b.output("w"); b.output("p")
         let inferred = try ShapeInference().infer(try GraphValidator.validate(b.model))
         let plan = try MemoryPlanner.plan(inferred, contiguousConcat: { _ in true })
         verify(plan, inferred)
@@ -146,11 +154,15 @@ struct MemoryPlannerTests {
         #expect(plan.bufferOf["n"] != plan.bufferOf["e"])
         #expect(plan.span(of: "v1")?.offset == plan.span(of: "w")?.offset)
         #expect(plan.bufferOf["v2"] != plan.bufferOf["w"])
+        let p = try #require(plan.span(of: "p"))
+        for (name, offset) in [("q", 0), ("qr", 0), ("o", 1024), ("or", 1024)] {
+            #expect(plan.span(of: name)?.offset == p.offset + offset, "\(name)")
+        }
         // The output's buffer is live from its first input's production.
         #expect(plan.buffers[try #require(plan.bufferOf["e"])].firstStep == 0)
 
         let separate = try MemoryPlanner.plan(inferred)
         #expect(separate.innerSpans.isEmpty)
-        #expect(Set(["a", "s", "d", "t", "e"].compactMap { separate.bufferOf[$0] }).count == 5)
+        #expect(Set(["a", "s", "d", "t", "e", "q", "o", "p"].compactMap { separate.bufferOf[$0] }).count == 8)
     }
 }

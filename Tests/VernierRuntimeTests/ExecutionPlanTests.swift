@@ -219,7 +219,8 @@ struct ExecutionPlanTests {
 
     /// Concat inputs written in place in the output (a Concat nested in another, an
     /// input with a second reader, one taken by an earlier Concat, along a later axis
-    /// behind dims of 1) give the outputs of separate buffers, run after run.
+    /// behind dims of 1, reshapes of values written in place) give the outputs of
+    /// separate buffers, run after run.
     @Test func concatInputsWrittenInPlaceGiveTheSameOutputs() throws {
         var b = GraphBuilder()
         b.input("x", .float, [1, 6, 5, 8].map(Dim.value))
@@ -236,7 +237,13 @@ struct ExecutionPlanTests {
         b.node("Sin", ["z"], ["k"])
         b.node("Cos", ["z"], ["c"])
         b.node("Concat", ["k", "c"], ["m"], ["axis": .int(2)])
-        b.output("e"); b.output("f"); b.output("h"); b.output("m")
+        b.node("Erf", ["x"], ["q"])
+        b.node("Atan", ["x"], ["o"])
+        b.ints("flat", [1, 240])
+        b.node("Reshape", ["q", "flat"], ["qr"])
+        b.node("Reshape", ["o", "flat"], ["or"])
+        b.node("Concat", ["qr", "or"], ["p"], ["axis": .int(1)])
+        b.output("e"); b.output("f"); b.output("h"); b.output("m"); b.output("p")
         var rng = SplitMix64(seed: 5)
         let x = Tensor(shape: [1, 6, 5, 8], values: (0..<240).map { _ in rng.signedUnit() * 2 })
         let z = Tensor(shape: [1, 1, 5, 16], values: (0..<80).map { _ in rng.signedUnit() * 2 })
@@ -245,9 +252,10 @@ struct ExecutionPlanTests {
         let reference = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: separate).run(["x": x, "z": z])
         let plan = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
         #expect(plan.memoryPlan?.innerSpans["t"] != nil && plan.memoryPlan?.innerSpans["k"] != nil)
+        #expect(plan.memoryPlan?.innerSpans["o"] != nil)
         for _ in 0..<2 {
             let outputs = try plan.run(["x": x, "z": z])
-            for name in ["e", "f", "h", "m"] {
+            for name in ["e", "f", "h", "m", "p"] {
                 let got = try #require(outputs[name]), want = try #require(reference[name])
                 #expect(got.shape == want.shape && got.scalars(as: Float.self) == want.scalars(as: Float.self), "\(name)")
             }
