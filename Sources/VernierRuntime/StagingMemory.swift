@@ -12,6 +12,10 @@ import Foundation
 final class StagingMemory: @unchecked Sendable {
     /// Below this a copy uses ordinary allocations (malloc reuses small blocks itself).
     static let minimumBytes = 256 << 10
+    /// Free blocks kept at most, oldest let go first: each kept byte stays resident, and
+    /// blocks no later copy fits in would otherwise pile up until the plan is made
+    /// (ResNet-18's peak RSS rose from 102 to 120 MB keeping them all).
+    static let keptBytesLimit = 16 << 20
 
     private var blocks: [(pointer: UnsafeMutableRawPointer, capacity: Int)] = []
     private var isOpen = true
@@ -32,12 +36,21 @@ final class StagingMemory: @unchecked Sendable {
         return best.map { blocks.remove(at: $0) }
     }
 
-    /// Keeps a released block for the next copy; false once closed (the caller then
-    /// deallocates it).
+    /// Keeps a released block for the next copy; false once closed or when the block
+    /// alone is over `keptBytesLimit` (the caller then deallocates it).
     func giveBack(_ pointer: UnsafeMutableRawPointer, capacity: Int) -> Bool {
-        lock.lock(); defer { lock.unlock() }
-        guard isOpen else { return false }
+        lock.lock()
+        guard isOpen, capacity <= Self.keptBytesLimit else { lock.unlock(); return false }
         blocks.append((pointer, capacity))
+        var kept = blocks.reduce(0) { $0 + $1.capacity }
+        var released: [UnsafeMutableRawPointer] = []
+        while kept > Self.keptBytesLimit {
+            let oldest = blocks.removeFirst()
+            kept -= oldest.capacity
+            released.append(oldest.pointer)
+        }
+        lock.unlock()
+        for p in released { p.deallocate() }
         return true
     }
 

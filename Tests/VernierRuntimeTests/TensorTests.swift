@@ -83,6 +83,19 @@ import VernierGraph
         _ = (first, reused, small)
     }
 
+    /// Dropped blocks are kept up to `keptBytesLimit`, the oldest let go first.
+    @Test func stagingKeepsAtMostItsLimit() throws {
+        let staging = StagingMemory()
+        let size = StagingMemory.keptBytesLimit * 3 / 8
+        var copies = try (0..<3).map { _ in try #require(Tensor(TensorData(name: "w", elementType: .uint8, dims: [size],
+                                                                          storage: .bytes([UInt8](repeating: 1, count: size))),
+                                                               staging: staging)) }
+        copies = []
+        // 3 x 6 MiB dropped, 16 MiB kept at most: the oldest block went.
+        #expect(staging.freeBytes == 2 * size)
+        staging.close()
+    }
+
     @Test func valuesRoundTripAndBufferIsShared() {
         let t = Tensor(shape: [2, 2], values: [1, 2, 3, 4])
         #expect(t.scalars(as: Float.self) == [1, 2, 3, 4])
