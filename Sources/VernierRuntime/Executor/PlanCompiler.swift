@@ -216,9 +216,12 @@ struct PlanCompiler {
         var memoryPlan: MemoryPlan?
         var arena: TensorBuffer?
         var inputSlots: [Int: OutputSlots.Slot] = [:]
+        var producers: [String: Node] = [:]
+        for node in graph.nodes { for o in node.outputs where !o.isEmpty { producers[o] = node } }
         if options.useArena && !isSubgraph,
-           let plan = try? MemoryPlanner.plan(inferred, storageShapes: paddedShapes,
-                                              contiguousConcat: { isContiguousConcat($0, layout: layout) }) {
+           let plan = try? MemoryPlanner.plan(inferred, storageShapes: paddedShapes, contiguousConcat: {
+               isContiguousConcat($0, layout: layout, producers: producers)
+           }) {
             let buffer = TensorBuffer(byteCount: plan.arenaBytes)
             func slot(_ name: String) -> OutputSlots.Slot? {
                 guard let span = plan.span(of: name) else { return nil }
@@ -248,12 +251,20 @@ struct PlanCompiler {
     /// order, so inputs can be written in place there (`MemoryPlanner.plan`): one
     /// layout throughout, and nothing outside the axis to interleave, i.e. plain with
     /// only dims of 1 before the axis, or channel-blocked along the channels of one
-    /// image with every input a whole number of blocks.
-    func isContiguousConcat(_ node: Node, layout: (String) -> TensorLayout) -> Bool {
+    /// image with every input a whole number of blocks. An input that a Reshape-like op
+    /// makes of another value must share that value's layout too: only then is it a
+    /// view of it, and the value can be written in its place (`MemoryPlanner`).
+    func isContiguousConcat(_ node: Node, layout: (String) -> TensorLayout, producers: [String: Node]) -> Bool {
         guard let output = node.outputs.first, let shape = inferred.type(of: output)?.concreteDims,
               let attribute = try? node.int("axis"), !shape.isEmpty else { return false }
         let axis = attribute < 0 ? attribute + shape.count : attribute
-        guard axis >= 0, axis < shape.count, node.inputs.allSatisfy({ !$0.isEmpty && layout($0) == layout(output) }) else { return false }
+        func sameLayout(_ input: String) -> Bool {
+            guard !input.isEmpty, layout(input) == layout(output) else { return false }
+            guard let source = producers[input], source.isDefaultDomain, MemoryPlanner.aliasOps.contains(source.opType),
+                  let origin = source.inputs.first else { return true }
+            return layout(origin) == layout(output)
+        }
+        guard axis >= 0, axis < shape.count, node.inputs.allSatisfy(sameLayout) else { return false }
         switch layout(output) {
         case .plain:
             return shape[..<axis].allSatisfy { $0 == 1 }
