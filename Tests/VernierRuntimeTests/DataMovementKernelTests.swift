@@ -335,6 +335,10 @@ private func sameBytes(_ a: Tensor, _ b: Tensor) -> Bool {
     @Test(arguments: [
         ([2, 3, 9, 7], [2, 3, 17, 12], "half_pixel"), ([1, 2, 8, 8], [1, 2, 16, 16], "align_corners"),
         ([1, 1, 9, 10], [1, 1, 4, 3], "asymmetric"), ([3, 5, 6], [4, 9, 6], "half_pixel"), ([5, 4, 3], [2, 7, 3], "align_corners"),
+        // Rows of whole and partial 16-lane steps with both edges clamped (the AVX-512
+        // row kernel), the OCR detector's 2x upsample, and one-pixel rows (the generic loop).
+        ([1, 3, 5, 7], [1, 3, 10, 37], "half_pixel"), ([1, 2, 80, 80], [1, 2, 160, 160], "half_pixel"),
+        ([1, 2, 3, 2], [1, 2, 5, 5], "asymmetric"), ([1, 1, 4, 1], [1, 1, 8, 3], "half_pixel"),
     ])
     func linearResizeMatchesReference(_ shape: [Int], _ outShape: [Int], _ coordinates: String) throws {
         var rng = SeededGenerator(seed: 21)

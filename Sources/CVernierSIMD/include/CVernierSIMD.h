@@ -19,4 +19,14 @@ int vernier_lookup_bytes_is_vectorized(void);
 /// and returns 1; else does nothing and returns 0 (the caller keeps its own loop).
 int vernier_softmax_rows(const float *x, float *y, size_t rows, size_t n, int log_form);
 
+/// One row of a linear resize: out[x] = weight0[x] * row[first[x]] + weight1[x] *
+/// row[first[x] + 1] for x < width (the two taps are neighbours; an edge repeats its
+/// pixel with first[x] + 1 still inside the row or a zero weight). With AVX-512F, 16
+/// outputs per step from two gathers.
+void vernier_resample_row(const float *row, float *out, size_t width, const int32_t *first, const float *weight0,
+                          const float *weight1);
+
+/// out[x] = wa * a[x] + wb * b[x] for x < width; `out` may not overlap `a` or `b`.
+void vernier_blend_rows(const float *a, const float *b, float wa, float wb, float *out, size_t width);
+
 #endif

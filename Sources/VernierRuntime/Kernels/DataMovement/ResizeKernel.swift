@@ -1,3 +1,4 @@
+import CVernierSIMD
 import VernierGraph
 
 /// Resize (opset 10 to 19) and Upsample (7, 9). Nearest works on every element type (it
@@ -398,6 +399,7 @@ func bilinear(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointe
     defer { rows.deallocate(); columns.deallocate() }
     let xIndex = columns.index, xWeight = columns.weight, xOutside = columns.outside
     let hasOutside = columnFilter.outside.contains(true)
+    let taps = hasOutside ? nil : NeighbourTaps(columnFilter, inWidth: inWidth)
     ThreadPool.parallelFor(planes * outHeight, minimumPerThread: max(1, 8192 / max(1, outWidth))) { range in
         let cache = UnsafeMutablePointer<Float>.allocate(capacity: 2 * outWidth)
         defer { cache.deallocate() }
@@ -412,18 +414,29 @@ func bilinear(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointe
             let w0 = rows.weight[2 * y], w1 = rows.weight[2 * y + 1]
             let keyA = p * inHeight + rows.index[2 * y], keyB = p * inHeight + rows.index[2 * y + 1]
             // Bring both source rows into the cache, each resized horizontally once.
+            func resize(_ key: Int, into slot: Int) {
+                if let taps {
+                    vernier_resample_row(source + key * inWidth, cache + slot * outWidth, outWidth, taps.first, taps.weight0, taps.weight1)
+                } else {
+                    resizeRow(source + key * inWidth, cache + slot * outWidth, outWidth, xIndex, xWeight, xOutside, hasOutside, fill)
+                }
+            }
             if keyA != cached0 && keyA != cached1 {
                 let slot = cached0 == keyB ? 1 : 0
-                resizeRow(source + keyA * inWidth, cache + slot * outWidth, outWidth, xIndex, xWeight, xOutside, hasOutside, fill)
+                resize(keyA, into: slot)
                 if slot == 0 { cached0 = keyA } else { cached1 = keyA }
             }
             if keyB != cached0 && keyB != cached1 {
                 let slot = cached0 == keyA ? 1 : 0
-                resizeRow(source + keyB * inWidth, cache + slot * outWidth, outWidth, xIndex, xWeight, xOutside, hasOutside, fill)
+                resize(keyB, into: slot)
                 if slot == 0 { cached0 = keyB } else { cached1 = keyB }
             }
             let a = cached0 == keyA ? cache : cache + outWidth
             let b = cached0 == keyB ? cache : cache + outWidth
+            if taps != nil {
+                vernier_blend_rows(a, b, w0, w1, out, outWidth)
+                continue
+            }
             var x = 0
             let v0 = SIMD8<Float>(repeating: w0), v1 = SIMD8<Float>(repeating: w1)
             while x + 8 <= outWidth {
@@ -438,6 +451,46 @@ func bilinear(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointe
             }
         }
     }
+}
+
+/// A two-tap filter along a row as a first tap and its right neighbour, for
+/// `vernier_resample_row`: taps clamped onto one pixel at an edge become that pixel and
+/// its inner neighbour at weight 0, so both stay inside the row. Nil when a tap pair is
+/// neither (or the row has one pixel).
+final class NeighbourTaps: @unchecked Sendable {
+    let first: UnsafeMutablePointer<Int32>
+    let weight0: UnsafeMutablePointer<Float>
+    let weight1: UnsafeMutablePointer<Float>
+
+    init?(_ filter: ResampleFilter, inWidth: Int) {
+        let width = filter.outside.count
+        guard filter.taps == 2, inWidth >= 2, inWidth <= Int(Int32.max) else { return nil }
+        first = .allocate(capacity: max(width, 1))
+        weight0 = .allocate(capacity: max(width, 1))
+        weight1 = .allocate(capacity: max(width, 1))
+        for x in 0..<width {
+            let i0 = filter.index[2 * x], i1 = filter.index[2 * x + 1]
+            let w0 = filter.weight[2 * x], w1 = filter.weight[2 * x + 1]
+            if i1 == i0 + 1 {
+                (first[x], weight0[x], weight1[x]) = (Int32(i0), w0, w1)
+            } else if i1 == i0 && i0 + 1 < inWidth {
+                (first[x], weight0[x], weight1[x]) = (Int32(i0), w0 + w1, 0)
+            } else if i1 == i0 {
+                (first[x], weight0[x], weight1[x]) = (Int32(i0 - 1), 0, w0 + w1)
+            } else if i0 == i1 + 1 {
+                (first[x], weight0[x], weight1[x]) = (Int32(i1), w1, w0)
+            } else {
+                first[x] = -1
+            }
+            // Both taps inside the row, or the generic loop.
+            guard first[x] >= 0 && Int(first[x]) + 1 < inWidth else {
+                first.deallocate(); weight0.deallocate(); weight1.deallocate()
+                return nil
+            }
+        }
+    }
+
+    deinit { first.deallocate(); weight0.deallocate(); weight1.deallocate() }
 }
 
 /// One row resized by a two-tap filter.
