@@ -122,13 +122,7 @@ struct MemoryPlannerTests {
         var b = GraphBuilder()
         b.input("x", .float, [1, 16, 4, 4].map(Dim.value))     // 1024 bytes per 16 channels
         b.input("v", .float, [1, 3].map(Dim.value))
-        b.node("Relu", ["x"], ["a"])
-        b.node("Sigmoid", ["x"], ["s"])
-        b.node("Neg", ["x"], ["n"])
-        b.node("Concat", ["a", "s", "n"], ["d"], ["axis": .int(1)])
-        b.node("Tanh", ["x"], ["t"])
-        b.node("Concat", ["d", "t"], ["e"], ["axis": .int(1)])
-        b.node("Abs", ["n"], ["f"])                            // a second reader of n
+        b.nestedConcats(of: "x")
         b.node("Relu", ["v"], ["v1"])
         b.node("Neg", ["v"], ["v2"])
         b.node("Concat", ["v1", "v2"], ["w"], ["axis": .int(1)])  // v2 would start at byte 12

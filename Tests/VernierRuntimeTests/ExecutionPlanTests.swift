@@ -224,13 +224,7 @@ struct ExecutionPlanTests {
     @Test func concatInputsWrittenInPlaceGiveTheSameOutputs() throws {
         var b = GraphBuilder()
         b.input("x", .float, [1, 6, 5, 8].map(Dim.value))
-        b.node("Relu", ["x"], ["a"])
-        b.node("Sigmoid", ["x"], ["s"])
-        b.node("Neg", ["x"], ["n"])
-        b.node("Concat", ["a", "s", "n"], ["d"], ["axis": .int(1)])
-        b.node("Tanh", ["x"], ["t"])
-        b.node("Concat", ["d", "t"], ["e"], ["axis": .int(1)])
-        b.node("Abs", ["n"], ["f"])
+        b.nestedConcats(of: "x")
         b.node("Exp", ["x"], ["g"])
         b.node("Concat", ["a", "g"], ["h"], ["axis": .int(3)])  // a is taken: copied
         b.input("z", .float, [1, 1, 5, 16].map(Dim.value))
