@@ -113,8 +113,7 @@ public enum MemoryPlanner {
         for o in graphOutputs where isActivation(o) { lastUse[o] = steps }
 
         let parts = contiguousConcat.map {
-            concatParts(inferred, isActivation: isActivation, graphOutputs: graphOutputs,
-                        stored: Set(storageShapes.keys), contiguous: $0)
+            concatParts(inferred, isActivation: isActivation, stored: Set(storageShapes.keys), contiguous: $0)
         } ?? [:]
 
         var buffers: [PlannedBuffer] = []
@@ -188,17 +187,12 @@ public enum MemoryPlanner {
     /// An input that aliases another value (a Reshape) qualifies with that value when
     /// the same holds for it. Concats over values `stored` larger than
     /// their shape (padding channels) keep every input apart.
-    static func concatParts(_ inferred: InferredGraph, isActivation: (String) -> Bool, graphOutputs: Set<String>,
-                            stored: Set<String>,
+    static func concatParts(_ inferred: InferredGraph, isActivation: (String) -> Bool, stored: Set<String>,
                             contiguous: (Node) -> Bool) -> [String: (concat: String, offset: Int)] {
         let graph = inferred.graph
-        var readers: [String: Int] = [:]
+        let uses = ValueUses(graph)
         var producer: [String: Node] = [:]
         for node in graph.nodes {
-            for i in node.inputs where !i.isEmpty { readers[i, default: 0] += 1 }
-            for (_, sub) in node.subgraphs {
-                for name in GraphValidator.outerReads(of: sub) { readers[name, default: 0] += 1 }
-            }
             for o in node.outputs where !o.isEmpty { producer[o] = node }
         }
         var parts: [String: (concat: String, offset: Int)] = [:]
@@ -209,14 +203,16 @@ public enum MemoryPlanner {
             for input in node.inputs {
                 guard let type = inferred.type(of: input), let count = type.shape?.knownElementCount,
                       let size = type.elementType.byteCount(elements: count) else { break }
-                func movable(_ value: String) -> Bool {
-                    isActivation(value) && readers[value] == 1 && !graphOutputs.contains(value) && parts[value] == nil
+                /// Read once, by `reader` alone, and no graph output.
+                func movable(_ value: String, readBy reader: Node) -> Bool {
+                    isActivation(value) && uses.soleReader(of: value) != nil && parts[value] == nil
+                        && reader.inputs.filter({ $0 == value }).count == 1
                 }
                 func isAlias(_ node: Node) -> Bool { node.isDefaultDomain && aliasOps.contains(node.opType) }
-                if movable(input), offset % alignment == 0, let source = producer[input] {
+                if movable(input, readBy: node), offset % alignment == 0, let source = producer[input] {
                     if !isAlias(source) {
                         parts[input] = (output, offset)
-                    } else if let origin = source.inputs.first, movable(origin), let originSource = producer[origin],
+                    } else if let origin = source.inputs.first, movable(origin, readBy: source), let originSource = producer[origin],
                               !isAlias(originSource) {
                         // A reshape of a value only it reads (a detector head's [1, 3, h, w, 85]
                         // as [1, 3hw, 85]): the value itself is written in place, and the

@@ -43,11 +43,11 @@ extension GraphPasses {
 }
 
 /// Who reads each value: consumer node indices, and whether a graph output is it.
-struct ValueUses {
-    var readers: [String: [Int]] = [:]
-    var graphOutputs: Set<String>
+public struct ValueUses: Sendable {
+    public var readers: [String: [Int]] = [:]
+    public var graphOutputs: Set<String>
 
-    init(_ graph: Graph) {
+    public init(_ graph: Graph) {
         graphOutputs = Set(graph.outputs.map(\.name))
         for (index, node) in graph.nodes.enumerated() {
             for input in Set(node.inputs) where !input.isEmpty { readers[input, default: []].append(index) }
@@ -58,7 +58,7 @@ struct ValueUses {
     }
 
     /// The one node that reads `value`, when exactly one does and no graph output is it.
-    func soleReader(of value: String) -> Int? {
+    public func soleReader(of value: String) -> Int? {
         guard !graphOutputs.contains(value), let r = readers[value], r.count == 1 else { return nil }
         return r[0]
     }
