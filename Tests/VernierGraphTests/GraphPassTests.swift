@@ -55,6 +55,33 @@ struct GraphPassTests {
         #expect(try #require(inits[conv.inputs[2]]?.doubleValues()) == expectedBias)
     }
 
+    /// ConvTranspose weights are `[IC, OC/group, k...]`: output channel `o` owns the
+    /// second index (one group), or a group's run of input channels (two groups).
+    @Test(arguments: [(1, [2, 2, 1, 1], [2, -4, 6, -8] as [Double]), (2, [4, 1, 1, 1], [2, 4, -6, -8])])
+    func batchNormFoldsIntoAConvTransposeByOutputChannel(group: Int, weightDims: [Int], expected: [Double]) throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [1, weightDims[0], 3, 3].map(Dim.value))
+        b.initializers.append(TensorData(floats: [1, 2, 3, 4], name: "W", dims: weightDims))
+        b.floats("scale", [4, -6])
+        b.floats("shift", [1, 0])
+        b.floats("mean", [0.5, 1])
+        b.floats("var", [3, 8])
+        b.node("ConvTranspose", ["x", "W"], ["c"], ["strides": .ints([2, 2]), "group": .int(group)])
+        b.node("BatchNormalization", ["c", "scale", "shift", "mean", "var"], ["n"], ["epsilon": .float(1)])
+        b.node("Relu", ["n"], ["y"])
+        b.output("y")
+        let optimized = GraphPasses.optimize(try b.infer())
+        let conv = try #require(optimized.graph.nodes.first)
+        #expect(optimized.graph.nodes.count == 1)
+        #expect(conv.opType == "ConvTranspose")
+        #expect(conv.originalNodes == ["c", "n", "y"])
+        #expect(try conv.string(FusedAttributes.activation) == "Relu")
+        let inits = optimized.graph.initializerIndex
+        // s = [4/2, -6/3] = [2, -2]; no bias, so b' = -mean * s + shift = [0, 2].
+        #expect(try #require(inits[conv.inputs[1]]?.doubleValues()) == expected)
+        #expect(try #require(inits[conv.inputs[2]]?.doubleValues()) == [0, 2])
+    }
+
     @Test func nothingFusesIntoAConvWhoseOutputHasAnotherReader() throws {
         var b = convBNRelu()
         b.node("Sigmoid", ["c"], ["other"])

@@ -314,6 +314,43 @@ struct ExecutionPlanTests {
         }
     }
 
+    /// A ConvTranspose with a BatchNormalization folded in and a Relu fused after it
+    /// runs as one step with the graph's values: kernel equal to the stride (a DBNet
+    /// head, the patch kernel), an overlapping kernel with padding (oneDNN), and two
+    /// groups.
+    @Test(arguments: [(6, 5, [2, 2], [2, 2], [0, 0, 0, 0], 1), (4, 6, [3, 3], [2, 2], [1, 1, 1, 1], 1),
+                      (4, 6, [2, 2], [2, 2], [0, 0, 0, 0], 2)])
+    func aBatchNormFoldedIntoAConvTransposeGivesTheGraphsValues(inputs ic: Int, outputs oc: Int, kernel: [Int], strides: [Int],
+                                                                pads: [Int], group: Int) throws {
+        var rng = SplitMix64(seed: 41)
+        func values(_ n: Int, _ scale: Float = 1, offset: Float = 0) -> [Float] { (0..<n).map { _ in rng.signedUnit() * scale + offset } }
+        var b = GraphBuilder()
+        b.input("x", .float, [1, ic, 7, 6].map(Dim.value))
+        let weightDims = [ic, oc / group] + kernel
+        b.initializers.append(TensorData(floats: values(weightDims.reduce(1, *)), name: "W", dims: weightDims))
+        b.floats("bias", values(oc))
+        b.floats("scale", values(oc, 2))
+        b.floats("shift", values(oc))
+        b.floats("mean", values(oc))
+        b.floats("var", values(oc, 0.5, offset: 1))
+        b.node("ConvTranspose", ["x", "W", "bias"], ["c"],
+               ["kernel_shape": .ints(kernel), "strides": .ints(strides), "pads": .ints(pads), "group": .int(group)])
+        b.node("BatchNormalization", ["c", "scale", "shift", "mean", "var"], ["n"])
+        b.node("Relu", ["n"], ["y"])
+        b.output("y")
+        let x = Tensor(shape: [1, ic, 7, 6], values: values(ic * 42, 3))
+        var plain = ExecutionOptions()
+        plain.optimizeGraph = false
+        let reference = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])["y"])
+        let fused = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        #expect(fused.steps.map(\.opType) == ["ConvTranspose"])
+        let output = try #require(try fused.run(["x": x])["y"])
+        #expect(output.shape == reference.shape)
+        #expect(relativeError(output, reference) < 1e-5)
+        #expect(reference.scalars(as: Float.self).contains(0) && reference.scalars(as: Float.self).contains { $0 > 0 },
+                "the Relu should clip some values and keep others")
+    }
+
     /// A transpose that does not move the channels last keeps its own step.
     @Test func aReshapeAndTransposeOfAnotherOrderStay() throws {
         var b = GraphBuilder.detectHead(channels: 8, anchors: 3, fields: 4, size: 5) { name, dims in
