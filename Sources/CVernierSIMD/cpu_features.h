@@ -14,6 +14,15 @@ static inline int vernier_cpu_has_avx512f(void) {
     return cached;
 }
 
+static inline int vernier_cpu_has_avx512bw(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    }
+    return cached;
+}
+
 static inline int vernier_cpu_has_avx512vbmi(void) {
     static int cached = -1;
     if (cached < 0) {
@@ -24,6 +33,16 @@ static inline int vernier_cpu_has_avx512vbmi(void) {
 }
 #else
 static inline int vernier_cpu_has_avx512f(void) { return 0; }
+static inline int vernier_cpu_has_avx512bw(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    }
+    return cached;
+}
+
+static inline int vernier_cpu_has_avx512bw(void) { return 0; }
 static inline int vernier_cpu_has_avx512vbmi(void) { return 0; }
 #endif
 

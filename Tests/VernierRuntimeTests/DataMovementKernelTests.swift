@@ -209,6 +209,35 @@ private func sameBytes(_ a: Tensor, _ b: Tensor) -> Bool {
         }
     }
 
+    /// Row copies of every length from 1 to 200 bytes, around a whole 64-byte vector and
+    /// across 1 KiB (the short-row path's limit), at odd offsets and strides, on one and
+    /// two threads: each row lands whole and not a byte beside the rows changes.
+    @Test(arguments: [1, 2])
+    func rowCopiesMoveExactlyTheirRows(threads: Int) {
+        let before = ThreadPool.threadCount
+        defer { ThreadPool.setThreadCount(before) }
+        ThreadPool.setThreadCount(threads)
+        var rng = SeededGenerator(seed: 17)
+        let lengths = Array(1...200) + [511, 1023, 1024, 1025, 3000]
+        for rowBytes in lengths {
+            let rows = rng.within(1...40), gap = rng.within(0...9)
+            let sourceStride = rowBytes + rng.within(0...70), destinationStride = rowBytes + gap
+            let source = (0..<(rows * sourceStride + 3)).map { _ in UInt8(rng.within(0...255)) }
+            var destination = [UInt8](repeating: 0xA5, count: rows * destinationStride + 5)
+            source.withUnsafeBytes { s in
+                destination.withUnsafeMutableBytes { d in
+                    copyRows([RowPart(from: s.baseAddress! + 3, sourceStride: sourceStride, to: d.baseAddress! + 1,
+                                      destinationStride: destinationStride, bytes: rowBytes)], rows: rows)
+                }
+            }
+            var expected = [UInt8](repeating: 0xA5, count: destination.count)
+            for r in 0..<rows {
+                for b in 0..<rowBytes { expected[1 + r * destinationStride + b] = source[3 + r * sourceStride + b] }
+            }
+            #expect(destination == expected, "rows of \(rowBytes) bytes, \(rows) rows")
+        }
+    }
+
     @Test func splitForms() throws {
         let x = iotaTensor([7, 2])
         // Opset 18 num_outputs: the last part is smaller.

@@ -326,12 +326,14 @@ enum DataMovementKernels {
                 return
             }
             var offset = 0
+            var rows: [RowPart] = []
             for p in parts {
                 let block = p.shape[axis] * inner * size
-                copyRows(rows: outer, rowBytes: block, from: p.rawPointer, sourceStride: block,
-                         to: y.rawPointer + offset, destinationStride: rowBytes)
+                rows.append(RowPart(from: p.rawPointer, sourceStride: block, to: y.rawPointer + offset, destinationStride: rowBytes,
+                                    bytes: block))
                 offset += block
             }
+            copyRows(rows, rows: outer)
         }
     }
 
@@ -365,6 +367,7 @@ enum DataMovementKernels {
             let outer = x.shape[..<axis].reduce(1, *), inner = x.shape[(axis + 1)...].reduce(1, *)
             let rowBytes = d * inner * size
             var offset = 0
+            var rows: [RowPart] = []
             for (i, s) in sizes.enumerated() {
                 let block = s * inner * size
                 defer { offset += block }
@@ -372,9 +375,10 @@ enum DataMovementKernels {
                 var shape = x.shape
                 shape[axis] = s
                 let y = try outputs.allocate(i, x.elementType, shape)
-                copyRows(rows: outer, rowBytes: block, from: x.rawPointer + offset, sourceStride: rowBytes,
-                         to: y.rawPointer, destinationStride: block)
+                rows.append(RowPart(from: x.rawPointer + offset, sourceStride: rowBytes, to: y.rawPointer, destinationStride: block,
+                                    bytes: block))
             }
+            copyRows(rows, rows: outer)
         }
     }
 

@@ -1,3 +1,4 @@
+import CVernierSIMD
 import VernierGraph
 
 // Shared machinery of the data-movement kernels. These ops only move bytes, so they are
@@ -377,29 +378,44 @@ func transpose8x8(_ source: UnsafeRawPointer, _ sourceRowStride: Int,
     UnsafeMutableRawPointer(d + 7 &* destinationRowStride).storeBytes(of: r7, as: SIMD8<UInt32>.self)
 }
 
-/// Copies `rows` blocks of `rowBytes` bytes between two row-strided places (strides in
-/// bytes), in parallel; a few long rows are cut into pieces so both cores get work.
-func copyRows(rows: Int, rowBytes: Int, from source: UnsafeRawPointer, sourceStride: Int,
-              to destination: UnsafeMutableRawPointer, destinationStride: Int) {
+/// One piece of every row a Split or Concat moves: `bytes` bytes from
+/// `src + r * src_stride` to `dst + r * dst_stride` in row `r` (C's `vernier_row_part`).
+typealias RowPart = vernier_row_part
+
+extension RowPart {
+    init(from source: UnsafeRawPointer, sourceStride: Int, to destination: UnsafeMutableRawPointer, destinationStride: Int,
+         bytes: Int) {
+        self.init(src: source, src_stride: sourceStride, dst: destination, dst_stride: destinationStride, bytes: bytes)
+    }
+}
+
+/// Copies `rows` rows of every part, row by row (each row's parts together, so a
+/// Split's source is read once), in parallel over rows. A few long rows are cut into
+/// pieces instead, part by part, so both cores get work.
+func copyRows(_ parts: [RowPart], rows: Int) {
+    let parts = parts.filter { $0.bytes > 0 }
+    let rowBytes = parts.reduce(0) { $0 + $1.bytes }
     guard rows > 0, rowBytes > 0 else { return }
     let threads = ThreadPool.threadCount
-    let total = rows * rowBytes
-    if rows >= threads * 4 || total < 2 * parallelCopyGrain {
-        ThreadPool.parallelFor(rows, minimumPerThread: max(1, parallelCopyGrain / rowBytes)) { range in
-            for r in range {
-                (destination + r * destinationStride).copyMemory(from: source + r * sourceStride, byteCount: rowBytes)
+    if rows >= threads * 4 || rows * rowBytes < 2 * parallelCopyGrain {
+        parts.withUnsafeBufferPointer { table in
+            ThreadPool.parallelFor(rows, minimumPerThread: max(1, parallelCopyGrain / rowBytes)) { range in
+                vernier_copy_row_parts(table.baseAddress, table.count, range.lowerBound, range.count)
             }
         }
         return
     }
-    let pieces = max(1, min(rowBytes / parallelCopyGrain, threads * 4))
-    let pieceBytes = (rowBytes + pieces - 1) / pieces
-    ThreadPool.parallelFor(rows * pieces) { range in
-        for item in range {
-            let r = item / pieces, start = (item % pieces) * pieceBytes
-            let count = min(pieceBytes, rowBytes - start)
-            if count > 0 {
-                (destination + r * destinationStride + start).copyMemory(from: source + r * sourceStride + start, byteCount: count)
+    for part in parts {
+        guard let source = part.src, let destination = part.dst else { continue }
+        let pieces = max(1, min(part.bytes / parallelCopyGrain, threads * 4))
+        let pieceBytes = (part.bytes + pieces - 1) / pieces
+        ThreadPool.parallelFor(rows * pieces) { range in
+            for item in range {
+                let r = item / pieces, start = (item % pieces) * pieceBytes
+                let count = min(pieceBytes, part.bytes - start)
+                if count > 0 {
+                    (destination + r * part.dst_stride + start).copyMemory(from: source + r * part.src_stride + start, byteCount: count)
+                }
             }
         }
     }
