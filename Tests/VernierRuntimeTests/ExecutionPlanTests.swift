@@ -430,6 +430,59 @@ struct ExecutionPlanTests {
 
     /// Outputs are copied out of the arena into a buffer the next run reuses only once
     /// the caller has let go of it: a kept result never changes under the caller.
+    /// The caller's input is read where it is (no copy into the arena) and never
+    /// written, though the plan computes the next value in the input's planned place;
+    /// an input off a 64-byte boundary is copied in and gives the same outputs.
+    @Test func inputsAreReadInPlaceAndNeverWritten() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [20].map(Dim.value))
+        b.node("Neg", ["x"], ["n"])
+        b.node("Relu", ["n"], ["y"])
+        b.output("y")
+        let plan = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        #expect(plan.memoryPlan?.bufferOf["n"] == plan.memoryPlan?.bufferOf["x"], "Neg should be planned in the input's place")
+        let values = (0..<20).map { Float($0) - 9.5 }
+        let expected = values.map { max(-$0, 0) }
+        let x = Tensor(shape: [20], values: values)
+        #expect(try plan.run(["x": x])["y"]?.scalars(as: Float.self) == expected)
+        #expect(x.scalars(as: Float.self) == values, "the run wrote into the caller's input")
+
+        let shifted = TensorBuffer(byteCount: 21 * 4)
+        let misaligned = Tensor(elementType: .float, shape: [20], buffer: shifted, byteOffset: 4)
+        misaligned.rawPointer.copyMemory(from: values, byteCount: 80)
+        #expect(try plan.run(["x": misaligned])["y"]?.scalars(as: Float.self) == expected)
+        #expect(misaligned.scalars(as: Float.self) == values)
+    }
+
+    /// A graph output whose Concat inputs are written in place inside it: the whole
+    /// planned buffer goes to the output's own buffer, the Concat's producers write
+    /// there, and the values match the graph run without fusion, arena or regions, on
+    /// every run, whether the caller keeps the last outputs or not.
+    @Test func anOutputWithConcatInputsWrittenInPlaceLeavesTheArenaWhole() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [1, 6, 4, 4].map(Dim.value))
+        b.node("Relu", ["x"], ["r"])
+        b.node("Neg", ["x"], ["n"])
+        b.node("Sigmoid", ["x"], ["s"])
+        b.node("Concat", ["r", "n", "s"], ["y"], ["axis": .int(1)])
+        b.output("y")
+        let plan = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        #expect(plan.memoryPlan?.innerSpans.count == 3, "the Concat's inputs should be planned inside it")
+        #expect(plan.outputRegions.count == 1 && plan.outputRegions.first?.slots.count == 4)
+        var plain = ExecutionOptions()
+        plain.useArena = false
+        let reference = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain)
+        var rng = SplitMix64(seed: 43)
+        var kept: [Tensor] = []
+        for round in 0..<4 {
+            let x = Tensor(shape: [1, 6, 4, 4], values: (0..<96).map { _ in rng.signedUnit() * 4 })
+            let got = try #require(try plan.run(["x": x])["y"]), want = try #require(try reference.run(["x": x])["y"])
+            #expect(got.scalars(as: Float.self) == want.scalars(as: Float.self))
+            if round % 2 == 0 { kept.append(got) }
+        }
+        #expect(kept.count == 2 && kept[0].buffer !== kept[1].buffer)
+    }
+
     @Test func outputsKeptByTheCallerAreNeverOverwrittenAndReleasedOnesAreReused() throws {
         var b = GraphBuilder()
         b.input("x", .float, [3].map(Dim.value))

@@ -124,9 +124,29 @@ public final class ExecutionPlan {
     /// position (`copyOut`); guarded by `runLock`.
     private var outputBuffers: [TensorBuffer?]
 
+    /// A planned buffer holding graph outputs (`PlanCompiler.outputRegions`): the steps
+    /// that write into it write into a buffer of its own instead of the arena, so the
+    /// outputs need no copy out of the arena.
+    struct OutputRegion {
+        struct Slot {
+            let step: Int
+            let output: Int
+            /// Bytes from the region's start, and the bytes the value may use.
+            let offset: Int
+            let capacity: Int
+        }
+        let bytes: Int
+        var slots: [Slot]
+    }
+    let outputRegions: [OutputRegion]
+    /// The buffer each region's steps write into; the caller gets the outputs in it.
+    /// Guarded by `runLock`.
+    private var regionBuffers: [TensorBuffer?]
+
     init(steps: [Step], memoryPlan: MemoryPlan?, arena: TensorBuffer?, constantBytes: Int, foldedNodeCount: Int,
          valueNames: [String], constants: [(id: Int, tensor: Tensor)], inputs: [(name: String, id: Int, type: TensorType?)],
-         outputs: [(name: String, id: Int)], outerReads: [(name: String, id: Int)], inputSlots: [Int: OutputSlots.Slot]) {
+         outputs: [(name: String, id: Int)], outerReads: [(name: String, id: Int)], inputSlots: [Int: OutputSlots.Slot],
+         outputRegions: [OutputRegion] = []) {
         self.steps = steps
         self.memoryPlan = memoryPlan
         self.arena = arena
@@ -139,6 +159,29 @@ public final class ExecutionPlan {
         self.outerReads = outerReads
         self.inputSlots = inputSlots
         outputBuffers = Array(repeating: nil, count: outputs.count)
+        self.outputRegions = outputRegions
+        regionBuffers = Array(repeating: nil, count: outputRegions.count)
+    }
+
+    /// Points the steps of every output region at its buffer: the last run's buffer when
+    /// the caller has let go of its outputs (then this plan holds the only reference),
+    /// else a new one, so outputs a caller keeps are never overwritten.
+    private func bindOutputRegions() {
+        for (r, region) in outputRegions.enumerated() {
+            // The slots and the last run's results hold the buffer too; let go of them
+            // before asking whether anyone else does.
+            for slot in region.slots {
+                steps[slot.step].slots.slots[slot.output].buffer = nil
+                steps[slot.step].slots.reset()
+            }
+            if regionBuffers[r]?.byteCount != region.bytes || !isKnownUniquelyReferenced(&regionBuffers[r]) {
+                regionBuffers[r] = TensorBuffer(byteCount: region.bytes)
+            }
+            for slot in region.slots {
+                steps[slot.step].slots.slots[slot.output] = OutputSlots.Slot(buffer: regionBuffers[r], offset: slot.offset,
+                                                                             capacity: slot.capacity)
+            }
+        }
     }
 
     /// Names and declared types of the inputs the caller must give.
@@ -170,8 +213,13 @@ public final class ExecutionPlan {
         for input in self.inputs {
             guard let tensor = inputs[input.name] else { throw ExecutionError.missingInput(input.name) }
             try checkInput(tensor, input.name, input.type)
-            // Copied into its arena slot, so the run uses the planned memory only.
-            if let slot = inputSlots[input.id], let buffer = slot.buffer, tensor.byteCount <= slot.capacity {
+            // Read where the caller keeps it when kernels can take it from there (plain,
+            // on a 64-byte boundary like every arena slot): no kernel writes its inputs,
+            // and a copy costs a pass over it every run (4.9 MB for a 640x640 image).
+            // Otherwise copied into its arena slot.
+            if tensor.layout == .plain, Int(bitPattern: tensor.rawPointer) % TensorBuffer.alignment == 0 {
+                values[input.id] = tensor
+            } else if let slot = inputSlots[input.id], let buffer = slot.buffer, tensor.byteCount <= slot.capacity {
                 let placed = Tensor(elementType: tensor.elementType, shape: tensor.shape, buffer: buffer, byteOffset: slot.offset)
                 if tensor.byteCount > 0 { placed.rawPointer.copyMemory(from: tensor.rawPointer, byteCount: tensor.byteCount) }
                 values[input.id] = placed
@@ -179,6 +227,7 @@ public final class ExecutionPlan {
                 values[input.id] = tensor
             }
         }
+        bindOutputRegions()
         var inputTensors: [Tensor?] = []
         for (index, step) in steps.enumerated() {
             // A step's time covers its whole share of the loop, freeing the values it
@@ -206,7 +255,8 @@ public final class ExecutionPlan {
         }
         var result: [String: Tensor] = [:]
         for (index, (name, id)) in outputs.enumerated() {
-            // Outputs leave the arena: the next run overwrites it.
+            // Outputs leave the arena (the next run overwrites it); those of an output
+            // region are already out.
             guard let tensor = values[id] else { throw ExecutionError.missingInput(name) }
             result[name] = tensor.buffer === arena ? copyOut(tensor, output: index) : tensor
         }

@@ -49,6 +49,25 @@ struct PlanCompiler {
     let options: ExecutionOptions
     let isSubgraph: Bool
 
+    /// The planned buffers that hold graph outputs, each with the step output slots
+    /// inside it: `ExecutionPlan.run` gives each a buffer of its own, which the caller
+    /// receives, instead of copying the outputs out of the arena. Every value in such a
+    /// buffer lives while the output does (in-place chains, aliases, Concat inputs
+    /// written in place), so nothing else in the arena overlaps it then.
+    static func outputRegions(_ plan: MemoryPlan, steps: [ExecutionPlan.Step], names: [String],
+                              outputs: [String]) -> [ExecutionPlan.OutputRegion] {
+        let held = Set(outputs.compactMap { plan.bufferOf[$0] })
+        var regions: [Int: ExecutionPlan.OutputRegion] = [:]
+        for (index, step) in steps.enumerated() {
+            for (k, id) in step.outputIDs.enumerated() where id >= 0 {
+                guard let b = plan.bufferOf[names[id]], held.contains(b), let span = plan.span(of: names[id]) else { continue }
+                regions[b, default: ExecutionPlan.OutputRegion(bytes: plan.buffers[b].size, slots: [])].slots.append(
+                    .init(step: index, output: k, offset: span.offset - plan.buffers[b].offset, capacity: span.size))
+            }
+        }
+        return regions.keys.sorted().compactMap { regions[$0] }
+    }
+
     func compile() throws -> ExecutionPlan {
         let graph = inferred.graph
         var ids: [String: Int] = [:]
@@ -216,6 +235,7 @@ struct PlanCompiler {
         var memoryPlan: MemoryPlan?
         var arena: TensorBuffer?
         var inputSlots: [Int: OutputSlots.Slot] = [:]
+        var outputRegions: [ExecutionPlan.OutputRegion] = []
         var producers: [String: Node] = [:]
         for node in graph.nodes { for o in node.outputs where !o.isEmpty { producers[o] = node } }
         if options.useArena && !isSubgraph,
@@ -233,6 +253,7 @@ struct PlanCompiler {
                 }
             }
             for input in inputs { inputSlots[input.id] = slot(input.name) }
+            outputRegions = Self.outputRegions(plan, steps: steps, names: names, outputs: outputs.map(\.name))
             memoryPlan = plan
             arena = buffer
         }
@@ -241,7 +262,7 @@ struct PlanCompiler {
         let plan = ExecutionPlan(
             steps: steps, memoryPlan: memoryPlan, arena: arena, constantBytes: constantBytes, foldedNodeCount: folded,
             valueNames: names, constants: constantValues.map { (id: $0.key, tensor: $0.value) },
-            inputs: inputs, outputs: outputs, outerReads: outerReads, inputSlots: inputSlots)
+            inputs: inputs, outputs: outputs, outerReads: outerReads, inputSlots: inputSlots, outputRegions: outputRegions)
         plan.channelBlockedValues = blocked
         plan.channelsLastValues = channelsLast
         return plan
