@@ -160,6 +160,8 @@ final class SplitTransposeConvKernel: Kernel {
     /// The convolution's result, in `internalLayout`, reused on every run.
     private let internalSlots: OutputSlots
     private let internalLayout: TensorLayout
+    /// The row pieces of one anchor, rebuilt on every run in the same storage.
+    private var parts: [RowPart] = []
 
     var packedInputs: [Int] { conv.packedInputs }
 
@@ -191,35 +193,29 @@ final class SplitTransposeConvKernel: Kernel {
         let k = c / anchors, cells = h * w
         let out = try outputs.allocate(0, .float, [n, anchors, h, w, k])
         // Element (image, channel, cell) of the result sits at
-        // image * imageStride + (channel / lanes) * cells * lanes + cell * lanes + channel % lanes.
+        // image * imageStride + (channel / lanes) * cells * lanes + cell * lanes + channel % lanes:
+        // one anchor's K channels of a cell are runs of at most a block, each contiguous
+        // in the result and in the output. So every (image, anchor) is a row copy over
+        // the cells (`copyRows`): source rows `lanes` floats apart, output rows K.
         let lanes: Int
         if case .channelBlocked(let b) = y.layout { lanes = b } else { lanes = 1 }
         let imageStride = y.layout.storageShape(y.shape).dropFirst().reduce(1, *)
-        let source = UnsafePointer(y.rawPointer.assumingMemoryBound(to: Float.self))
-        let target = out.rawPointer.assumingMemoryBound(to: Float.self)
-        let (anchorCount, rows) = (anchors, n * anchors * cells)
-        ThreadPool.parallelFor(rows, minimumPerThread: 64) { range in
-            for row in range {
-                let cell = row % cells, anchor = (row / cells) % anchorCount, image = row / (cells * anchorCount)
-                let destination = target + row * k
-                let base = source + image * imageStride + cell * lanes
+        let float = MemoryLayout<Float>.size
+        for image in 0..<n {
+            for anchor in 0..<anchors {
+                let source = y.rawPointer + image * imageStride * float
+                let target = out.rawPointer + (image * anchors + anchor) * cells * k * float
+                parts.removeAll(keepingCapacity: true)
                 var channel = anchor * k
-                let end = channel + k
-                var written = 0
-                while channel < end {
+                while channel < (anchor + 1) * k {
                     let lane = channel % lanes
-                    let run = min(lanes - lane, end - channel)
-                    let from = base + (channel / lanes) * cells * lanes + lane
-                    if run == 16 {
-                        // A whole block: one vector (the scalar loop was not vectorized).
-                        UnsafeMutableRawPointer(destination + written)
-                            .storeBytes(of: UnsafeRawPointer(from).loadUnaligned(as: SIMD16<Float>.self), as: SIMD16<Float>.self)
-                    } else {
-                        for i in 0..<run { destination[written + i] = from[i] }
-                    }
+                    let run = min(lanes - lane, (anchor + 1) * k - channel)
+                    parts.append(RowPart(from: source + ((channel / lanes) * cells * lanes + lane) * float, sourceStride: lanes * float,
+                                         to: target + (channel - anchor * k) * float, destinationStride: k * float,
+                                         bytes: run * float))
                     channel += run
-                    written += run
                 }
+                copyRows(parts, rows: cells)
             }
         }
     }

@@ -393,7 +393,6 @@ extension RowPart {
 /// Split's source is read once), in parallel over rows. A few long rows are cut into
 /// pieces instead, part by part, so both cores get work.
 func copyRows(_ parts: [RowPart], rows: Int) {
-    let parts = parts.filter { $0.bytes > 0 }
     let rowBytes = parts.reduce(0) { $0 + $1.bytes }
     guard rows > 0, rowBytes > 0 else { return }
     let threads = ThreadPool.threadCount
@@ -405,7 +404,7 @@ func copyRows(_ parts: [RowPart], rows: Int) {
         }
         return
     }
-    for part in parts {
+    for part in parts where part.bytes > 0 {
         guard let source = part.src, let destination = part.dst else { continue }
         let pieces = max(1, min(part.bytes / parallelCopyGrain, threads * 4))
         let pieceBytes = (part.bytes + pieces - 1) / pieces
