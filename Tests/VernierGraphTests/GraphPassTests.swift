@@ -82,12 +82,34 @@ struct GraphPassTests {
         #expect(try #require(inits[conv.inputs[2]]?.doubleValues()) == [0, 2])
     }
 
+    /// A BatchNormalization no conv absorbs (after an Add here) takes the Relu after
+    /// it, and no other activation.
+    @Test(arguments: [("Relu", true), ("Sigmoid", false)])
+    func aReluFusesIntoABatchNormalization(activation: String, fuses: Bool) throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [1, 2, 4, 4].map(Dim.value))
+        b.input("z", .float, [1, 2, 4, 4].map(Dim.value))
+        for name in ["scale", "shift", "mean", "var"] { b.floats(name, [1, 2]) }
+        b.node("Add", ["x", "z"], ["s"])
+        b.node("BatchNormalization", ["s", "scale", "shift", "mean", "var"], ["n"])
+        b.node(activation, ["n"], ["y"])
+        b.output("y")
+        let nodes = GraphPasses.optimize(try b.infer()).graph.nodes
+        #expect(nodes.map(\.opType) == (fuses ? ["Add", "BatchNormalization"] : ["Add", "BatchNormalization", activation]))
+        if fuses {
+            #expect(try nodes[1].string(FusedAttributes.activation) == "Relu")
+            #expect(nodes[1].outputs == ["y"] && nodes[1].originalNodes == ["n", "y"])
+        }
+    }
+
     @Test func nothingFusesIntoAConvWhoseOutputHasAnotherReader() throws {
         var b = convBNRelu()
         b.node("Sigmoid", ["c"], ["other"])
         b.output("other")
         let optimized = GraphPasses.optimize(try b.infer())
-        #expect(optimized.graph.nodes.map(\.opType) == ["Conv", "BatchNormalization", "Relu", "Sigmoid"])
+        // The BatchNormalization stays (and takes the Relu, `aReluFusesIntoABatchNormalization`).
+        #expect(optimized.graph.nodes.map(\.opType) == ["Conv", "BatchNormalization", "Sigmoid"])
+        #expect(optimized.graph.nodes.first?.hasAttribute(FusedAttributes.activation) == false)
     }
 
     @Test func siluAsMulOfSigmoidFuses() throws {

@@ -49,6 +49,32 @@ struct NormalizationKernelTests {
         #expect(PoolNormHarness.error(inPlace, want) <= 1e-5)
     }
 
+    /// With a fused Relu: the reference's values clipped at 0, a NaN kept (as Relu does).
+    @Test(arguments: [[2, 5, 33], [1, 16, 9, 9], [3, 4]])
+    func batchNormWithAFusedReluMatchesReference(_ shape: [Int]) throws {
+        var rng = SeededGenerator(seed: UInt64(shape.reduce(7, *)))
+        let c = shape[1]
+        var values = PoolNormHarness.random(shape, &rng, scale: 3).scalars(as: Float.self)
+        values[values.count / 2] = .nan
+        let x = Tensor(shape: shape, values: values)
+        let scale = PoolNormHarness.random([c], &rng), bias = PoolNormHarness.random([c], &rng)
+        let mean = PoolNormHarness.random([c], &rng)
+        let variance = Tensor(shape: [c], values: (0..<c).map { _ in Float.random(in: 0.1..<2, using: &rng) })
+        let normalized = ReferenceKernels.batchNorm(x, scale: scale.scalars(as: Float.self), bias: bias.scalars(as: Float.self),
+                                                    mean: mean.scalars(as: Float.self), variance: variance.scalars(as: Float.self))
+        let want = Tensor(shape: shape, values: normalized.scalars(as: Float.self).map { $0 < 0 ? 0 : $0 })
+        let got = try PoolNormHarness.run("BatchNormalization", [x, scale, bias, mean, variance],
+                                          ["fused_activation": .string("Relu")], opset: 15)[0]
+        let gotValues = got.scalars(as: Float.self)
+        #expect(gotValues[values.count / 2].isNaN)
+        #expect(gotValues.contains(0) && gotValues.allSatisfy { $0.isNaN || $0 >= 0 })
+        var finite = gotValues
+        finite[values.count / 2] = 0
+        var wanted = want.scalars(as: Float.self)
+        wanted[values.count / 2] = 0
+        #expect(PoolNormHarness.error(Tensor(shape: shape, values: finite), Tensor(shape: shape, values: wanted)) <= 1e-5)
+    }
+
     @Test(arguments: [([4, 37], -1), ([3, 5, 37], -1), ([2, 3, 4, 5], 1), ([6, 768], 1), ([1, 17], 0)])
     func layerNormMatchesReference(_ shape: [Int], _ axis: Int) throws {
         var rng = SeededGenerator(seed: UInt64(shape.reduce(5, *)))

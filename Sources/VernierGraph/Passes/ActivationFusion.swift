@@ -20,7 +20,15 @@ extension GraphPasses {
     /// Ops that take a fused epilogue.
     static let fusionProducers: Set<String> = ["Conv", "ConvTranspose", "Gemm", "MatMul"]
 
-    /// Fuses an activation into the Conv/ConvTranspose/Gemm/MatMul that feeds it: Relu,
+    /// A BatchNormalization no conv absorbed (DenseNet's after each Concat), in inference
+    /// form: it takes a fused Relu, saving the Relu's pass over the tensor.
+    static func isInferenceBatchNorm(_ node: Node) -> Bool {
+        node.opType == "BatchNormalization" && node.outputs.dropFirst().allSatisfy(\.isEmpty)
+            && ((try? node.int("training_mode", default: 0)) ?? 1) == 0
+    }
+
+    /// Fuses an activation into the Conv/ConvTranspose/Gemm/MatMul that feeds it (a Relu
+    /// into a BatchNormalization too, `isInferenceBatchNorm`): Relu,
     /// LeakyRelu, Clip (constant bounds), Sigmoid, HardSigmoid, HardSwish, Tanh, Gelu
     /// (exact), SiLU written as `Mul(x, Sigmoid(x))`, and the exact GELU written with Erf
     /// (`geluPattern`). The producer's output must have no other reader and not be a
@@ -31,7 +39,7 @@ extension GraphPasses {
         let uses = ValueUses(graph)
         var removed = Set<Int>()
         for (pi, producer) in graph.nodes.enumerated()
-        where producer.isDefaultDomain && fusionProducers.contains(producer.opType)
+        where producer.isDefaultDomain && (fusionProducers.contains(producer.opType) || isInferenceBatchNorm(producer))
             && !producer.hasAttribute(FusedAttributes.activation) && !removed.contains(pi) {
             guard let x = producer.outputs.first, !x.isEmpty, !uses.graphOutputs.contains(x),
                   let readers = uses.readers[x] else { continue }
@@ -64,6 +72,8 @@ extension GraphPasses {
                 renamed = (moved.last, graph.nodes[moved.activation].outputs[0])
             }
             guard let activation, !output.isEmpty else { continue }
+            // A BatchNormalization's kernels take a Relu only, and only right after it.
+            if producer.opType == "BatchNormalization", activation.name != "Relu" || renamed != nil { continue }
             if let renamed { graph.nodes[renamed.node].outputs = [renamed.output] }
             var fused = producer
             fused.attributes.append(Attribute(name: FusedAttributes.activation, value: .string(activation.name)))

@@ -136,16 +136,23 @@ enum RowNorm {
 
     /// y = x·a + b with scalars. Safe when y == x.
     @inline(__always)
-    static func scaleShift(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ a: Float, _ b: Float) {
+    static func scaleShift(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ a: Float, _ b: Float,
+                           relu: Bool = false) {
         let va = SIMD8<Float>(repeating: a), vb = SIMD8<Float>(repeating: b)
+        // Relu as `v < 0 ? 0 : v`, which keeps a NaN.
+        @inline(__always) func out(_ v: SIMD8<Float>) -> SIMD8<Float> { relu ? v.replacing(with: 0, where: v .< 0) : v }
         var i = 0
         while i + 16 <= n {
-            NormMath.store(NormMath.load(x + i) * va + vb, y + i)
-            NormMath.store(NormMath.load(x + i + 8) * va + vb, y + i + 8)
+            NormMath.store(out(NormMath.load(x + i) * va + vb), y + i)
+            NormMath.store(out(NormMath.load(x + i + 8) * va + vb), y + i + 8)
             i += 16
         }
-        while i + 8 <= n { NormMath.store(NormMath.load(x + i) * va + vb, y + i); i += 8 }
-        while i < n { y[i] = x[i] * a + b; i += 1 }
+        while i + 8 <= n { NormMath.store(out(NormMath.load(x + i) * va + vb), y + i); i += 8 }
+        while i < n {
+            let v = x[i] * a + b
+            y[i] = relu && v < 0 ? 0 : v
+            i += 1
+        }
     }
 }
 
@@ -158,12 +165,25 @@ final class BatchNormKernel: Kernel {
     let epsilon: Double
     let momentum: Double
     let training: Bool
+    /// A Relu fused after it (`GraphPasses.fuseActivations`).
+    let relu: Bool
 
     init(_ ctx: KernelContext) throws {
         epsilon = Double(try ctx.node.float("epsilon", default: 1e-5))
         momentum = Double(try ctx.node.float("momentum", default: 0.9))
         let mode = try ctx.node.int("training_mode", default: 0)
         training = ctx.opset >= 14 && mode != 0
+        relu = try Self.fusesRelu(ctx.node)
+    }
+
+    /// Whether the node carries a fused Relu, the one epilogue a BatchNormalization
+    /// takes; throws on any other.
+    static func fusesRelu(_ node: Node) throws -> Bool {
+        let epilogue = try FusedEpilogue(node: node)
+        guard !epilogue.addsResidual, epilogue.activation == nil || epilogue.activation == .relu else {
+            throw KernelError.unsupported("BatchNormalization with a fused epilogue other than Relu")
+        }
+        return epilogue.activation == .relu
     }
 
     func run(_ inputs: [Tensor?], _ outputs: OutputSlots) throws {
@@ -204,10 +224,11 @@ final class BatchNormKernel: Kernel {
         let planes = n * c
         if let xp = NormalizationKernels.floats(x), let yp = NormalizationKernels.floats(y) {
             let af = a.map { Float($0) }, bf = b.map { Float($0) }
+            let relu = self.relu
             ThreadPool.parallelFor(planes, minimumPerThread: NormalizationKernels.rowsPerThread(spatial)) { range in
                 for plane in range {
                     let ch = plane % c
-                    RowNorm.scaleShift(xp + plane * spatial, yp + plane * spatial, spatial, af[ch], bf[ch])
+                    RowNorm.scaleShift(xp + plane * spatial, yp + plane * spatial, spatial, af[ch], bf[ch], relu: relu)
                 }
             }
             return
@@ -215,7 +236,10 @@ final class BatchNormKernel: Kernel {
         var values = try GenericElements.load(x)
         for plane in 0..<planes {
             let ch = plane % c
-            for i in (plane * spatial)..<((plane + 1) * spatial) { values[i] = values[i] * a[ch] + b[ch] }
+            for i in (plane * spatial)..<((plane + 1) * spatial) {
+                let v = values[i] * a[ch] + b[ch]
+                values[i] = relu && v < 0 ? 0 : v
+            }
         }
         GenericElements.store(values, into: y)
     }
