@@ -5,45 +5,23 @@
 #define VERNIER_CPU_FEATURES_H
 
 #if defined(__x86_64__)
-static inline int vernier_cpu_has_avx512f(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f");
+// `name()`: whether `condition` (of __builtin_cpu_supports calls) holds, asked once.
+#define VERNIER_CPU_FEATURE(name, condition)  \
+    static inline int name(void) {            \
+        static int cached = -1;               \
+        if (cached < 0) {                     \
+            __builtin_cpu_init();             \
+            cached = (condition);             \
+        }                                     \
+        return cached;                        \
     }
-    return cached;
-}
-
-static inline int vernier_cpu_has_avx512bw(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-    }
-    return cached;
-}
-
-static inline int vernier_cpu_has_avx512vbmi(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw");
-    }
-    return cached;
-}
 #else
-static inline int vernier_cpu_has_avx512f(void) { return 0; }
-static inline int vernier_cpu_has_avx512bw(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-    }
-    return cached;
-}
-
-static inline int vernier_cpu_has_avx512bw(void) { return 0; }
-static inline int vernier_cpu_has_avx512vbmi(void) { return 0; }
+#define VERNIER_CPU_FEATURE(name, condition) \
+    static inline int name(void) { return 0; }
 #endif
+
+VERNIER_CPU_FEATURE(vernier_cpu_has_avx512f, __builtin_cpu_supports("avx512f"))
+VERNIER_CPU_FEATURE(vernier_cpu_has_avx512bw, __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
+VERNIER_CPU_FEATURE(vernier_cpu_has_avx512vbmi, __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw"))
 
 #endif
