@@ -433,22 +433,7 @@ func bilinear(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointe
             }
             let a = cached0 == keyA ? cache : cache + outWidth
             let b = cached0 == keyB ? cache : cache + outWidth
-            if taps != nil {
-                vernier_blend_rows(a, b, w0, w1, out, outWidth)
-                continue
-            }
-            var x = 0
-            let v0 = SIMD8<Float>(repeating: w0), v1 = SIMD8<Float>(repeating: w1)
-            while x + 8 <= outWidth {
-                let ra = UnsafeRawPointer(a + x).loadUnaligned(as: SIMD8<Float>.self)
-                let rb = UnsafeRawPointer(b + x).loadUnaligned(as: SIMD8<Float>.self)
-                UnsafeMutableRawPointer(out + x).storeBytes(of: v0 * ra + v1 * rb, as: SIMD8<Float>.self)
-                x += 8
-            }
-            while x < outWidth {
-                out[x] = w0 * a[x] + w1 * b[x]
-                x += 1
-            }
+            vernier_blend_rows(a, b, w0, w1, out, outWidth)
         }
     }
 }
