@@ -87,10 +87,13 @@ import VernierGraph
     @Test func stagingKeepsAtMostItsLimit() throws {
         let staging = StagingMemory()
         let size = StagingMemory.keptBytesLimit * 3 / 8
-        var copies = try (0..<3).map { _ in try #require(Tensor(TensorData(name: "w", elementType: .uint8, dims: [size],
-                                                                          storage: .bytes([UInt8](repeating: 1, count: size))),
-                                                               staging: staging)) }
-        copies = []
+        do {
+            // Three copies, dropped at the end of this scope.
+            let copies = try (0..<3).map { _ in try #require(Tensor(TensorData(name: "w", elementType: .uint8, dims: [size],
+                                                                              storage: .bytes([UInt8](repeating: 1, count: size))),
+                                                                   staging: staging)) }
+            #expect(copies.count == 3 && staging.freeBytes == 0)
+        }
         // 3 x 6 MiB dropped, 16 MiB kept at most: the oldest block went.
         #expect(staging.freeBytes == 2 * size)
         staging.close()
