@@ -93,8 +93,8 @@ struct Check: ParsableCommand {
         }
         if let name = limits.device, !DeviceSelection.isHost(name) {
             // Another device: predicted from its profile, nothing runs.
-            let (profile, _) = try DeviceSelection.load(name)
             let analyzed = try model.analyze()
+            let (profile, _) = try DeviceSelection.load(name)
             let prediction = DeviceSelection.predict(analyzed, on: profile, threads: limits.threads ?? profile.cores)
             let verdict = BudgetVerdict.evaluate(prediction, against: limits)
             let report = VerdictReport(verdict)

@@ -67,10 +67,11 @@ struct Distill: ParsableCommand {
 
     func run() throws {
         let threads = threading.apply()
-        // Before any work: an unknown device must not leave a student behind.
-        let device = try DeviceSelection.load(self.device)
+        // The teacher, then the device, before the student is written: a bad path fails
+        // before any measuring, an unknown device leaves no student behind.
         let analyzer = ModelAnalyzer(inferenceOptions: try model.inferenceOptions())
         let teacher = try analyzer.analyze(path: model.model)
+        let device = try DeviceSelection.load(self.device)
         let student = try StudentBuilder.build(teacher, options: StudentOptions(width: width, depth: depth, roundTo: roundTo),
                                                analyzer: analyzer)
         let bytes = try ModelWriter().serialize(student.analyzed.model)

@@ -201,6 +201,9 @@ struct Plan: ParsableCommand {
         let budget = Budget(latencyMs: latencyMs, percentile: percentile, memoryMiB: memoryMB, sizeMiB: sizeMB,
                             threads: threads, device: device)
         let onHost = DeviceSelection.isHost(device)
+        // The model first: a bad path fails at once, before any measuring.
+        let analyzer = ModelAnalyzer(inferenceOptions: try model.inferenceOptions())
+        let analyzed = try analyzer.analyze(path: model.model)
         let (deviceProfile, _) = try DeviceSelection.load(device)
         let threadCount = threads ?? (onHost ? ProcessInfo.processInfo.activeProcessorCount : deviceProfile.cores)
         var threading = try RuntimeOptions.parse([])
@@ -208,8 +211,6 @@ struct Plan: ParsableCommand {
         var measuring = try MeasuringOptions.parse([])
         measuring.noRoofline = true
         measuring.minTime = 0.5
-        let analyzer = ModelAnalyzer(inferenceOptions: try model.inferenceOptions())
-        let analyzed = try analyzer.analyze(path: model.model)
         let table = CostModel.table(for: analyzed)
         let originalPrediction = LatencyPrediction.build(table: table, optimized: GraphPasses.optimize(analyzed.inferred),
                                                          device: deviceProfile, threads: threadCount)

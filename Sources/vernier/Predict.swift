@@ -51,8 +51,9 @@ struct Predict: ParsableCommand {
     }
 
     func run() throws {
-        let (profile, origin) = try DeviceSelection.load(device)
+        // The model first: a bad path fails at once, before any measuring.
         let analyzed = try model.analyze()
+        let (profile, origin) = try DeviceSelection.load(device)
         let prediction = DeviceSelection.predict(analyzed, on: profile, threads: threads ?? profile.cores)
         try output.emit(PredictionReport(prediction, deviceOrigin: origin, top: top).render)
     }
