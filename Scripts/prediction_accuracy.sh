@@ -7,7 +7,7 @@
 #   2. cross-runtime: calibrated on ONNX Runtime profiler traces of the other models,
 #      predicting ONNX Runtime's latency of the held-out one from Vernier's kernel list.
 # Writes Reports/prediction_accuracy.md; the profiles stay in .build-accuracy/.
-# Needs a quiet machine (about 20 minutes on 2 cores with 5 passes).
+# Needs a quiet machine (9 to 20 minutes on 2 cores with 5 passes, by the machine).
 # The models are measured in --passes interleaved passes (every model once per pass), and
 # of each model the fastest pass is kept (Scripts/fastest_pass.py), for Vernier and ONNX
 # Runtime alike: interference on a shared machine only slows runs down, so the fastest
@@ -38,6 +38,14 @@ mkdir -p "$work/vernier" "$work/ort" "$work/passes"
 Scripts/vernier --version > /dev/null
 bin="$(swift build -c release -Xswiftc -target-cpu -Xswiftc native -Xcc -march=native --show-bin-path)/vernier"
 vernier() { "$bin" "$@"; }
+# The roofs every profile's % of roof and every prediction rest on: measured here, at the
+# start of a quiet run, not read from a stored profile that may have been measured while
+# other work (a test suite) loaded the machine.
+export VERNIER_DEVICE_DIR="$root/$work/devices"
+if ! $report_only || [ ! -f "$VERNIER_DEVICE_DIR/host.json" ]; then
+  mkdir -p "$VERNIER_DEVICE_DIR"
+  vernier device --measure > /dev/null
+fi
 names=(resnet18 resnet50 mobilenet_v2 mobilenet_v3_small efficientnet_b0 shufflenet_v2_x1_0 squeezenet1_0 densenet121
        vgg11 vit_b_16 bert_base yolo_small ocr_det_db ocr_rec_crnn audio_kws_if audio_lstm unet_seg resnet18_int8_qdq
        mobilenet_v2_int8_qdq resnet50_int8_qdq bert_base_int8_qdq mobilenet_v3_small_int8_qdq efficientnet_b0_int8_qdq

@@ -29,6 +29,16 @@ enum CLI {
         return path
     }
 
+    /// Where the binary stores this machine's measured profile during a test run, unless
+    /// the caller's environment names a folder: a folder per test process, so tests never
+    /// write the user's profile (a roofline measured while tests load the machine would
+    /// be wrong for every later `vernier profile`), and measure at most once per run.
+    static let deviceFolder: String = {
+        let folder = NSTemporaryDirectory() + "vernier-test-devices-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        return folder
+    }()
+
     struct Result: CustomStringConvertible {
         var arguments: [String]
         /// Exit status, or the signal number when `signaled`.
@@ -69,9 +79,9 @@ enum CLI {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try requireBinary())
         process.arguments = args
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        }
+        process.environment = ProcessInfo.processInfo.environment
+            .merging(["VERNIER_DEVICE_DIR": deviceFolder]) { own, _ in own }
+            .merging(environment) { _, new in new }
         process.currentDirectoryURL = URL(fileURLWithPath: directory ?? root)
         process.standardInput = FileHandle.nullDevice
         let outPipe = Pipe(), errPipe = Pipe()
