@@ -133,6 +133,48 @@ struct ExecutionPlanTests {
         }
     }
 
+    /// Convolutions on small maps with large weights run as one matrix product over the
+    /// windows (`WindowGemmConvPlan`: padding, stride 2, a fused residual and ReLU, a bias
+    /// and Sigmoid, a 1x1 kernel) and agree with oneDNN's direct convolution in the plain
+    /// executor.
+    @Test func smallMapConvolutionsAsMatrixProductsMatchThePlainExecutor() throws {
+        var rng = SplitMix64(seed: 29)
+        var b = GraphBuilder()
+        func weights(_ name: String, _ dims: [Int], scale: Float = 0.05) {
+            let count = dims.reduce(1, *)
+            b.initializers.append(TensorData(floats: (0..<count).map { _ in rng.signedUnit() * scale }, name: name, dims: dims))
+        }
+        let c = 256
+        b.input("x", .float, [1, 16, 16, 16].map(Dim.value))
+        weights("w0", [c, 16, 3, 3], scale: 0.3); weights("w1", [c, c, 3, 3]); weights("w2", [c, c, 3, 3])
+        weights("b2", [c]); weights("w3", [2048, c, 1, 1]); weights("w4", [8, 2048, 1, 1])
+        b.node("Conv", ["x", "w0"], ["c0"], ["pads": .ints([1, 1, 1, 1]), "strides": .ints([2, 2])])
+        b.node("Relu", ["c0"], ["r0"])
+        b.node("Conv", ["r0", "w1"], ["c1"], ["pads": .ints([1, 1, 1, 1])])
+        b.node("Add", ["c1", "r0"], ["s1"])
+        b.node("Relu", ["s1"], ["r1"])
+        b.node("Conv", ["r1", "w2", "b2"], ["c2"], ["pads": .ints([1, 0, 1, 2]), "strides": .ints([2, 2])])
+        b.node("Sigmoid", ["c2"], ["g2"])
+        b.node("Conv", ["g2", "w3"], ["c3"])
+        b.node("Conv", ["c3", "w4"], ["y"])
+        b.output("y")
+        let x = Tensor(shape: [1, 16, 16, 16], values: (0..<(16 * 16 * 16)).map { _ in rng.signedUnit() })
+        var plain = ExecutionOptions()
+        plain.blockedLayouts = false
+        plain.optimizeGraph = false
+        let reference = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain)
+            .run(["x": x])["y"])
+        let plan = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
+        let lowered = plan.steps.filter { ($0.kernel as? ConvKernel)?.windowPlan != nil }.map(\.name)
+        #expect(lowered.count == 3, "the 3x3 convolutions on 8x8 and 4x4 maps and the 256 -> 2048 1x1: \(lowered)")
+        // Twice: the second run reuses the plan's windows and copies.
+        for _ in 0..<2 {
+            let output = try #require(try plan.run(["x": x])["y"])
+            #expect(output.shape == reference.shape)
+            #expect(relativeError(output, reference) < 1e-5)
+        }
+    }
+
     /// Nearest-neighbour Resize between convolutions runs on the blocked layout (padded
     /// too, at 24 channels) and agrees with the plain executor: x -> Conv -> Resize ->
     /// Conv -> y, under the coordinate and rounding modes detectors export (2x upsampling

@@ -46,4 +46,21 @@ typedef struct {
 /// 324 bytes).
 void vernier_copy_row_parts(const vernier_row_part *parts, size_t count, size_t first_row, size_t rows);
 
+/// The geometry of a 2-D convolution's windows over one image, for `vernier_window_rows`.
+typedef struct {
+    size_t height, width;            // the source image
+    size_t kernel_h, kernel_w;
+    size_t stride_h, stride_w;
+    size_t pad_top, pad_left;
+    size_t dilation_h, dilation_w;
+    size_t out_h, out_w;
+} vernier_window_geometry;
+
+/// The windows of a channel-blocked image (`blocks` blocks of [height][width][lanes]
+/// floats) as the rows of a matrix, for a convolution run as one matrix product: row
+/// (oh, ow) holds, for each block, kernel row and kernel column in that order, the
+/// `lanes` channels of the pixel under that tap, zeros where it falls in the padding.
+/// Rows are blocks * kernel_h * kernel_w * lanes floats long, one after the other.
+void vernier_window_rows(const float *src, size_t blocks, size_t lanes, vernier_window_geometry g, float *dst);
+
 #endif

@@ -40,6 +40,9 @@ final class ConvKernel: Kernel {
     /// Most recently made first; at most `capacity`.
     private var plans: [ConvPlan] = []
     private static let capacity = 4
+    /// The plan when the convolution runs as one matrix product (`WindowGemmConvPlan`),
+    /// made at plan time; `plans` stays empty then.
+    private(set) var windowPlan: WindowGemmConvPlan?
 
     init(_ ctx: KernelContext, transposed: Bool) throws {
         let op = transposed ? "ConvTranspose" : "Conv"
@@ -65,6 +68,18 @@ final class ConvKernel: Kernel {
         weightsShape = constantWeights?.shape
         if let shape = ctx.knownInputShape(0), shape.allSatisfy({ $0 >= 1 }), let weights = constantWeights,
            biasIndex == nil || constantBias != nil {
+            if !transposed, let geometry = try? attributes.convGeometry(input: shape, weights: weights.shape),
+               WindowGemmConvPlan.takes(input: shape, weights: weights.shape, geometry: geometry,
+                                        inputLayout: inputLayout, outputLayout: outputLayout) {
+                windowPlan = try asKernelErrors("oneDNN matmul") {
+                    try WindowGemmConvPlan(input: shape, weights: weights, bias: constantBias, geometry: geometry,
+                                           epilogue: epilogue, layout: inputLayout)
+                }
+                packedInputs = [1] + (biasIndex.map { [$0] } ?? [])
+                constantWeights = nil
+                constantBias = nil
+                return
+            }
             let plan = try makePlan(input: shape, weights: weights.shape)
             plans.append(plan)
             // The plan's shapes are the graph's (a compiled graph refuses other input
@@ -135,6 +150,11 @@ final class ConvKernel: Kernel {
                 throw KernelError.unsupported("convolution of an input \(x.shape) with no elements")
             }
             _ = try outputs.allocate(0, .float, shape)
+            return
+        }
+        if let windowPlan {
+            let output = try outputs.allocate(0, .float, windowPlan.outputShape)
+            try asKernelErrors("oneDNN matmul") { try windowPlan.run(input: x, addend: addend, output: output) }
             return
         }
         let plan = try plan(input: x.shape, weights: wShape)
