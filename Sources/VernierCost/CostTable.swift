@@ -25,6 +25,10 @@ public struct NodeCost: Sendable {
     public var activationBytes: Cost?
     /// Subgraphs by attribute name (If branches, Loop/Scan bodies), each as its own rows.
     public var subgraphs: [(attribute: String, nodes: [NodeCost])]
+    /// An integer product's activation has a zero point other than 0 (a
+    /// DequantizeLinear of an activation, QLinearConv/QLinearMatMul's x, ConvInteger/
+    /// MatMulInteger's a): runtimes then take other, slower kernels.
+    public var sourceZeroPoint = false
 
     public var macs: Cost? { work?.macs }
     public var flops: Cost? { work?.flops }
@@ -230,10 +234,19 @@ public enum CostModel {
             } else {
                 read = sumOfBytes(present)
             }
+            // Which input is the activation's zero point, for the ops that take one.
+            let zeroPointInput: Int? = switch node.opType {
+            case "DequantizeLinear" where !(isWeight.first ?? true): 2
+            case "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger": 2
+            default: nil
+            }
+            let sourceZeroPoint = zeroPointInput.flatMap { i in
+                i < node.inputs.count ? weights[node.inputs[i]]?.integerValues()?.contains { $0 != 0 } : nil
+            } ?? false
             return NodeCost(name: node.displayName, opType: node.opType, domain: node.domain,
                             inputTypes: inputTypes, inputIsWeight: isWeight, inputNames: node.inputs, outputTypes: outputTypes, outputNames: node.outputs, params: params,
                             work: qdqAdjusted(formula?(context), node: node, producerOp: producerOp), bytesRead: read, bytesWritten: written, activationBytes: written,
-                            subgraphs: subs)
+                            subgraphs: subs, sourceZeroPoint: sourceZeroPoint)
         }
     }
 }

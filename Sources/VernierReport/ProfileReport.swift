@@ -259,6 +259,7 @@ public struct ProfileReport {
             ("params", .int(r.params)),
             ("macs", value(r.macs)),
             ("int_macs", value(r.intMacs)),
+            ("source_zero_point", .bool(r.sourceZeroPoint)),
             ("flops", value(r.flops)),
             ("bytes_read", value(r.bytesRead)),
             ("bytes_written", value(r.bytesWritten)),

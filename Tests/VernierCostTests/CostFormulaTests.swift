@@ -222,6 +222,30 @@ extension CostFormulaTests {
         #expect(plain.intMacs == 0 && plain.macs == 294_912 && plain.flops == 2 * 294_912 && !plain.isInteger)
     }
 
+    /// A QDQ conv group records whether its activation's zero point is other than 0 (the
+    /// weights' zero point, and the output's, do not count).
+    @Test func qdqGroupsRecordTheActivationsZeroPoint() throws {
+        for activationZeroPoint: UInt8 in [0, 125] {
+            var b = GraphBuilder()
+            b.input("xq", .uint8, [.value(1), .value(8), .value(6), .value(6)])
+            b.weight("wq", [16, 8, 1, 1], element: .int8)
+            b.floats("scale", [0.1])
+            b.initializers.append(TensorData(name: "xzp", elementType: .uint8, dims: [], storage: .bytes([activationZeroPoint])))
+            b.initializers.append(TensorData(name: "wzp", elementType: .int8, dims: [], storage: .bytes([3])))
+            b.initializers.append(TensorData(name: "yzp", elementType: .uint8, dims: [], storage: .bytes([7])))
+            b.node("DequantizeLinear", ["xq", "scale", "xzp"], ["xd"])
+            b.node("DequantizeLinear", ["wq", "scale", "wzp"], ["wd"])
+            b.node("Conv", ["xd", "wd"], ["c"])
+            b.node("QuantizeLinear", ["c", "scale", "yzp"], ["y"])
+            b.output("y")
+            let t = try table(b)
+            let grouping = KernelGrouping(table: t, executedNodes: Set(t.nodes.map(\.name)))
+            let group = grouping.costs(name: "q", opType: "QLinearConv", nodes: t.nodes.map(\.name))
+            #expect(group.sourceZeroPoint == (activationZeroPoint != 0))
+            #expect(group.sample.shape.sourceZeroPoint == group.sourceZeroPoint)
+        }
+    }
+
     /// com.microsoft.QGemm as ONNX Runtime's quantizer writes it: [M, N] of y_zero_point's
     /// type (fp32 without y_scale), M x N x K integer multiply-adds.
     @Test func qgemmCountsIntegerWorkAndTakesTheOutputsType() throws {

@@ -157,6 +157,34 @@ struct KernelCostModelTests {
         #expect(lone.anchor == "QuantizeLinear" && lone.epilogue.isEmpty)
     }
 
+    /// Integer convolutions whose activation has a zero point get a rate of their own:
+    /// fitted on kernels where those run at half the rate, the model gives each kind its
+    /// time back; a model fitted without any predicts them at the plain integer rate.
+    @Test func zeroPointProductsAreWeighedApart() throws {
+        func conv(_ i: Int, zeroPoint: Bool) -> KernelSample {
+            let side = 8 + i % 24, channels = 16 * (1 + i % 5)
+            let outputs = Double(32 * side * side), macs = outputs * Double(channels)
+            let shape = KernelSample.Shape(macs: macs, inputDims: [1, channels, side, side], outputDims: [1, 32, side, side],
+                                           fusedOpTypes: "DequantizeLinear+DequantizeLinear+Conv+QuantizeLinear",
+                                           sourceZeroPoint: zeroPoint)
+            // 1 us fixed, 1 ns per multiply-add, 2 ns with a zero point.
+            return KernelSample(name: "c\(i)", opClass: .conv, ops: 2 * macs, bytes: outputs, integer: true,
+                                measuredUs: 1 + macs * (zeroPoint ? 2e-3 : 1e-3), shape: shape)
+        }
+        let mixed = (0..<60).map { conv($0, zeroPoint: $0 % 2 == 0) }
+        let model = try #require(KernelCostModel.fit(mixed, opClass: .conv, threads: 1))
+        for kernel in mixed {
+            let predicted = try #require(model.predictUs(kernel))
+            #expect(abs(predicted / (kernel.measuredUs ?? 1) - 1) < 0.02, "\(kernel.name): \(predicted)")
+        }
+        let plainOnly = try #require(KernelCostModel.fit(mixed.filter { !$0.shape.sourceZeroPoint }, opClass: .conv, threads: 1))
+        let withZeroPoint = conv(7, zeroPoint: true), without = conv(7, zeroPoint: false)
+        // Equal up to the order the features are summed in.
+        let (a, b) = (try #require(plainOnly.predictUs(withZeroPoint)), try #require(plainOnly.predictUs(without)))
+        #expect(abs(a - b) <= 1e-9 * b, "\(a) against \(b)")
+        #expect(KernelCostModel.features(of: withZeroPoint)?["int8.zero_point.pointwise_macs"] == withZeroPoint.shape.macs)
+    }
+
     /// 3x3 stride-1 convolutions the executor runs as Winograd get their own rate: on
     /// maps of 28x28 and more, dense, float; a 14x14 map, a stride-2 one, a grouped one
     /// and an int8 one keep the window rate.

@@ -72,9 +72,11 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
         static let streamedBytes = "streamed_bytes"
         static let epiloguePrefix = "epilogue."
         static let integerPrefix = "int8."
+        /// Integer products whose activation has a zero point other than 0.
+        static let zeroPointPrefix = "int8.zero_point."
         /// The multiply-add features, float and integer.
         static let arithmetic: Set<String> = Set([macs, pointwiseMacs, windowMacs, vectorMacs, winogradMacs]
-            .flatMap { [$0, integerPrefix + $0] })
+            .flatMap { [$0, integerPrefix + $0, zeroPointPrefix + $0] })
     }
 
     /// A kernel's features. Nil when the kernel has no shape to weigh (a source that did
@@ -86,7 +88,7 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
                                    Feature.inputElements: s.inputElements, Feature.bytes: kernel.bytes]
         if let limit = streamingBytes, kernel.bytes > limit { f[Feature.streamedBytes] = kernel.bytes }
         // Integer products run on other instructions at another rate.
-        let prefix = kernel.integer ? Feature.integerPrefix : ""
+        let prefix = !kernel.integer ? "" : s.sourceZeroPoint ? Feature.zeroPointPrefix : Feature.integerPrefix
         switch kernel.opClass {
         case .conv, .convTranspose:
             // Window size from the multiply-adds per output and input channel (a grouped
@@ -110,8 +112,13 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     /// features the fit never saw (an epilogue op no calibration kernel had) add nothing.
     public func predictUs(_ kernel: KernelSample) -> Double? {
         guard let f = Self.features(of: kernel, streamingBytes: streamingBytes) else { return nil }
-        if f.contains(where: { $0.value > 0 && weights[$0.key] == nil && Feature.arithmetic.contains($0.key) }) { return nil }
-        return f.reduce(0) { $0 + $1.value * (weights[$1.key] ?? 0) }
+        // A product with a zero point the fit never saw runs at the rate of one without.
+        func weight(_ key: String) -> Double? {
+            weights[key] ?? (key.hasPrefix(Feature.zeroPointPrefix)
+                ? weights[Feature.integerPrefix + key.dropFirst(Feature.zeroPointPrefix.count)] : nil)
+        }
+        if f.contains(where: { $0.value > 0 && weight($0.key) == nil && Feature.arithmetic.contains($0.key) }) { return nil }
+        return f.reduce(0) { $0 + $1.value * (weight($1.key) ?? 0) }
     }
 
     /// Fits the weights on measured kernels of one class at one thread count: least

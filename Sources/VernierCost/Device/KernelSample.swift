@@ -34,9 +34,12 @@ public struct KernelSample: Sendable, Equatable {
         /// Op types fused after the anchor (`Sigmoid`, `Mul` of a Conv+Sigmoid+Mul; the
         /// requantizing QuantizeLinear of a QDQ group), each run once per output element.
         public var epilogue: [String]
+        /// An integer product whose activation has a zero point other than 0.
+        public var sourceZeroPoint: Bool
 
         public init(macs: Double = 0, outputElements: Double = 0, inputElements: Double = 0, inputChannels: Double = 0,
-                    outputChannels: Double = 0, anchor: String = "", epilogue: [String] = []) {
+                    outputChannels: Double = 0, anchor: String = "", epilogue: [String] = [], sourceZeroPoint: Bool = false) {
+            self.sourceZeroPoint = sourceZeroPoint
             self.macs = macs
             self.outputElements = outputElements
             self.inputElements = inputElements
@@ -49,7 +52,7 @@ public struct KernelSample: Sendable, Equatable {
         /// The shape of a kernel from its first input's and first output's dims and its
         /// fused op types (`Conv+Sigmoid+Mul`; domain prefixes dropped). The anchor is the
         /// main op, as for the class (`OpClass.mainOpIndex`).
-        public init(macs: Double, inputDims: [Int]?, outputDims: [Int]?, fusedOpTypes: String) {
+        public init(macs: Double, inputDims: [Int]?, outputDims: [Int]?, fusedOpTypes: String, sourceZeroPoint: Bool = false) {
             func elements(_ dims: [Int]?) -> Double { dims.map { $0.reduce(1.0) { $0 * Double(max(0, $1)) } } ?? 0 }
             let channels = inputDims.flatMap { $0.count >= 2 ? Double($0[1]) : nil } ?? 0
             let outputChannels = outputDims.flatMap { $0.count >= 2 ? Double($0[1]) : nil } ?? 0
@@ -57,7 +60,7 @@ public struct KernelSample: Sendable, Equatable {
             let main = OpClass.mainOpIndex(ops)
             self.init(macs: macs, outputElements: elements(outputDims), inputElements: elements(inputDims),
                       inputChannels: channels, outputChannels: outputChannels, anchor: main.map { ops[$0] } ?? "",
-                      epilogue: main.map { Array(ops.dropFirst($0 + 1)) } ?? [])
+                      epilogue: main.map { Array(ops.dropFirst($0 + 1)) } ?? [], sourceZeroPoint: sourceZeroPoint)
         }
     }
 
@@ -193,7 +196,8 @@ extension ModelSamples {
                 (node[key] as? [Any])?.first.flatMap { $0 as? [NSNumber] }.map { $0.map(\.intValue) }
             }
             let shape = KernelSample.Shape(macs: macs + intMacs, inputDims: firstDims("input_shapes"),
-                                           outputDims: firstDims("output_shapes"), fusedOpTypes: node["fused_ops"] as? String ?? op)
+                                           outputDims: firstDims("output_shapes"), fusedOpTypes: node["fused_ops"] as? String ?? op,
+                                           sourceZeroPoint: node["source_zero_point"] as? Bool ?? false)
             kernels.append(KernelSample(name: name, opClass: opClass, ops: flops + 2 * intMacs, bytes: read + written,
                                         integer: intMacs > 0 && 2 * intMacs >= flops, measuredUs: measuredMs * 1e3, shape: shape))
         }

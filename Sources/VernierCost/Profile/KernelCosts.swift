@@ -27,6 +27,9 @@ public struct KernelCosts: Sendable {
     /// The class of the group's main node (`KernelGrouping.mainNode`), whose
     /// efficiency curve or kernel model predicts it.
     public var opClass: OpClass
+    /// A fused node's integer product reads an activation with a zero point other than
+    /// 0 (`NodeCost.sourceZeroPoint`).
+    public var sourceZeroPoint = false
 
     public var bytesMoved: Double { bytesRead + bytesWritten }
     /// Integer arithmetic dominates: placed against the int8 roof.
@@ -55,7 +58,8 @@ public struct KernelCosts: Sendable {
     public var sample: KernelSample {
         KernelSample(name: name, opClass: opClass, ops: flops + 2 * intMacs, bytes: bytesMoved, integer: isInteger,
                      shape: KernelSample.Shape(macs: macs + intMacs, inputDims: inputTypes.first??.concreteDims,
-                                               outputDims: outputTypes.first??.concreteDims, fusedOpTypes: fusedOpTypes))
+                                               outputDims: outputTypes.first??.concreteDims, fusedOpTypes: fusedOpTypes,
+                                               sourceZeroPoint: sourceZeroPoint))
     }
 }
 
@@ -114,6 +118,7 @@ public struct KernelGrouping: Sendable {
         var seenInputs = Set<String>()
         for m in members {
             k.params += m.params
+            k.sourceZeroPoint = k.sourceZeroPoint || m.sourceZeroPoint
             if let work = m.work, let macs = work.macs.value, let flops = work.flops.value, let intMacs = work.intMacs.value,
                let read = m.bytesRead?.value, let written = m.bytesWritten?.value {
                 k.macs += macs
