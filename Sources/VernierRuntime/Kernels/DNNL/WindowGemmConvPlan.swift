@@ -17,7 +17,6 @@ final class WindowGemmConvPlan {
     let inputShape: [Int]
     let outputShape: [Int]
     let lanes: Int
-    let threadCount: Int
 
     private let geometry: vernier_window_geometry
     private let blocks: Int
@@ -68,7 +67,6 @@ final class WindowGemmConvPlan {
         outputShape = output
         self.lanes = lanes
         blocks = channels / lanes
-        threadCount = ThreadPool.threadCount
         self.geometry = vernier_window_geometry(
             height: height, width: width, kernel_h: kh, kernel_w: kw,
             stride_h: geometry.strides[0], stride_w: geometry.strides[1], pad_top: geometry.pads[0], pad_left: geometry.pads[1],
