@@ -204,6 +204,40 @@ struct KernelCostModelTests {
         #expect(feature(side: 56, integer: true) == "int8.window_macs")
     }
 
+    /// Kernels of a model that fits in the last-level cache stream nothing from memory
+    /// however much they move: fitted on big kernels of both kinds of model, the model
+    /// gives each its time, and keeps the cache size it was fitted with.
+    @Test func kernelsOfModelsThatFitTheLastLevelCacheDoNotStream() throws {
+        let cacheUsPerByte = 1e-5, extraUsPerByte = 4e-5, limit = 1e6, lastLevel = 32e6
+        var kernels: [KernelSample] = []
+        for (i, channels) in [16, 32, 64, 96, 128, 192].enumerated() {
+            for side in [14, 28, 56, 112, 160] {
+                for modelBytes in [10e6, 100e6] {
+                    var k = Self.conv("d\(i)\(side)", channels: channels, outChannels: channels, side: side, window: 9, silu: false)
+                    k.opClass = .depthwiseConv
+                    k.modelBytes = modelBytes
+                    let streams = k.bytes > limit && modelBytes > lastLevel
+                    k.measuredUs = Self.fixedUs + k.bytes * cacheUsPerByte + (streams ? k.bytes * extraUsPerByte : 0)
+                        + k.shape.macs * 1e-7
+                    kernels.append(k)
+                }
+            }
+        }
+        let model = try #require(KernelCostModel.fit(kernels, opClass: .depthwiseConv, threads: 1, streamingBytes: limit,
+                                                     residentBytes: lastLevel))
+        #expect(model.residentBytes == lastLevel)
+        for k in kernels {
+            let p = try #require(model.predictUs(k))
+            #expect(abs(p - k.measuredUs!) < 0.02 * k.measuredUs!, "\(k.name) of a \(k.modelBytes ?? 0)-byte model")
+        }
+        // A kernel whose model's size is unknown streams, as before.
+        var unknown = try #require(kernels.first { $0.bytes > limit })
+        unknown.modelBytes = nil
+        #expect(KernelCostModel.features(of: unknown, streamingBytes: limit, residentBytes: lastLevel)?["streamed_bytes"] == unknown.bytes)
+        let decoded = try JSONDecoder().decode(KernelCostModel.self, from: try JSONEncoder().encode(model))
+        #expect(decoded == model)
+    }
+
     /// Kernels moving more than the caches hold pay memory's rate per byte on top of the
     /// caches': the fit recovers both rates when given the threshold, and a profile
     /// keeps the threshold it was fitted with.

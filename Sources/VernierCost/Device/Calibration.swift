@@ -68,7 +68,8 @@ extension DeviceProfile {
             let epilogueCap = roofline(threads: threads, integer: false).map { 8 / ($0.bandwidthGBps * 1e3) }
             kernelModels += KernelCostModel.classes.compactMap { opClass in
                 KernelCostModel.fit(kernels.filter { $0.opClass == opClass }, opClass: opClass, threads: threads,
-                                    streamingBytes: caches.l2Bytes.map { Double($0 * threads) }, epilogueCapUs: epilogueCap)
+                                    streamingBytes: caches.l2Bytes.map { Double($0 * threads) },
+                                    residentBytes: caches.l3Bytes.map(Double.init), epilogueCapUs: epilogueCap)
             }
             let runs = atThreads.compactMap { set in
                 set.endToEndUs.map { (kernelSum: set.kernelSumUs, kernels: set.kernels.count, run: $0) }

@@ -16,6 +16,10 @@ public struct KernelSample: Sendable, Equatable {
     /// What a kernel cost model (`KernelCostModel`) weighs besides ops and bytes; zero
     /// or empty when the source did not say.
     public var shape: Shape
+    /// Bytes the kernel's whole model keeps between runs (weights and planned
+    /// activations); nil when the source did not say. A model that fits in the
+    /// last-level cache finds them there on the next run (`KernelCostModel.residentBytes`).
+    public var modelBytes: Double?
 
     /// The work of a kernel in the terms its time is built from.
     public struct Shape: Sendable, Equatable {
@@ -65,7 +69,8 @@ public struct KernelSample: Sendable, Equatable {
     }
 
     public init(name: String, opClass: OpClass, ops: Double, bytes: Double, integer: Bool, measuredUs: Double? = nil,
-                shape: Shape = Shape()) {
+                shape: Shape = Shape(), modelBytes: Double? = nil) {
+        self.modelBytes = modelBytes
         self.name = name
         self.opClass = opClass
         self.ops = ops
@@ -176,6 +181,7 @@ extension ModelSamples {
         if !nodes.isEmpty, shares < 0.999 {
             throw CalibrationInputError.invalid(path: path, reason: "the profile lists only some kernels (written with --top); write it without --top")
         }
+        let modelBytes = (totals["planned_bytes"] as? NSNumber)?.doubleValue
         var kernels: [KernelSample] = []
         for node in nodes {
             // Rows whose costs are unknown (null) cannot be placed on the roofline.
@@ -199,7 +205,8 @@ extension ModelSamples {
                                            outputDims: firstDims("output_shapes"), fusedOpTypes: node["fused_ops"] as? String ?? op,
                                            sourceZeroPoint: node["source_zero_point"] as? Bool ?? false)
             kernels.append(KernelSample(name: name, opClass: opClass, ops: flops + 2 * intMacs, bytes: read + written,
-                                        integer: intMacs > 0 && 2 * intMacs >= flops, measuredUs: measuredMs * 1e3, shape: shape))
+                                        integer: intMacs > 0 && 2 * intMacs >= flops, measuredUs: measuredMs * 1e3, shape: shape,
+                                        modelBytes: modelBytes))
         }
         let e2e = ((totals["latency_ms"] as? [String: Any])?[statistic.rawValue] as? NSNumber)?.doubleValue
         return ModelSamples(model: model, runtime: .vernier, threads: max(1, threads), kernels: kernels,
@@ -218,6 +225,12 @@ extension ModelSamples {
         var durations: [String: [Double]] = [:]
         var costs: [String: ORTKernelCost.Estimate] = [:]
         var runs: [Double] = []
+        // The model's bytes: each node's parameters once, and the most its arena held.
+        var parameterBytes: [String: Double] = [:]
+        var arenaBytes = 0.0
+        func number(_ value: Any?) -> Double? {
+            (value as? NSNumber)?.doubleValue ?? (value as? String).flatMap(Double.init)
+        }
         for event in events {
             guard let name = event["name"] as? String, let dur = (event["dur"] as? NSNumber)?.doubleValue else { continue }
             let category = event["cat"] as? String
@@ -231,14 +244,17 @@ extension ModelSamples {
                                                      outputs: ORTKernelCost.shapes(args["output_type_shape"]))
             }
             durations[node, default: []].append(dur)
+            parameterBytes[node] = number(args["parameter_size"]) ?? parameterBytes[node]
+            arenaBytes = max(arenaBytes, number(args["mem_arena_held"]) ?? 0)
         }
+        let modelBytes = parameterBytes.isEmpty ? nil : parameterBytes.values.reduce(0, +) + arenaBytes
         guard !order.isEmpty else {
             throw CalibrationInputError.invalid(path: path, reason: "no kernel events (profile a session with enable_profiling and run it)")
         }
         let kernels = order.compactMap { node -> KernelSample? in
             guard let times = durations[node], let c = costs[node] else { return nil }
             return KernelSample(name: node, opClass: c.opClass, ops: c.ops, bytes: c.bytes, integer: c.integer,
-                                measuredUs: statistic.of(times), shape: c.shape)
+                                measuredUs: statistic.of(times), shape: c.shape, modelBytes: modelBytes)
         }
         // The first run of a session warms caches and allocators.
         let measuredRuns = runs.count > 1 ? Array(runs.dropFirst()) : runs

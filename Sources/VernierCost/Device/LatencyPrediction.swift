@@ -35,7 +35,9 @@ public struct LatencyPrediction: Sendable {
         let grouping = KernelGrouping(table: table, executedNodes: Set(kernels.flatMap(\.originalNodes)))
         var rows: [Row] = kernels.map { node in
             let costs = grouping.costs(name: node.displayName, opType: node.qualifiedOpType, nodes: node.originalNodes)
-            let prediction = costs.costKnown ? device.predict(costs.sample, threads: threads) : nil
+            var sample = costs.sample
+            sample.modelBytes = Double(table.totals.weightBytes + (table.memory?.arenaBytes ?? 0))
+            let prediction = costs.costKnown ? device.predict(sample, threads: threads) : nil
             return Row(costs: costs, prediction: prediction, share: 0, cumulativeShare: 0)
         }
         let sum = rows.reduce(0) { $0 + $1.predictedMs }
