@@ -14,7 +14,6 @@ static inline void copy_lanes(float *d, const float *s, size_t lanes) {
 
 void vernier_window_rows(const float *src, size_t blocks, size_t lanes, vernier_window_geometry g, float *dst) {
     const size_t plane = g.height * g.width * lanes;
-    const size_t tap_floats = lanes;
     for (size_t oh = 0; oh < g.out_h; oh++) {
         for (size_t ow = 0; ow < g.out_w; ow++) {
             float *row = dst + (oh * g.out_w + ow) * blocks * g.kernel_h * g.kernel_w * lanes;
@@ -26,12 +25,12 @@ void vernier_window_rows(const float *src, size_t blocks, size_t lanes, vernier_
                 for (size_t kh = 0; kh < g.kernel_h; kh++) {
                     const ptrdiff_t y = top + (ptrdiff_t)(kh * g.dilation_h);
                     const int row_inside = y >= 0 && y < (ptrdiff_t)g.height;
-                    for (size_t kw = 0; kw < g.kernel_w; kw++, row += tap_floats) {
+                    for (size_t kw = 0; kw < g.kernel_w; kw++, row += lanes) {
                         const ptrdiff_t x = left + (ptrdiff_t)(kw * g.dilation_w);
                         if (row_inside && x >= 0 && x < (ptrdiff_t)g.width) {
                             copy_lanes(row, image + ((size_t)y * g.width + (size_t)x) * lanes, lanes);
                         } else {
-                            memset(row, 0, tap_floats * sizeof(float));
+                            memset(row, 0, lanes * sizeof(float));
                         }
                     }
                 }

@@ -162,14 +162,12 @@ struct KernelCostModelTests {
     /// time back; a model fitted without any predicts them at the plain integer rate.
     @Test func zeroPointProductsAreWeighedApart() throws {
         func conv(_ i: Int, zeroPoint: Bool) -> KernelSample {
-            let side = 8 + i % 24, channels = 16 * (1 + i % 5)
-            let outputs = Double(32 * side * side), macs = outputs * Double(channels)
-            let shape = KernelSample.Shape(macs: macs, inputDims: [1, channels, side, side], outputDims: [1, 32, side, side],
-                                           fusedOpTypes: "DequantizeLinear+DequantizeLinear+Conv+QuantizeLinear",
-                                           sourceZeroPoint: zeroPoint)
+            var k = Self.conv("c\(i)", channels: 16 * (1 + i % 5), outChannels: 32, side: 8 + i % 24, window: 1, silu: false,
+                              integer: true)
+            k.shape.sourceZeroPoint = zeroPoint
             // 1 us fixed, 1 ns per multiply-add, 2 ns with a zero point.
-            return KernelSample(name: "c\(i)", opClass: .conv, ops: 2 * macs, bytes: outputs, integer: true,
-                                measuredUs: 1 + macs * (zeroPoint ? 2e-3 : 1e-3), shape: shape)
+            k.measuredUs = 1 + k.shape.macs * (zeroPoint ? 2e-3 : 1e-3)
+            return k
         }
         let mixed = (0..<60).map { conv($0, zeroPoint: $0 % 2 == 0) }
         let model = try #require(KernelCostModel.fit(mixed, opClass: .conv, threads: 1))

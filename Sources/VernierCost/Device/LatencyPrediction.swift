@@ -33,10 +33,11 @@ public struct LatencyPrediction: Sendable {
         let folded = PlanTimeConstants.foldedNodes(optimized)
         let kernels = optimized.graph.nodes.filter { !folded.contains($0.name) }
         let grouping = KernelGrouping(table: table, executedNodes: Set(kernels.flatMap(\.originalNodes)))
+        let modelBytes = Double(table.totals.weightBytes + (table.memory?.arenaBytes ?? 0))
         var rows: [Row] = kernels.map { node in
             let costs = grouping.costs(name: node.displayName, opType: node.qualifiedOpType, nodes: node.originalNodes)
             var sample = costs.sample
-            sample.modelBytes = Double(table.totals.weightBytes + (table.memory?.arenaBytes ?? 0))
+            sample.modelBytes = modelBytes
             let prediction = costs.costKnown ? device.predict(sample, threads: threads) : nil
             return Row(costs: costs, prediction: prediction, share: 0, cumulativeShare: 0)
         }

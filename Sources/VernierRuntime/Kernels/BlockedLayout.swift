@@ -419,8 +419,7 @@ final class BlockedBatchNormKernel: Kernel {
         let xp = x.rawPointer.assumingMemoryBound(to: Float.self)
         let yp = y.rawPointer.assumingMemoryBound(to: Float.self)
         let (area, block, blocks, relu) = (g.h * g.w, g.block, g.blocks, self.relu)
-        // Relu as `x < 0 ? 0 : x`, which keeps a NaN as the Relu kernel does.
-        @inline(__always) func activated(_ v: SIMD8<Float>) -> SIMD8<Float> { relu ? v.replacing(with: 0, where: v .< 0) : v }
+        @inline(__always) func activated(_ v: SIMD8<Float>) -> SIMD8<Float> { relu ? ReluOp()(v) : v }
         /// 8 channels' values from channel `c`; padding lanes 0 (so padding comes out 0).
         @inline(__always) func lanes(_ values: [Float], from c: Int) -> SIMD8<Float> {
             var v = SIMD8<Float>.zero

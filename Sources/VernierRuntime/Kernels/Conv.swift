@@ -75,21 +75,23 @@ final class ConvKernel: Kernel {
                     try WindowGemmConvPlan(input: shape, weights: weights, bias: constantBias, geometry: geometry,
                                            epilogue: epilogue, layout: inputLayout)
                 }
-                packedInputs = [1] + (biasIndex.map { [$0] } ?? [])
-                constantWeights = nil
-                constantBias = nil
+                handConstantsToThePlan()
                 return
             }
             let plan = try makePlan(input: shape, weights: weights.shape)
             plans.append(plan)
             // The plan's shapes are the graph's (a compiled graph refuses other input
             // shapes), so packed weights are never needed again.
-            if plan.ownsWeights {
-                packedInputs = [1] + (biasIndex.map { [$0] } ?? [])
-                constantWeights = nil
-                constantBias = nil
-            }
+            if plan.ownsWeights { handConstantsToThePlan() }
         }
+    }
+
+    /// The plan holds its own copy of the weights (and bias): they arrive as nil at run
+    /// time and this kernel lets go of them.
+    private func handConstantsToThePlan() {
+        packedInputs = [1] + (biasIndex.map { [$0] } ?? [])
+        constantWeights = nil
+        constantBias = nil
     }
 
     private func makePlan(input: [Int], weights: [Int]) throws -> ConvPlan {

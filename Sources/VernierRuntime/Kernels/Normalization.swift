@@ -139,8 +139,7 @@ enum RowNorm {
     static func scaleShift(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ a: Float, _ b: Float,
                            relu: Bool = false) {
         let va = SIMD8<Float>(repeating: a), vb = SIMD8<Float>(repeating: b)
-        // Relu as `v < 0 ? 0 : v`, which keeps a NaN.
-        @inline(__always) func out(_ v: SIMD8<Float>) -> SIMD8<Float> { relu ? v.replacing(with: 0, where: v .< 0) : v }
+        @inline(__always) func out(_ v: SIMD8<Float>) -> SIMD8<Float> { relu ? ReluOp()(v) : v }
         var i = 0
         while i + 16 <= n {
             NormMath.store(out(NormMath.load(x + i) * va + vb), y + i)

@@ -17,6 +17,8 @@ final class WindowGemmConvPlan {
     let inputShape: [Int]
     let outputShape: [Int]
     let lanes: Int
+    /// Output pixels: the product's rows.
+    private let pixels: Int
 
     private let geometry: vernier_window_geometry
     private let blocks: Int
@@ -61,7 +63,7 @@ final class WindowGemmConvPlan {
         }
         let (channels, height, width) = (input[1], input[2], input[3])
         let (outChannels, kh, kw) = (weights.shape[0], weights.shape[2], weights.shape[3])
-        let pixels = output[2] * output[3]
+        pixels = output[2] * output[3]
         let k = channels * kh * kw
         inputShape = input
         outputShape = output
@@ -120,7 +122,6 @@ final class WindowGemmConvPlan {
         }
         vernier_window_rows(input.rawPointer.assumingMemoryBound(to: Float.self), blocks, lanes, geometry,
                             windows.rawPointer.assumingMemoryBound(to: Float.self))
-        let pixels = outputShape[2] * outputShape[3]
         if addsResidual {
             guard let addend, addend.shape == outputShape, addend.layout == output.layout else {
                 throw DNNLError.shapeMismatch("window-rows convolution needs an addend \(outputShape) in \(output.layout)")
@@ -140,7 +141,7 @@ final class WindowGemmConvPlan {
     /// tensor at `blocked`, in either direction, over the pixels as rows.
     private func blockCopies(blocked: UnsafeMutableRawPointer, toBlocked: Bool) -> [RowPart] {
         let float = MemoryLayout<Float>.stride
-        let pixels = outputShape[2] * outputShape[3], outChannels = outputShape[1]
+        let outChannels = outputShape[1]
         let rowBytes = outChannels * float, blockBytes = lanes * float
         return (0..<(outChannels / lanes)).map { block in
             let row = result.rawPointer + block * blockBytes, plane = blocked + block * pixels * blockBytes
