@@ -74,43 +74,121 @@ enum CLI {
     /// Runs `vernier args...` in `directory` (default: the repository root), killing it after
     /// `timeout` seconds, with `environment` added to this process's environment. Never throws
     /// for the child's own failure; throws only if it cannot start.
+    ///
+    /// Spawned with `posix_spawn`, not Foundation's `Process`: on Linux, Swift 6.3's
+    /// `Process.run()` lists /proc/self/fd copying each entry's whole 256-byte name, past
+    /// the end of glibc's buffer, and crashed the test process about one suite run in six
+    /// (swift-corelibs-foundation PR 5472).
     static func run(_ args: [String], in directory: String? = nil, environment: [String: String] = [:],
                     timeout: Double = 60, whileRunning: (() -> Void)? = nil) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try requireBinary())
-        process.arguments = args
-        process.environment = ProcessInfo.processInfo.environment
+        let binary = try requireBinary()
+        let variables = ProcessInfo.processInfo.environment
             .merging(["VERNIER_DEVICE_DIR": deviceFolder]) { own, _ in own }
             .merging(environment) { _, new in new }
-        process.currentDirectoryURL = URL(fileURLWithPath: directory ?? root)
-        process.standardInput = FileHandle.nullDevice
-        let outPipe = Pipe(), errPipe = Pipe()
-        process.standardOutput = outPipe
-        process.standardError = errPipe
-
-        let finished = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in finished.signal() }
+        let start = Date()
+        let child = try Child(binary: binary, arguments: args, environment: variables, directory: directory ?? root)
 
         // Drain both pipes while the child runs, so a large output cannot block it.
         let readers = DispatchGroup()
         let outData = Box(Data()), errData = Box(Data())
-        let start = Date()
-        try process.run()
-        DispatchQueue.global().async(group: readers) { outData.value = outPipe.fileHandleForReading.readDataToEndOfFile() }
-        DispatchQueue.global().async(group: readers) { errData.value = errPipe.fileHandleForReading.readDataToEndOfFile() }
+        DispatchQueue.global().async(group: readers) { outData.value = Child.readToEnd(child.stdout) }
+        DispatchQueue.global().async(group: readers) { errData.value = Child.readToEnd(child.stderr) }
         whileRunning?()
 
         var timedOut = false
-        if finished.wait(timeout: .now() + timeout) == .timedOut {
-            timedOut = true
-            kill(process.processIdentifier, SIGKILL)
-            finished.wait()
+        var status = child.poll()
+        while status == nil {
+            if Date().timeIntervalSince(start) > timeout {
+                timedOut = true
+                kill(child.pid, SIGKILL)
+                status = child.wait()
+                break
+            }
+            usleep(2_000)
+            status = child.poll()
         }
         readers.wait()
-        let seconds = Date().timeIntervalSince(start)
-        let signaled = process.terminationReason == .uncaughtSignal
-        return Result(arguments: args, status: process.terminationStatus, signaled: signaled,
-                      timedOut: timedOut, stdout: outData.value, stderr: errData.value, seconds: seconds)
+        let ended = Child.decode(status ?? 0)
+        return Result(arguments: args, status: ended.status, signaled: ended.signaled,
+                      timedOut: timedOut, stdout: outData.value, stderr: errData.value,
+                      seconds: Date().timeIntervalSince(start))
+    }
+
+    /// A spawned child with its output and error pipes (read ends, closed on reading to
+    /// the end) and no input.
+    struct Child {
+        let pid: pid_t
+        let stdout: Int32
+        let stderr: Int32
+
+        init(binary: String, arguments: [String], environment: [String: String], directory: String) throws {
+            var out: [Int32] = [-1, -1], err: [Int32] = [-1, -1]
+            guard pipe(&out) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+            guard pipe(&err) == 0 else {
+                close(out[0]); close(out[1])
+                throw POSIXError(.init(rawValue: errno) ?? .EIO)
+            }
+            // Close-on-exec, so other tests' children do not hold these open; dup2 onto 1
+            // and 2 clears the flag for this child's copies.
+            for fd in out + err { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+            posix_spawn_file_actions_adddup2(&actions, err[1], 2)
+
+            func cStrings(_ strings: [String]) -> [UnsafeMutablePointer<CChar>?] { strings.map { strdup($0) } + [nil] }
+            // `env -C` changes into the directory and execs the binary (glibc's
+            // posix_spawn_file_actions_addchdir_np is not visible to Swift).
+            let launcher = "/usr/bin/env"
+            let argv = cStrings([launcher, "-C", directory, binary] + arguments)
+            let envp = cStrings(environment.map { "\($0.key)=\($0.value)" })
+            defer { for p in argv + envp { free(p) } }
+            var pid: pid_t = 0
+            let spawned = posix_spawn(&pid, launcher, &actions, nil, argv, envp)
+            close(out[1]); close(err[1])
+            guard spawned == 0 else {
+                close(out[0]); close(err[0])
+                throw POSIXError(.init(rawValue: spawned) ?? .EIO)
+            }
+            (self.pid, stdout, stderr) = (pid, out[0], err[0])
+        }
+
+        /// The wait status once the child has ended, nil while it runs.
+        func poll() -> Int32? {
+            var status: Int32 = 0
+            while true {
+                let r = waitpid(pid, &status, WNOHANG)
+                if r == pid { return status }
+                if r == 0 || errno != EINTR { return r == 0 ? nil : 0 }
+            }
+        }
+
+        /// Waits for the child to end; its wait status.
+        func wait() -> Int32 {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            return status
+        }
+
+        /// A wait status as the exit status, or the signal number when a signal ended
+        /// the child (Linux: the signal in the low 7 bits, else the exit code above them).
+        static func decode(_ raw: Int32) -> (status: Int32, signaled: Bool) {
+            let signal = raw & 0x7f
+            return signal == 0 ? ((raw >> 8) & 0xff, false) : (signal, true)
+        }
+
+        /// Everything written to `fd` until its last writer closes it; closes `fd`.
+        static func readToEnd(_ fd: Int32) -> Data {
+            defer { close(fd) }
+            var data = Data()
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n > 0 { data.append(contentsOf: buffer[0..<n]) } else if n == 0 || errno != EINTR { return data }
+            }
+        }
     }
 
     /// `vernier summary MODEL extra...`, with MODEL relative to the repository root.

@@ -156,28 +156,30 @@ import Testing
     }
 
     @Test func ctrlCPrintsThePartialProfileAndExits130() throws {
-        let binary = try CLI.requireBinary()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["profile", "Models/resnet_mini.onnx", "--min-time", "60", "--max-runs", "100000000",
-                             "--threads", "1", "--no-roofline", "--format", "json"]
-        process.currentDirectoryURL = URL(fileURLWithPath: CLI.root)
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
+        let child = try CLI.Child(binary: try CLI.requireBinary(),
+                                  arguments: ["profile", "Models/resnet_mini.onnx", "--min-time", "60", "--max-runs", "100000000",
+                                              "--threads", "1", "--no-roofline", "--format", "json"],
+                                  environment: ProcessInfo.processInfo.environment, directory: CLI.root)
         let outData = Box(Data())
         let reader = DispatchGroup()
-        DispatchQueue.global().async(group: reader) { outData.value = out.fileHandleForReading.readDataToEndOfFile() }
+        DispatchQueue.global().async(group: reader) { outData.value = CLI.Child.readToEnd(child.stdout) }
+        DispatchQueue.global().async(group: reader) { _ = CLI.Child.readToEnd(child.stderr) }
         // Long enough to be measuring even on a loaded machine (a debug build loads in well under 1 s).
         Thread.sleep(forTimeInterval: 6)
-        kill(process.processIdentifier, SIGINT)
+        kill(child.pid, SIGINT)
         let deadline = Date().addingTimeInterval(30)
-        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        var status = child.poll()
+        while status == nil && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+            status = child.poll()
+        }
+        if status == nil {
+            kill(child.pid, SIGKILL)
+            status = child.wait()
+        }
         reader.wait()
-        #expect(process.terminationReason == .exit && process.terminationStatus == 130)
+        let ended = CLI.Child.decode(status ?? 0)
+        #expect(!ended.signaled && ended.status == 130)
         let json = try J.parse(outData.value)
         let totals = try #require(json["totals"] as? [String: Any])
         #expect(totals["interrupted"] as? Bool == true)
