@@ -67,17 +67,19 @@ extension DNNLKernelTests {
     }
 
     /// Winograd only for fp32 3x3 stride-1 undilated dense convs on maps of 28x28 and
-    /// more, with whole 16-channel blocks of outputs; on an AVX-512 CPU oneDNN then runs
-    /// its wino kernel.
+    /// more, with whole 16-channel blocks of inputs and outputs; on an AVX-512 CPU oneDNN
+    /// then runs its wino kernel.
     @Test func winogradTakesLargeDenseThreeByThreeConvolutionsOnly() throws {
         let pad = ConvGeometry(pads: [1, 1, 1, 1])
         func takes(_ geometry: ConvGeometry = ConvGeometry(pads: [1, 1, 1, 1]), kernel: [Int] = [3, 3], side: Int = 28,
-                   channels: Int = 64, int8: Bool = false, transposed: Bool = false) -> Bool {
+                   channels: Int = 64, inputChannels: Int = 64, int8: Bool = false, transposed: Bool = false) -> Bool {
             ConvPlan.takesWinograd(transposed: transposed, int8: int8, kernel: kernel, geometry: geometry,
-                                   outputShape: [1, channels, side, side])
+                                   inputShape: [1, inputChannels, side, side], outputShape: [1, channels, side, side])
         }
         #expect(takes())
         #expect(takes(channels: 32) && !takes(channels: 24))
+        // A first layer's 3 channels (an image) or 1 (a spectrogram) stay direct.
+        #expect(takes(inputChannels: 16) && !takes(inputChannels: 3) && !takes(inputChannels: 1))
         #expect(!takes(side: 27))
         #expect(!takes(kernel: [5, 5]) && !takes(kernel: [1, 1]))
         #expect(!takes(ConvGeometry(strides: [2, 2], pads: [1, 1, 1, 1])))

@@ -236,6 +236,7 @@ extension KernelSample.Shape {
         let positions = outputElements / outputChannels
         guard abs(taps - 9) < 1e-6, positions == inputElements / inputChannels, positions == positions.rounded() else { return false }
         return WinogradConvolution.applies(kernel: [3, 3], strides: [1, 1], dilations: [1, 1], group: 1,
-                                           outputPositions: Int(positions), outputChannels: Int(outputChannels), integer: integer)
+                                           outputPositions: Int(positions), inputChannels: Int(inputChannels),
+                                           outputChannels: Int(outputChannels), integer: integer)
     }
 }

@@ -94,10 +94,11 @@ public final class ConvPlan: @unchecked Sendable {
     /// 28x28 take it (under 6 runs' gain; `WinogradConvolution`, which prediction
     /// shares), which keeps ResNet-50's planning near its direct-kernel time. Constant
     /// weights only: a run-time weight would be transformed on every run.
-    static func takesWinograd(transposed: Bool, int8: Bool, kernel: [Int], geometry: ConvGeometry,
+    static func takesWinograd(transposed: Bool, int8: Bool, kernel: [Int], geometry: ConvGeometry, inputShape: [Int],
                               outputShape: [Int]) -> Bool {
         !transposed && WinogradConvolution.applies(kernel: kernel, strides: geometry.strides, dilations: geometry.dilations,
                                                    group: geometry.group, outputPositions: outputShape.dropFirst(2).reduce(1, *),
+                                                   inputChannels: inputShape.count > 1 ? inputShape[1] : 0,
                                                    outputChannels: outputShape.count > 1 ? outputShape[1] : 0, integer: int8)
     }
 
@@ -224,7 +225,7 @@ public final class ConvPlan: @unchecked Sendable {
         var isConstant: Bool { if case .constant = weights { return true }; return false }
         let winograd = blockedLayouts && isConstant
             && Self.takesWinograd(transposed: transposed, int8: quantization != nil, kernel: kernel, geometry: geometry,
-                                  outputShape: outputShape)
+                                  inputShape: inputShape, outputShape: outputShape)
         func primitiveDescriptor(source: dnnl_memory_desc_t, destination: dnnl_memory_desc_t,
                                  algorithm: dnnl_alg_kind_t = dnnl_convolution_direct) throws -> dnnl_primitive_desc_t {
             var (source, weights, destination, bias) = (source, anyWeights, destination, biasDesc)
