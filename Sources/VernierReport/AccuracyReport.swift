@@ -99,6 +99,10 @@ public struct AccuracyReport {
                          ("by_class", .array(m.byClass.map { c in
                              .object([("op_class", .string(c.opClass.rawValue)), ("kernels", .int(c.kernels)),
                                       ("measured_ms", .double(c.measuredUs / 1e3)), ("predicted_ms", .double(c.predictedUs / 1e3))])
+                         })),
+                         ("kernels", .array(m.kernels.map { k in
+                             .object([("name", .string(k.name)), ("op_class", .string(k.opClass.rawValue)),
+                                      ("measured_ms", .double(k.measuredUs / 1e3)), ("predicted_ms", .double(k.predictedUs / 1e3))])
                          }))])
             })),
             ("end_to_end", summary(accuracy.endToEnd)),

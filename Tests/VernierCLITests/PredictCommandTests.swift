@@ -80,6 +80,17 @@ import Testing
         #expect(report["schema"] as? String == "vernier.accuracy/1")
         #expect((report["models"] as? [[String: Any]])?.count == 3)
         #expect(J.int((report["end_to_end"] as? [String: Any])?["count"]) == 3)
+        // Each held-out model lists its kernels: the first model's are the profile's rows,
+        // with the profile's median times and a prediction each.
+        let firstModel = try #require((report["models"] as? [[String: Any]])?.first { ($0["model"] as? String) == "resnet_mini" && J.int($0["threads"]) == 1 })
+        let kernels = try #require(firstModel["kernels"] as? [[String: Any]])
+        #expect(kernels.map { $0["name"] as? String } == profiled.map { $0["name"] as? String })
+        for (kernel, row) in zip(kernels, profiled) {
+            let measured = try #require((kernel["measured_ms"] as? NSNumber)?.doubleValue)
+            let median = try #require(((row["latency_ms"] as? [String: Any])?["median"] as? NSNumber)?.doubleValue)
+            #expect(abs(measured - median) <= 1e-9 * median, "\(kernel) against \(row)")
+            #expect(((kernel["predicted_ms"] as? NSNumber)?.doubleValue ?? 0) > 0, "\(kernel)")
+        }
         let table = try CLI.run(["device", "--accuracy", device, "--from"] + profiles, environment: env)
         #expect(table.status == 0 && table.out.contains("within 10%") && table.out.contains("resnet_mini"), "\(table)")
         #expect(report["statistic"] as? String == "median")

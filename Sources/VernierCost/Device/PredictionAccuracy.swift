@@ -12,8 +12,19 @@ public struct PredictionAccuracy: Sendable {
         /// Measured and predicted kernel time per op class (Vernier rows measured
         /// kernel by kernel only; empty when the truth came from another runtime).
         public var byClass: [ClassTime] = []
+        /// Each measured kernel with its prediction, in the profile's order (Vernier rows
+        /// only, as `byClass`): which layers a miss comes from.
+        public var kernels: [KernelResult] = []
         /// (predicted - measured) / measured, in percent.
         public var errorPercent: Double { (predictedMs - measuredMs) / measuredMs * 100 }
+    }
+
+    /// One kernel of a held-out model, measured and predicted.
+    public struct KernelResult: Sendable, Equatable {
+        public var name: String
+        public var opClass: OpClass
+        public var measuredUs: Double
+        public var predictedUs: Double
     }
 
     /// One op class's kernels in one held-out model: where an end-to-end miss comes from.
@@ -94,6 +105,8 @@ public struct PredictionAccuracy: Sendable {
                     let error = (p.predictedUs - m) / m * 100
                     allLayerErrors.append(error)
                     if m >= 0.01 * kernelSum { layerErrors.append(error) }
+                    result.kernels.append(KernelResult(name: kernel.name, opClass: kernel.opClass, measuredUs: m,
+                                                       predictedUs: p.predictedUs))
                     byClass[kernel.opClass, default: ClassTime(opClass: kernel.opClass, kernels: 0, measuredUs: 0, predictedUs: 0)]
                         .add(measuredUs: m, predictedUs: p.predictedUs)
                 }
