@@ -87,6 +87,21 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
         static let integerPrefix = "int8."
         /// Integer products whose activation has a zero point other than 0.
         static let zeroPointPrefix = "int8.zero_point."
+        /// A direct float convolution's kernel computes a block of up to `rowBlock`
+        /// outputs along a row for up to `channelBlocks` blocks of output channels at
+        /// once: each weight it loads serves the row block, each input it broadcasts
+        /// serves the channel blocks. Narrow maps (DenseNet's 7x7) and few output channels
+        /// (the OCR detector's 24) leave loads a larger share of each multiply-add; these
+        /// two features are the multiply-adds over each blocking, so the fit can charge
+        /// them. Leave-one-out on 24 models: SqueezeNet's 27x27 3x3 convs (131 GMAC/s
+        /// against ResNet's 108 at 14x14) +16/+21% -> +9/+13%, the CRNN's 4x33 ones
+        /// +10/+14% -> +4/+7%; within 10% 72.9% -> 75.0%, layers 54.2% -> 55.0%.
+        /// Integer convolutions run other kernels (channels-last) and 1x1 ones block by
+        /// positions: giving them these too lost MobileNetV2 int8 (+13% -> +18%). Not in
+        /// `arithmetic`: a profile calibrated before them predicts without them.
+        static let windowRowMacs = "window_row_macs"
+        static let windowChannelBlockMacs = "window_channel_block_macs"
+        static let rowBlock = 28.0, channelBlock = 16.0, channelBlocks = 4.0
         /// The multiply-add features, float and integer.
         static let arithmetic: Set<String> = Set([macs, pointwiseMacs, windowMacs, vectorMacs, winogradMacs]
             .flatMap { [$0, integerPrefix + $0, zeroPointPrefix + $0] })
@@ -114,6 +129,12 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
             let feature = window < 1.5 ? (s.isVectorProduct ? Feature.vectorMacs : Feature.pointwiseMacs)
                 : s.isWinograd(integer: kernel.integer) ? Feature.winogradMacs : Feature.windowMacs
             f[prefix + feature] = s.macs
+            // A direct float convolution's register blocking (`Feature.windowRowMacs`).
+            if feature == Feature.windowMacs, !kernel.integer, s.outputWidth > 0, s.outputChannels > 0 {
+                f[Feature.windowRowMacs] = s.macs / min(s.outputWidth, Feature.rowBlock)
+                let channelBlocks = (s.outputChannels / Feature.channelBlock).rounded(.up)
+                f[Feature.windowChannelBlockMacs] = s.macs / min(max(1, channelBlocks), Feature.channelBlocks)
+            }
         default:
             f[prefix + (s.isVectorProduct ? Feature.vectorMacs : Feature.macs)] = s.macs
         }

@@ -32,6 +32,9 @@ public struct KernelSample: Sendable, Equatable {
         public var inputChannels: Double
         /// Dim 1 of the first output; 0 when the source did not say.
         public var outputChannels: Double
+        /// The first output's last dim (a map's width) when it has spatial dims (rank 3
+        /// or more); 0 otherwise.
+        public var outputWidth: Double
         /// The op whose work the kernel follows (`Conv` of a Conv+Relu, and of a QDQ
         /// group's DequantizeLinear x3 + Conv + QuantizeLinear); empty when unknown.
         public var anchor: String
@@ -42,8 +45,10 @@ public struct KernelSample: Sendable, Equatable {
         public var sourceZeroPoint: Bool
 
         public init(macs: Double = 0, outputElements: Double = 0, inputElements: Double = 0, inputChannels: Double = 0,
-                    outputChannels: Double = 0, anchor: String = "", epilogue: [String] = [], sourceZeroPoint: Bool = false) {
+                    outputChannels: Double = 0, outputWidth: Double = 0, anchor: String = "", epilogue: [String] = [],
+                    sourceZeroPoint: Bool = false) {
             self.sourceZeroPoint = sourceZeroPoint
+            self.outputWidth = outputWidth
             self.macs = macs
             self.outputElements = outputElements
             self.inputElements = inputElements
@@ -60,10 +65,11 @@ public struct KernelSample: Sendable, Equatable {
             func elements(_ dims: [Int]?) -> Double { dims.map { $0.reduce(1.0) { $0 * Double(max(0, $1)) } } ?? 0 }
             let channels = inputDims.flatMap { $0.count >= 2 ? Double($0[1]) : nil } ?? 0
             let outputChannels = outputDims.flatMap { $0.count >= 2 ? Double($0[1]) : nil } ?? 0
+            let width = outputDims.flatMap { $0.count >= 3 ? $0.last.map { Double(max(0, $0)) } : nil } ?? 0
             let ops = fusedOpTypes.split(separator: "+").map { OpClass.bare(String($0)) }
             let main = OpClass.mainOpIndex(ops)
             self.init(macs: macs, outputElements: elements(outputDims), inputElements: elements(inputDims),
-                      inputChannels: channels, outputChannels: outputChannels, anchor: main.map { ops[$0] } ?? "",
+                      inputChannels: channels, outputChannels: outputChannels, outputWidth: width, anchor: main.map { ops[$0] } ?? "",
                       epilogue: main.map { Array(ops.dropFirst($0 + 1)) } ?? [], sourceZeroPoint: sourceZeroPoint)
         }
     }
