@@ -223,7 +223,7 @@ struct PredictionTests {
         #expect(fc.opClass == .matmul && fc.ops == 2 * 10 * 64 && fc.measuredUs == 11)
         // The shape kernel models weigh; the trace names no fused activation.
         #expect(conv.shape == KernelSample.Shape(macs: 16384 * 27, outputElements: 16384, inputElements: 3072, inputChannels: 3,
-                                                 outputChannels: 16, anchor: "FusedConv"))
+                                                 outputChannels: 16, outputWidth: 32, anchor: "FusedConv"))
         #expect(fc.shape.macs == 640 && fc.shape.outputElements == 10)
         // The fastest of each: runs 100 (not the 900 warm-up), conv 40, fc 10.
         let fastest = try ModelSamples.read(path: path, ortThreads: 2, statistic: .min)
@@ -269,7 +269,7 @@ struct PredictionTests {
         let c = try #require(samples.kernels.last)
         #expect(c.measuredUs == 1250 && c.ops == 100 && c.bytes == 96)
         #expect(c.shape == KernelSample.Shape(macs: 40, outputElements: 16, inputElements: 8, inputChannels: 2, outputChannels: 4,
-                                              anchor: "Conv", epilogue: ["Sigmoid", "Mul"]))
+                                              outputWidth: 2, anchor: "Conv", epilogue: ["Sigmoid", "Mul"]))
         let fastest = try ModelSamples.read(path: path, statistic: .min)
         #expect(fastest.endToEndUs == 1375 && fastest.kernels.last?.measuredUs == 1125)
     }
