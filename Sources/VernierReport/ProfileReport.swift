@@ -260,6 +260,7 @@ public struct ProfileReport {
             ("macs", value(r.macs)),
             ("int_macs", value(r.intMacs)),
             ("source_zero_point", .bool(r.sourceZeroPoint)),
+            ("copies_nothing", .bool(r.copiesNothing)),
             ("flops", value(r.flops)),
             ("bytes_read", value(r.bytesRead)),
             ("bytes_written", value(r.bytesWritten)),

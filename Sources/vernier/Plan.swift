@@ -164,8 +164,7 @@ struct Plan: ParsableCommand {
         var overallAnchor: Double
 
         func prediction(_ candidate: AnalyzedModel) -> LatencyPrediction {
-            LatencyPrediction.build(table: CostModel.table(for: candidate), optimized: GraphPasses.optimize(candidate.inferred),
-                                    device: device, threads: threads)
+            DeviceSelection.prediction(table: CostModel.table(for: candidate), inferred: candidate.inferred, on: device, threads: threads)
         }
 
         /// Predicted median of a variant: the device model, on the host scaled kernel by
@@ -212,8 +211,8 @@ struct Plan: ParsableCommand {
         measuring.noRoofline = true
         measuring.minTime = 0.5
         let table = CostModel.table(for: analyzed)
-        let originalPrediction = LatencyPrediction.build(table: table, optimized: GraphPasses.optimize(analyzed.inferred),
-                                                         device: deviceProfile, threads: threadCount)
+        let originalPrediction = DeviceSelection.prediction(table: table, inferred: analyzed.inferred, on: deviceProfile,
+                                                            threads: threadCount)
         // The search's rounds are quick samples; the original and the final verification,
         // which the verdict and the prediction error rest on, are measured longer.
         var verifying = measuring
@@ -512,8 +511,8 @@ struct Plan: ParsableCommand {
             measuredKernels = profile.rows.map { ($0.name, $0.latency.median) }
         } else {
             let reloaded = try c.analyzer.analyze(path: path)
-            let prediction = LatencyPrediction.build(table: CostModel.table(for: reloaded), optimized: GraphPasses.optimize(reloaded.inferred),
-                                                     device: c.device, threads: c.threads)
+            let prediction = DeviceSelection.prediction(table: CostModel.table(for: reloaded), inferred: reloaded.inferred, on: c.device,
+                                                        threads: c.threads)
             profile = Profile(prediction: prediction)
             checks = BudgetVerdict.evaluate(prediction, against: budget).checks
             predictedKernels = c.predictedKernels(prediction)

@@ -84,7 +84,16 @@ enum DeviceSelection {
 
     /// The prediction of an analyzed model's kernels on `device`.
     static func predict(_ analyzed: AnalyzedModel, on device: DeviceProfile, threads: Int) -> LatencyPrediction {
-        let table = CostModel.table(for: analyzed)
-        return LatencyPrediction.build(table: table, optimized: GraphPasses.optimize(analyzed.inferred), device: device, threads: threads)
+        prediction(table: CostModel.table(for: analyzed), inferred: analyzed.inferred, on: device, threads: threads)
+    }
+
+    /// The prediction of the kernels the executor would run for `inferred` (the graph as
+    /// loaded; optimized here) with costs from `table`, its in-place Concats at their
+    /// fixed cost: laid out as the executor would lay them out with the device's
+    /// channel block.
+    static func prediction(table: CostTable, inferred: InferredGraph, on device: DeviceProfile, threads: Int) -> LatencyPrediction {
+        let optimized = GraphPasses.optimize(inferred)
+        return LatencyPrediction.build(table: table, optimized: optimized, device: device, threads: threads,
+                                       copyFree: ExecutionPlan.copyFreeConcats(optimized, channelBlock: device.channelBlock))
     }
 }

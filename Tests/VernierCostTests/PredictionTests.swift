@@ -379,6 +379,40 @@ struct PredictionTests {
         #expect(quantize.allSatisfy { $0.costs.opClass == .quantization })
     }
 
+    /// A Concat the executor runs without copying is predicted at the fixed cost alone,
+    /// and a profile row that says so reads as a kernel that moved no bytes.
+    @Test func aConcatThatCopiesNothingCostsItsFixedCost() throws {
+        var b = GraphBuilder()
+        b.input("x", .float, [1, 64, 28, 28].map(Dim.value))
+        b.node("Relu", ["x"], ["a"])
+        b.node("Sigmoid", ["x"], ["s"])
+        b.node("Concat", ["a", "s"], ["y"], ["axis": .int(1)])
+        b.output("y")
+        let model = try GraphValidator.validate(b.model)
+        let inferred = try ShapeInference().infer(model)
+        let table = CostModel.table(for: AnalyzedModel(model: model, inferred: inferred, libONNXNote: nil))
+        let optimized = GraphPasses.optimize(inferred)
+        let concat = try #require(optimized.graph.nodes.first { $0.opType == "Concat" }).displayName
+        let copying = LatencyPrediction.build(table: table, optimized: optimized, device: device(), threads: 1)
+        let inPlace = LatencyPrediction.build(table: table, optimized: optimized, device: device(), threads: 1, copyFree: [concat])
+        let copied = try #require(copying.rows.first { $0.costs.name == concat }?.prediction)
+        let free = try #require(inPlace.rows.first { $0.costs.name == concat }?.prediction)
+        #expect(free.idealUs == 0 && free.predictedUs == free.overheadUs, "\(free)")
+        // 2 x 200 KB read and 400 KB written at 10 GB/s: 80 us at the roof.
+        #expect(abs(copied.idealUs - 80.28) < 0.01 && copied.predictedUs > free.predictedUs + 80, "\(copied)")
+        #expect(inPlace.rows.first { $0.costs.name == concat }?.costs.copiesNothing == true)
+
+        let row: [String: Any] = ["name": concat, "op": "Concat", "flops": 0, "bytes_read": 401408, "bytes_written": 401408,
+                                  "latency_ms": ["median": 0.001], "share": 1.0]
+        func read(_ rowOverride: [String: Any]) throws -> KernelSample {
+            let json: [String: Any] = ["totals": ["threads": 1, "latency_ms": ["median": 0.002]],
+                                       "nodes": [row.merging(rowOverride) { _, new in new }]]
+            return try #require(try ModelSamples.fromVernierProfile(json, model: "m", path: "m.json").kernels.first)
+        }
+        #expect(try read([:]).bytes == 802816)
+        #expect(try read(["copies_nothing": true]).bytes == 0)
+    }
+
     /// Conv -> Relu -> Add(x) and a Shape -> Gather chain computed at plan time.
     @Test func predictionRowsAreTheKernelsAPlanRuns() throws {
         var b = GraphBuilder()

@@ -292,6 +292,15 @@ struct ExecutionPlanTests {
         let plan = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets)
         #expect(plan.memoryPlan?.innerSpans["t"] != nil && plan.memoryPlan?.innerSpans["k"] != nil)
         #expect(plan.memoryPlan?.innerSpans["o"] != nil)
+        // The Concats all of whose inputs are written in place copy nothing: e (d and t),
+        // m (behind dims of 1) and p (reshapes); d keeps n's copy (Abs reads n too) and h
+        // concatenates along the last axis. Prediction, which runs no plan, finds the same.
+        let inferred = try b.infer()
+        func concat(_ output: String) throws -> String {
+            try #require(inferred.graph.nodes.first { $0.outputs.first == output }).displayName
+        }
+        #expect(plan.copyFreeSteps == Set(try ["e", "m", "p"].map(concat)), "\(plan.copyFreeSteps)")
+        #expect(ExecutionPlan.copyFreeConcats(GraphPasses.optimize(inferred), channelBlock: preferredChannelBlock) == plan.copyFreeSteps)
         for _ in 0..<2 {
             let outputs = try plan.run(["x": x, "z": z])
             for name in ["e", "f", "h", "m", "p"] {

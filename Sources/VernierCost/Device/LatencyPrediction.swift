@@ -29,13 +29,17 @@ public struct LatencyPrediction: Sendable {
 
     /// Predicts the kernels of `optimized` (the graph after `GraphPasses.optimize`, whose
     /// nodes name their original nodes) with costs from `table` (of the original graph).
-    public static func build(table: CostTable, optimized: InferredGraph, device: DeviceProfile, threads: Int) -> LatencyPrediction {
+    /// `copyFree` names the kernels the executor runs without copying
+    /// (`ExecutionPlan.copyFreeConcats`), predicted at their fixed cost.
+    public static func build(table: CostTable, optimized: InferredGraph, device: DeviceProfile, threads: Int,
+                             copyFree: Set<String> = []) -> LatencyPrediction {
         let folded = PlanTimeConstants.foldedNodes(optimized)
         let kernels = optimized.graph.nodes.filter { !folded.contains($0.name) }
         let grouping = KernelGrouping(table: table, executedNodes: Set(kernels.flatMap(\.originalNodes)))
         let modelBytes = Double(table.totals.weightBytes + (table.memory?.arenaBytes ?? 0))
         var rows: [Row] = kernels.map { node in
-            let costs = grouping.costs(name: node.displayName, opType: node.qualifiedOpType, nodes: node.originalNodes)
+            var costs = grouping.costs(name: node.displayName, opType: node.qualifiedOpType, nodes: node.originalNodes)
+            costs.copiesNothing = copyFree.contains(node.displayName)
             var sample = costs.sample
             sample.modelBytes = modelBytes
             let prediction = costs.costKnown ? device.predict(sample, threads: threads) : nil
@@ -66,7 +70,9 @@ extension Profile {
             row.cumulativeShare = r.cumulativeShare
             return row
         }
-        let steps = p.rows.map { MeasuredRuns.Step(name: $0.costs.name, opType: $0.costs.opType, sourceNodes: $0.costs.fused) }
+        let steps = p.rows.map {
+            MeasuredRuns.Step(name: $0.costs.name, opType: $0.costs.opType, sourceNodes: $0.costs.fused, copiesNothing: $0.costs.copiesNothing)
+        }
         let memory = MeasuredMemory(arenaBytes: p.table.memory?.arenaBytes ?? 0, constantBytes: p.table.totals.weightBytes)
         self.init(table: p.table, rows: rows, notRun: p.notRun, endToEnd: LatencyStats(milliseconds: [p.totalMs]), timedRun: nil,
                   nodeSumMs: p.kernelSumMs, memory: memory, threads: p.threads, warmupRuns: 0, interrupted: false,

@@ -30,6 +30,10 @@ public struct KernelCosts: Sendable {
     /// A fused node's integer product reads an activation with a zero point other than
     /// 0 (`NodeCost.sourceZeroPoint`).
     public var sourceZeroPoint = false
+    /// The executor runs the kernel without moving its bytes: a Concat whose inputs
+    /// their producers wrote in place in its output (`ExecutionPlan.copyFreeSteps`).
+    /// The byte counts stay the op's own; the prediction sample moves nothing.
+    public var copiesNothing = false
 
     public var bytesMoved: Double { bytesRead + bytesWritten }
     /// Integer arithmetic dominates: placed against the int8 roof.
@@ -56,7 +60,7 @@ public struct KernelCosts: Sendable {
 
     /// The kernel as a prediction sample (no measured time).
     public var sample: KernelSample {
-        KernelSample(name: name, opClass: opClass, ops: flops + 2 * intMacs, bytes: bytesMoved, integer: isInteger,
+        KernelSample(name: name, opClass: opClass, ops: flops + 2 * intMacs, bytes: copiesNothing ? 0 : bytesMoved, integer: isInteger,
                      shape: KernelSample.Shape(macs: macs + intMacs, inputDims: inputTypes.first??.concreteDims,
                                                outputDims: outputTypes.first??.concreteDims, fusedOpTypes: fusedOpTypes,
                                                sourceZeroPoint: sourceZeroPoint))

@@ -9,11 +9,15 @@ public struct MeasuredRuns: Sendable {
         public var opType: String
         /// The original ONNX nodes it runs (more than one after fusion).
         public var sourceNodes: [String]
+        /// The kernel copies nothing (`KernelCosts.copiesNothing`).
+        public var copiesNothing: Bool
         /// Start and end (monotonic clock, ns) in each measured run, in run order.
         public var starts: [UInt64]
         public var ends: [UInt64]
 
-        public init(name: String, opType: String, sourceNodes: [String], starts: [UInt64] = [], ends: [UInt64] = []) {
+        public init(name: String, opType: String, sourceNodes: [String], copiesNothing: Bool = false, starts: [UInt64] = [],
+                    ends: [UInt64] = []) {
+            self.copiesNothing = copiesNothing
             self.name = name
             self.opType = opType
             self.sourceNodes = sourceNodes

@@ -115,8 +115,11 @@ public struct Profile: Sendable {
         for step in runs.steps {
             run.formUnion(step.sourceNodes)
             guard let latency = LatencyStats(nanoseconds: step.durations) else { continue }
-            var row = Row(costs: grouping.costs(name: step.name, opType: step.opType, nodes: step.sourceNodes), latency: latency)
-            if row.costKnown, let roofline {
+            var costs = grouping.costs(name: step.name, opType: step.opType, nodes: step.sourceNodes)
+            costs.copiesNothing = step.copiesNothing
+            var row = Row(costs: costs, latency: latency)
+            // A kernel that moved nothing has no place against the roofline.
+            if row.costKnown, !row.copiesNothing, let roofline {
                 let peak = device?.roofline(threads: runs.threads, integer: row.isInteger) ?? roofline
                 row.placement = peak.place(flops: row.flops + 2 * row.intMacs, bytes: row.bytesMoved,
                                            seconds: latency.median / 1e3)

@@ -112,6 +112,19 @@ public final class ExecutionPlan {
     public internal(set) var channelBlockedValues: Set<String> = []
     /// The activations kept channels-last between int8 convolutions.
     public internal(set) var channelsLastValues: Set<String> = []
+    /// Steps (by name) that copy nothing: Concats whose inputs their producers wrote in
+    /// place in the output (`MemoryPlanner`).
+    public internal(set) var copyFreeSteps: Set<String> = []
+
+    /// The Concat nodes of `optimized` (a graph after `GraphPasses.optimize`, by display
+    /// name) that a plan would run without copying, with activations channel-blocked in
+    /// blocks of `channelBlock` channels (nil: plain), as `compile` lays them out. For
+    /// predictions, which run no plan.
+    public static func copyFreeConcats(_ optimized: InferredGraph, channelBlock: Int?) -> Set<String> {
+        let compiler = PlanCompiler(inferred: optimized, opsets: [], options: ExecutionOptions(), isSubgraph: false)
+        guard let plan = compiler.arenaPlan(compiler.activationLayouts(block: channelBlock)) else { return [] }
+        return PlanCompiler.copyFreeConcats(optimized.graph, plan: plan)
+    }
 
     let arena: TensorBuffer?
     let valueNames: [String]

@@ -43,6 +43,20 @@ extension ExecutionPlan {
 }
 
 /// The steps of `ExecutionPlan.compile`, one method each.
+/// Which activations the executor keeps in which layout (`PlanCompiler.activationLayouts`).
+struct ActivationLayouts {
+    /// Channels per block of the blocked values (1 when none are blocked).
+    var block: Int
+    var blocked = Set<String>()
+    var channelsLast = Set<String>()
+    /// Blocked values with padding channels, by their stored shape.
+    var paddedShapes: [String: [Int]] = [:]
+
+    func layout(_ name: String) -> TensorLayout {
+        blocked.contains(name) ? .channelBlocked(block) : channelsLast.contains(name) ? .channelsLast : .plain
+    }
+}
+
 struct PlanCompiler {
     let inferred: InferredGraph
     let opsets: [OpsetImport]
@@ -134,26 +148,9 @@ struct PlanCompiler {
             (name: info.name, id: id(info.name), type: isSubgraph ? nil : (inferred.type(of: info.name) ?? info.type?.tensorType))
         }
 
-        // Layouts: which activations stay channel-blocked between convolutions.
-        var blocked = Set<String>(), channelsLast = Set<String>()
-        let block = preferredChannelBlock
-        if options.blockedLayouts && !isSubgraph {
-            let constants = Set(graph.initializers.map(\.name)).union(inferred.facts.filter { $0.value.constant != nil }.map(\.key))
-            let planner = LayoutPlanner(graph: graph, facts: inferred.facts, constants: constants, block: block)
-            blocked = planner.blockedValues()
-            channelsLast = planner.channelsLastValues().subtracting(blocked)
-        }
-        func layout(_ name: String) -> TensorLayout {
-            blocked.contains(name) ? .channelBlocked(block) : channelsLast.contains(name) ? .channelsLast : .plain
-        }
-        // Blocked values with padding channels, by the shape they are stored in (for the
-        // kernels that must see the padding and for the arena).
-        var paddedShapes: [String: [Int]] = [:]
-        for name in blocked {
-            if let shape = inferred.type(of: name)?.shape?.compactMap(\.constantValue), layout(name).pads(shape) {
-                paddedShapes[name] = layout(name).storageShape(shape)
-            }
-        }
+        let layouts = activationLayouts(block: options.blockedLayouts && !isSubgraph ? preferredChannelBlock : nil)
+        let blocked = layouts.blocked, channelsLast = layouts.channelsLast, paddedShapes = layouts.paddedShapes
+        func layout(_ name: String) -> TensorLayout { layouts.layout(name) }
 
         var steps: [ExecutionPlan.Step] = []
         var missing: [String: [String]] = [:]
@@ -236,12 +233,7 @@ struct PlanCompiler {
         var arena: TensorBuffer?
         var inputSlots: [Int: OutputSlots.Slot] = [:]
         var outputRegions: [ExecutionPlan.OutputRegion] = []
-        var producers: [String: Node] = [:]
-        for node in graph.nodes { for o in node.outputs where !o.isEmpty { producers[o] = node } }
-        if options.useArena && !isSubgraph,
-           let plan = try? MemoryPlanner.plan(inferred, storageShapes: paddedShapes, contiguousConcat: {
-               isContiguousConcat($0, layout: layout, producers: producers)
-           }) {
+        if options.useArena && !isSubgraph, let plan = arenaPlan(layouts) {
             let buffer = TensorBuffer(byteCount: plan.arenaBytes)
             func slot(_ name: String) -> OutputSlots.Slot? {
                 guard let span = plan.span(of: name) else { return nil }
@@ -265,7 +257,54 @@ struct PlanCompiler {
             inputs: inputs, outputs: outputs, outerReads: outerReads, inputSlots: inputSlots, outputRegions: outputRegions)
         plan.channelBlockedValues = blocked
         plan.channelsLastValues = channelsLast
+        plan.copyFreeSteps = memoryPlan.map { Self.copyFreeConcats(graph, plan: $0) } ?? []
         return plan
+    }
+
+    /// Where activations live: channel-blocked in blocks of `block` channels (nil: none
+    /// are) or channels-last between int8 convolutions, and the padded shapes blocked
+    /// values are stored in.
+    func activationLayouts(block: Int?) -> ActivationLayouts {
+        let graph = inferred.graph
+        var layouts = ActivationLayouts(block: block ?? 1)
+        guard let block else { return layouts }
+        let constants = Set(graph.initializers.map(\.name)).union(inferred.facts.filter { $0.value.constant != nil }.map(\.key))
+        let planner = LayoutPlanner(graph: graph, facts: inferred.facts, constants: constants, block: block)
+        layouts.blocked = planner.blockedValues()
+        layouts.channelsLast = planner.channelsLastValues().subtracting(layouts.blocked)
+        // Blocked values with padding channels, by the shape they are stored in (for the
+        // kernels that must see the padding and for the arena).
+        for name in layouts.blocked {
+            if let shape = inferred.type(of: name)?.shape?.compactMap(\.constantValue), layouts.layout(name).pads(shape) {
+                layouts.paddedShapes[name] = layouts.layout(name).storageShape(shape)
+            }
+        }
+        return layouts
+    }
+
+    /// The arena's layout for activations kept as `layouts` says, with Concat inputs
+    /// written in place where the layouts allow; nil when a size is unknown.
+    func arenaPlan(_ layouts: ActivationLayouts) -> MemoryPlan? {
+        var producers: [String: Node] = [:]
+        for node in inferred.graph.nodes { for o in node.outputs where !o.isEmpty { producers[o] = node } }
+        return try? MemoryPlanner.plan(inferred, storageShapes: layouts.paddedShapes, contiguousConcat: {
+            isContiguousConcat($0, layout: layouts.layout, producers: producers)
+        })
+    }
+
+    /// The Concat nodes (by display name) whose every input the plan places inside
+    /// their output: their producers write them there, and the kernel copies nothing.
+    static func copyFreeConcats(_ graph: Graph, plan: MemoryPlan) -> Set<String> {
+        var names = Set<String>()
+        for node in graph.nodes where node.isDefaultDomain && node.opType == "Concat" {
+            guard let output = node.outputs.first, let span = plan.span(of: output) else { continue }
+            let inside = node.inputs.allSatisfy { input in
+                guard !input.isEmpty, let part = plan.span(of: input) else { return false }
+                return part.offset >= span.offset && part.offset + part.size <= span.offset + span.size
+            }
+            if inside && !node.inputs.isEmpty { names.insert(node.displayName) }
+        }
+        return names
     }
 
     /// Whether a Concat stores each input as one contiguous block of its output, in

@@ -61,7 +61,8 @@ public final class MeasurementSession {
         self.plan = plan
         self.inputs = inputs
         result = MeasuredRuns(steps: plan.steps.map {
-            MeasuredRuns.Step(name: $0.name, opType: $0.opType, sourceNodes: $0.sourceNodes)
+            MeasuredRuns.Step(name: $0.name, opType: $0.opType, sourceNodes: $0.sourceNodes,
+                              copiesNothing: plan.copyFreeSteps.contains($0.name))
         }, threads: ThreadPool.threadCount)
         times = .allocate(capacity: max(1, plan.steps.count))
     }
