@@ -53,24 +53,38 @@ struct KernelCostModelTests {
     }
 
     @Test func anEpilogueOnlyAFewKernelsCarryIsHeldAtTheCap() throws {
-        // Three convolutions end in HardSigmoid and each runs 40 us longer than its terms
+        // Three convolutions end in Tanh and each runs 40 us longer than its terms
         // say, for a reason no feature sees; only the epilogue can soak that up.
         var kernels = Self.measuredConvs()
         for (i, channels) in [64, 128, 256].enumerated() {
             var k = Self.conv("se\(i)", channels: channels / 4, outChannels: channels, side: 4, window: 1, silu: false)
             k.shape = KernelSample.Shape(macs: k.shape.macs, inputDims: [1, channels / 4, 4, 4], outputDims: [1, channels, 4, 4],
-                                         fusedOpTypes: "Conv+HardSigmoid")
+                                         fusedOpTypes: "Conv+Tanh")
             k.measuredUs = (k.measuredUs ?? 0) + 40
             kernels.append(k)
         }
         let cap = 2 * Self.sigmoidUsPerElement
         let free = try #require(KernelCostModel.fit(kernels, opClass: .conv, threads: 1))
-        #expect((free.weights["epilogue.HardSigmoid"] ?? 0) > 5 * cap, "\(free.weights)")
+        #expect((free.weights["epilogue.Tanh"] ?? 0) > 5 * cap, "\(free.weights)")
         let capped = try #require(KernelCostModel.fit(kernels, opClass: .conv, threads: 1, epilogueCapUs: cap))
-        #expect(capped.weights["epilogue.HardSigmoid"] == cap)
+        #expect(capped.weights["epilogue.Tanh"] == cap)
         // Epilogues below the cap are fitted as without it.
         let silu = (capped.weights["epilogue.Sigmoid"] ?? 0) + (capped.weights["epilogue.Mul"] ?? 0)
         #expect(abs(silu - Self.sigmoidUsPerElement) < 0.1 * Self.sigmoidUsPerElement, "\(capped.weights)")
+    }
+
+    /// A clamp or piecewise-linear gate fused after a kernel is no feature: it costs
+    /// nothing measurable on outputs in registers. Sigmoid, an exponential, is one.
+    @Test func cheapEpiloguesAreNoFeature() throws {
+        func features(_ ops: String) throws -> [String: Double] {
+            let shape = KernelSample.Shape(macs: 1000, inputDims: [1, 8, 4, 4], outputDims: [1, 16, 4, 4], fusedOpTypes: ops)
+            return try #require(KernelCostModel.features(of: KernelSample(name: "k", opClass: .conv, ops: 2000, bytes: 100,
+                                                                           integer: false, shape: shape)))
+        }
+        for op in ["Relu", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish"] {
+            #expect(try features("Conv+\(op)").keys.allSatisfy { !$0.hasPrefix("epilogue.") }, "\(op)")
+        }
+        #expect(try features("Conv+Sigmoid+Mul")["epilogue.Sigmoid"] == 256)
     }
 
     @Test func weightsStayNonNegativeWhenATermExplainsNothing() throws {

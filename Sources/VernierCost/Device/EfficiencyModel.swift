@@ -166,7 +166,8 @@ public struct EfficiencyModel: Codable, Sendable, Equatable {
     public func kernelModel(for kernel: KernelSample, threads: Int) -> KernelCostModel? {
         guard var model = kernelModel(for: kernel.opClass, threads: threads) else { return nil }
         typealias F = KernelCostModel.Feature
-        let unseen = kernel.shape.epilogue.map { F.epiloguePrefix + $0 }.filter { model.weights[$0] == nil }
+        let unseen = kernel.shape.epilogue.filter { !F.freeEpilogueOps.contains($0) }.map { F.epiloguePrefix + $0 }
+            .filter { model.weights[$0] == nil }
         if !unseen.isEmpty {
             // Convolutions only: matmuls carry few epilogues, fitted on a handful of kernels.
             let donors = [OpClass.conv, .depthwiseConv].filter { $0 != kernel.opClass }
