@@ -144,13 +144,17 @@ struct KernelCostModelTests {
     }
 
     @Test func calibratedProfilesPredictByTheKernelModelAndKeepItInTheirJSON() throws {
-        let device = DeviceProfile(name: "t", cpu: "t", source: .measured, cores: 2, isa: [], caches: .init(),
+        let device = DeviceProfile(name: "t", cpu: "t", source: .measured, cores: 2, isa: [],
+                                   caches: .init(l2Bytes: 1 << 20, l3Bytes: 32 << 20),
                                    roofs: [.init(threads: 1, fp32Gflops: 100, bandwidthGBps: 10),
                                            .init(threads: 2, fp32Gflops: 200, bandwidthGBps: 20)])
         let sets = [ModelSamples(model: "a", runtime: .vernier, threads: 1, kernels: Self.measuredConvs(prefix: "a"), endToEndUs: nil)]
         let fitted = try device.calibrated(on: sets)
         let model = try #require(fitted.efficiency?.kernelModel(for: .conv, threads: 2))
         #expect(model.threads == 1)   // the nearest count that has one
+        // Models of up to three quarters of the L3 count as staying there; kernels stream
+        // past the L2 of each core that runs them.
+        #expect(model.residentBytes == Double(24 << 20) && model.streamingBytes == Double(1 << 20))
         #expect(fitted.efficiency?.kernelModel(for: .matmul, threads: 1) == nil)
         let unseen = Self.conv("new", channels: 24, outChannels: 24, side: 30, window: 1, silu: false)
         let p = try #require(fitted.predict(unseen, threads: 1))

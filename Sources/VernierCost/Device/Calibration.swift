@@ -69,7 +69,7 @@ extension DeviceProfile {
             kernelModels += KernelCostModel.classes.compactMap { opClass in
                 KernelCostModel.fit(kernels.filter { $0.opClass == opClass }, opClass: opClass, threads: threads,
                                     streamingBytes: caches.l2Bytes.map { Double($0 * threads) },
-                                    residentBytes: caches.l3Bytes.map(Double.init), epilogueCapUs: epilogueCap)
+                                    residentBytes: caches.l3Bytes.map { Double($0) * KernelCostModel.residentShareOfL3 }, epilogueCapUs: epilogueCap)
             }
             let runs = atThreads.compactMap { set in
                 set.endToEndUs.map { (kernelSum: set.kernelSumUs, kernels: set.kernels.count, run: $0) }

@@ -30,6 +30,14 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     /// such kernels features of their own instead (a rate for cached bytes, another for
     /// cached matrix-vector products) fitted worse: too few models of each kind.
     public var residentBytes: Double?
+    /// The share of the last-level cache a model's bytes may take and still be found
+    /// there on the next run (`residentBytes`): the rest holds other data, and ways
+    /// conflict before the cache is full. Set between the models that show the edge on
+    /// a 32 MB L3 (Zen 5): MobileNetV2's 20 MB stay (its classifier reads its weights at
+    /// 94 GB/s), EfficientNet-B0's 27 MB do not (52 GB/s, memory's rate). With the whole
+    /// L3, leave-one-out on 24 models read 75.0% within 10% (EfficientNet-B0 -12%/-14%);
+    /// with three quarters 77.1% (-7%/-11%); with half 72.9% (MobileNetV2 +11%/+12%).
+    public static let residentShareOfL3 = 0.75
 
     public init(opClass: OpClass, threads: Int, weights: [String: Double], samples: Int, streamingBytes: Double? = nil,
                 residentBytes: Double? = nil) {
