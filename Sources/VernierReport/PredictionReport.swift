@@ -174,7 +174,7 @@ public struct PredictionReport {
                     ("input_shapes", .array(c.inputTypes.map(Format.jsonShape))),
                     ("output_shapes", .array(c.outputTypes.map(Format.jsonShape))),
                     ("params", .int(c.params)), ("macs", value(c.macs)), ("int_macs", value(c.intMacs)), ("flops", value(c.flops)),
-                    ("copies_nothing", .bool(c.copiesNothing)), ("bytes_read", value(c.bytesRead)), ("bytes_written", value(c.bytesWritten)),
+                    ("copies_nothing", .bool(c.copiesNothing)), ("relayout_bytes", .double(c.relayoutBytes)), ("bytes_read", value(c.bytesRead)), ("bytes_written", value(c.bytesWritten)),
                     ("bound", p.map { .string($0.bound.rawValue) } ?? .null),
                     ("ideal_ms", p.map { .double($0.idealUs / 1e3) } ?? .null),
                     ("efficiency", p.map { .double($0.efficiency) } ?? .null),

@@ -261,6 +261,7 @@ public struct ProfileReport {
             ("int_macs", value(r.intMacs)),
             ("source_zero_point", .bool(r.sourceZeroPoint)),
             ("copies_nothing", .bool(r.copiesNothing)),
+            ("relayout_bytes", .double(r.relayoutBytes)),
             ("flops", value(r.flops)),
             ("bytes_read", value(r.bytesRead)),
             ("bytes_written", value(r.bytesWritten)),

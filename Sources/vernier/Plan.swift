@@ -164,7 +164,7 @@ struct Plan: ParsableCommand {
         var overallAnchor: Double
 
         func prediction(_ candidate: AnalyzedModel) -> LatencyPrediction {
-            DeviceSelection.prediction(table: CostModel.table(for: candidate), inferred: candidate.inferred, on: device, threads: threads)
+            DeviceSelection.prediction(table: CostModel.table(for: candidate), model: candidate, on: device, threads: threads)
         }
 
         /// Predicted median of a variant: the device model, on the host scaled kernel by
@@ -211,7 +211,7 @@ struct Plan: ParsableCommand {
         measuring.noRoofline = true
         measuring.minTime = 0.5
         let table = CostModel.table(for: analyzed)
-        let originalPrediction = DeviceSelection.prediction(table: table, inferred: analyzed.inferred, on: deviceProfile,
+        let originalPrediction = DeviceSelection.prediction(table: table, model: analyzed, on: deviceProfile,
                                                             threads: threadCount)
         // The search's rounds are quick samples; the original and the final verification,
         // which the verdict and the prediction error rest on, are measured longer.
@@ -511,7 +511,7 @@ struct Plan: ParsableCommand {
             measuredKernels = profile.rows.map { ($0.name, $0.latency.median) }
         } else {
             let reloaded = try c.analyzer.analyze(path: path)
-            let prediction = DeviceSelection.prediction(table: CostModel.table(for: reloaded), inferred: reloaded.inferred, on: c.device,
+            let prediction = DeviceSelection.prediction(table: CostModel.table(for: reloaded), model: reloaded, on: c.device,
                                                         threads: c.threads)
             profile = Profile(prediction: prediction)
             checks = BudgetVerdict.evaluate(prediction, against: budget).checks

@@ -84,16 +84,23 @@ enum DeviceSelection {
 
     /// The prediction of an analyzed model's kernels on `device`.
     static func predict(_ analyzed: AnalyzedModel, on device: DeviceProfile, threads: Int) -> LatencyPrediction {
-        prediction(table: CostModel.table(for: analyzed), inferred: analyzed.inferred, on: device, threads: threads)
+        prediction(table: CostModel.table(for: analyzed), model: analyzed, on: device, threads: threads)
     }
 
-    /// The prediction of the kernels the executor would run for `inferred` (the graph as
-    /// loaded; optimized here) with costs from `table`, its in-place Concats at their
-    /// fixed cost: laid out as the executor would lay them out with the device's
-    /// channel block.
-    static func prediction(table: CostTable, inferred: InferredGraph, on device: DeviceProfile, threads: Int) -> LatencyPrediction {
-        let optimized = GraphPasses.optimize(inferred)
+    /// The prediction of the kernels the executor would run for `model` with costs from
+    /// `table`, laid out as the executor would lay them out with the device's channel
+    /// block: its in-place Concats at their fixed cost, and, when the device's blocks are
+    /// this machine's, the layout reorders its kernels make here (read from a plan
+    /// compiled for the purpose; none when it cannot be compiled).
+    static func prediction(table: CostTable, model: AnalyzedModel, on device: DeviceProfile, threads: Int) -> LatencyPrediction {
+        let optimized = GraphPasses.optimize(model.inferred)
+        var relayout: [String: Double] = [:]
+        if device.channelBlock == preferredChannelBlock,
+           let plan = try? ExecutionPlan.compile(model.inferred, opsets: model.model.opsets) {
+            relayout = plan.relayoutBytes.mapValues(Double.init)
+        }
         return LatencyPrediction.build(table: table, optimized: optimized, device: device, threads: threads,
-                                       copyFree: ExecutionPlan.copyFreeConcats(optimized, channelBlock: device.channelBlock))
+                                       copyFree: ExecutionPlan.copyFreeConcats(optimized, channelBlock: device.channelBlock),
+                                       relayoutBytes: relayout)
     }
 }

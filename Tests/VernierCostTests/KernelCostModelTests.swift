@@ -100,6 +100,24 @@ struct KernelCostModelTests {
         #expect((model.weights["window_macs"] ?? 0) > 0)
     }
 
+    /// Bytes a kernel reorders between layouts are a feature of their own: on a synthetic
+    /// machine charging them at 5e-5 us per byte besides the rest, the fit recovers the
+    /// rate and predicts a held-out reordering kernel.
+    @Test func reorderedBytesAreWeighedApart() throws {
+        let usPerReorderedByte = 5e-5
+        var kernels = Self.measuredConvs()
+        for i in kernels.indices where i % 3 == 0 {
+            kernels[i].relayoutBytes = 2 * kernels[i].bytes
+            kernels[i].measuredUs = (kernels[i].measuredUs ?? 0) + usPerReorderedByte * kernels[i].relayoutBytes
+        }
+        let model = try #require(KernelCostModel.fit(kernels, opClass: .conv, threads: 1))
+        #expect(abs((model.weights["relayout_bytes"] ?? 0) - usPerReorderedByte) < 1e-3 * usPerReorderedByte, "\(model.weights)")
+        var unseen = Self.conv("new", channels: 48, outChannels: 96, side: 20, window: 9, silu: true)
+        unseen.relayoutBytes = unseen.bytes
+        let expected = unseen.measuredUs! + usPerReorderedByte * unseen.bytes
+        #expect(abs(try #require(model.predictUs(unseen)) - expected) < 1e-3 * expected)
+    }
+
     /// A term whose least-squares weight came out negative is dropped at 0, not left
     /// out: its kernels were measured, so the model still predicts them rather than
     /// leaving them to the class curve as kernels of a kind it never saw.

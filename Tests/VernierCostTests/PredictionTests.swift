@@ -411,6 +411,7 @@ struct PredictionTests {
         }
         #expect(try read([:]).bytes == 802816)
         #expect(try read(["copies_nothing": true]).bytes == 0)
+        #expect(try read([:]).relayoutBytes == 0 && read(["relayout_bytes": 5000]).relayoutBytes == 5000)
     }
 
     /// Conv -> Relu -> Add(x) and a Shape -> Gather chain computed at plan time.

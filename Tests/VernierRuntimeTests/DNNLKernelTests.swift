@@ -94,6 +94,27 @@ extension DNNLKernelTests {
         }
     }
 
+    /// A plan reports the activation bytes it reorders on each run: plain edges around a
+    /// blocked primitive cost both the input's and the output's bytes, blocked edges none.
+    @Test func plansCountTheBytesTheyReorder() throws {
+        var rng = SeededGenerator(seed: 31)
+        let weights = randomTensor([32, 32, 3, 3], using: &rng)
+        let geometry = ConvGeometry(strides: [2, 2], pads: [1, 1, 1, 1])
+        let plain = try ConvPlan(inputShape: [1, 32, 16, 16], weights: weights, geometry: geometry)
+        let blocked = try ConvPlan(transposed: false, inputShape: [1, 32, 16, 16], weightsShape: weights.shape,
+                                   weights: .constant(weights), bias: nil, geometry: geometry,
+                                   sourceLayout: .channelBlocked(preferredChannelBlock),
+                                   destinationLayout: .channelBlocked(preferredChannelBlock))
+        #expect(plain.reordersInput == plain.reordersOutput)
+        let expected = (plain.reordersInput ? 32 * 16 * 16 * 4 : 0) + (plain.reordersOutput ? 32 * 8 * 8 * 4 : 0)
+        #expect(plain.relayoutBytes == expected)
+        #expect(blocked.relayoutBytes == 0 && !blocked.reordersInput && !blocked.reordersOutput)
+        let isa = dnnl_get_effective_cpu_isa().rawValue
+        if isa & dnnl_cpu_isa_avx512_core.rawValue == dnnl_cpu_isa_avx512_core.rawValue {
+            #expect(plain.relayoutBytes == 32 * 16 * 16 * 4 + 32 * 8 * 8 * 4, "\(plain.implementation)")
+        }
+    }
+
     @Test func badShapesThrowTypedErrors() throws {
         let weights = Tensor(shape: [4, 3, 3, 3])
         #expect(throws: DNNLError.self) {

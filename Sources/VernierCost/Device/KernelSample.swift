@@ -20,6 +20,8 @@ public struct KernelSample: Sendable, Equatable {
     /// activations); nil when the source did not say. A model that fits in the
     /// last-level cache finds them there on the next run (`KernelCostModel.residentBytes`).
     public var modelBytes: Double?
+    /// Bytes the kernel reorders between layouts on each run (`KernelCosts.relayoutBytes`).
+    public var relayoutBytes: Double
 
     /// The work of a kernel in the terms its time is built from.
     public struct Shape: Sendable, Equatable {
@@ -75,8 +77,9 @@ public struct KernelSample: Sendable, Equatable {
     }
 
     public init(name: String, opClass: OpClass, ops: Double, bytes: Double, integer: Bool, measuredUs: Double? = nil,
-                shape: Shape = Shape(), modelBytes: Double? = nil) {
+                shape: Shape = Shape(), modelBytes: Double? = nil, relayoutBytes: Double = 0) {
         self.modelBytes = modelBytes
+        self.relayoutBytes = relayoutBytes
         self.name = name
         self.opClass = opClass
         self.ops = ops
@@ -214,7 +217,7 @@ extension ModelSamples {
             let moved = node["copies_nothing"] as? Bool == true ? 0 : read + written
             kernels.append(KernelSample(name: name, opClass: opClass, ops: flops + 2 * intMacs, bytes: moved,
                                         integer: intMacs > 0 && 2 * intMacs >= flops, measuredUs: measuredMs * 1e3, shape: shape,
-                                        modelBytes: modelBytes))
+                                        modelBytes: modelBytes, relayoutBytes: (node["relayout_bytes"] as? NSNumber)?.doubleValue ?? 0))
         }
         let e2e = ((totals["latency_ms"] as? [String: Any])?[statistic.rawValue] as? NSNumber)?.doubleValue
         return ModelSamples(model: model, runtime: .vernier, threads: max(1, threads), kernels: kernels,

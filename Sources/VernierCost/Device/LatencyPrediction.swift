@@ -30,9 +30,10 @@ public struct LatencyPrediction: Sendable {
     /// Predicts the kernels of `optimized` (the graph after `GraphPasses.optimize`, whose
     /// nodes name their original nodes) with costs from `table` (of the original graph).
     /// `copyFree` names the kernels the executor runs without copying
-    /// (`ExecutionPlan.copyFreeConcats`), predicted at their fixed cost.
+    /// (`ExecutionPlan.copyFreeConcats`), predicted at their fixed cost; `relayoutBytes`
+    /// gives the bytes kernels reorder between layouts (`ExecutionPlan.relayoutBytes`).
     public static func build(table: CostTable, optimized: InferredGraph, device: DeviceProfile, threads: Int,
-                             copyFree: Set<String> = []) -> LatencyPrediction {
+                             copyFree: Set<String> = [], relayoutBytes: [String: Double] = [:]) -> LatencyPrediction {
         let folded = PlanTimeConstants.foldedNodes(optimized)
         let kernels = optimized.graph.nodes.filter { !folded.contains($0.name) }
         let grouping = KernelGrouping(table: table, executedNodes: Set(kernels.flatMap(\.originalNodes)))
@@ -40,6 +41,7 @@ public struct LatencyPrediction: Sendable {
         var rows: [Row] = kernels.map { node in
             var costs = grouping.costs(name: node.displayName, opType: node.qualifiedOpType, nodes: node.originalNodes)
             costs.copiesNothing = copyFree.contains(node.displayName)
+            costs.relayoutBytes = relayoutBytes[node.displayName] ?? 0
             var sample = costs.sample
             sample.modelBytes = modelBytes
             let prediction = costs.costKnown ? device.predict(sample, threads: threads) : nil
@@ -71,7 +73,8 @@ extension Profile {
             return row
         }
         let steps = p.rows.map {
-            MeasuredRuns.Step(name: $0.costs.name, opType: $0.costs.opType, sourceNodes: $0.costs.fused, copiesNothing: $0.costs.copiesNothing)
+            MeasuredRuns.Step(name: $0.costs.name, opType: $0.costs.opType, sourceNodes: $0.costs.fused, copiesNothing: $0.costs.copiesNothing,
+                              relayoutBytes: $0.costs.relayoutBytes)
         }
         let memory = MeasuredMemory(arenaBytes: p.table.memory?.arenaBytes ?? 0, constantBytes: p.table.totals.weightBytes)
         self.init(table: p.table, rows: rows, notRun: p.notRun, endToEnd: LatencyStats(milliseconds: [p.totalMs]), timedRun: nil,

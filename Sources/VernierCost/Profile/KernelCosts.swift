@@ -34,6 +34,10 @@ public struct KernelCosts: Sendable {
     /// their producers wrote in place in its output (`ExecutionPlan.copyFreeSteps`).
     /// The byte counts stay the op's own; the prediction sample moves nothing.
     public var copiesNothing = false
+    /// Bytes the executor reorders between its layouts and the kernel's own on each run
+    /// (an int8 convolution's plain input into channels-last, a shuffled plain map into
+    /// channel blocks): work outside the op's own count.
+    public var relayoutBytes = 0.0
 
     public var bytesMoved: Double { bytesRead + bytesWritten }
     /// Integer arithmetic dominates: placed against the int8 roof.
@@ -63,7 +67,8 @@ public struct KernelCosts: Sendable {
         KernelSample(name: name, opClass: opClass, ops: flops + 2 * intMacs, bytes: copiesNothing ? 0 : bytesMoved, integer: isInteger,
                      shape: KernelSample.Shape(macs: macs + intMacs, inputDims: inputTypes.first??.concreteDims,
                                                outputDims: outputTypes.first??.concreteDims, fusedOpTypes: fusedOpTypes,
-                                               sourceZeroPoint: sourceZeroPoint))
+                                               sourceZeroPoint: sourceZeroPoint),
+                     relayoutBytes: relayoutBytes)
     }
 }
 

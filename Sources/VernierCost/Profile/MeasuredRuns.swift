@@ -11,13 +11,16 @@ public struct MeasuredRuns: Sendable {
         public var sourceNodes: [String]
         /// The kernel copies nothing (`KernelCosts.copiesNothing`).
         public var copiesNothing: Bool
+        /// Bytes the kernel reorders between layouts on each run (`KernelCosts.relayoutBytes`).
+        public var relayoutBytes: Double
         /// Start and end (monotonic clock, ns) in each measured run, in run order.
         public var starts: [UInt64]
         public var ends: [UInt64]
 
-        public init(name: String, opType: String, sourceNodes: [String], copiesNothing: Bool = false, starts: [UInt64] = [],
-                    ends: [UInt64] = []) {
+        public init(name: String, opType: String, sourceNodes: [String], copiesNothing: Bool = false, relayoutBytes: Double = 0,
+                    starts: [UInt64] = [], ends: [UInt64] = []) {
             self.copiesNothing = copiesNothing
+            self.relayoutBytes = relayoutBytes
             self.name = name
             self.opType = opType
             self.sourceNodes = sourceNodes

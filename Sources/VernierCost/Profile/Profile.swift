@@ -117,6 +117,7 @@ public struct Profile: Sendable {
             guard let latency = LatencyStats(nanoseconds: step.durations) else { continue }
             var costs = grouping.costs(name: step.name, opType: step.opType, nodes: step.sourceNodes)
             costs.copiesNothing = step.copiesNothing
+            costs.relayoutBytes = step.relayoutBytes
             var row = Row(costs: costs, latency: latency)
             // A kernel that moved nothing has no place against the roofline.
             if row.costKnown, !row.copiesNothing, let roofline {

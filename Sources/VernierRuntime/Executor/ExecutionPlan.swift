@@ -115,6 +115,11 @@ public final class ExecutionPlan {
     /// Steps (by name) that copy nothing: Concats whose inputs their producers wrote in
     /// place in the output (`MemoryPlanner`).
     public internal(set) var copyFreeSteps: Set<String> = []
+    /// Bytes each step (by name) reorders between layouts on each run
+    /// (`Kernel.relayoutBytes`); steps that reorder nothing are left out.
+    public var relayoutBytes: [String: Int] {
+        Dictionary(steps.compactMap { $0.kernel.relayoutBytes > 0 ? ($0.name, $0.kernel.relayoutBytes) : nil }, uniquingKeysWith: +)
+    }
 
     /// The Concat nodes of `optimized` (a graph after `GraphPasses.optimize`, by display
     /// name) that a plan would run without copying, with activations channel-blocked in

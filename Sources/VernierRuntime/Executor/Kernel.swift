@@ -12,10 +12,16 @@ public protocol Kernel: AnyObject {
     /// reads again: the plan then drops them (and passes nil), so weights are not held
     /// twice. Default: none.
     var packedInputs: [Int] { get }
+
+    /// Bytes of activations the kernel reorders between the planned layouts and its
+    /// primitive's on each run (`ConvPlan.relayoutBytes`), as far as known at plan time.
+    /// Default: none.
+    var relayoutBytes: Int { get }
 }
 
 extension Kernel {
     public var packedInputs: [Int] { [] }
+    public var relayoutBytes: Int { 0 }
 }
 
 /// Builds a kernel for one node at plan time (checks attributes, packs weights).

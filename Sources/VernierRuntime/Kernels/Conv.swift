@@ -39,6 +39,7 @@ final class ConvKernel: Kernel {
     let outputLayout: TensorLayout
     /// Most recently made first; at most `capacity`.
     private var plans: [ConvPlan] = []
+    var relayoutBytes: Int { plans.first?.relayoutBytes ?? 0 }
     private static let capacity = 4
     /// The plan when the convolution runs as one matrix product (`WindowGemmConvPlan`),
     /// made at plan time; `plans` stays empty then.

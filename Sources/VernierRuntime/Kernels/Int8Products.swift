@@ -21,6 +21,7 @@ import VernierGraph
 /// there the weights may be narrowed first (`Int8Weights.narrowed`).
 final class Int8ConvKernel: Kernel {
     private let plan: ConvPlan
+    var relayoutBytes: Int { plan.relayoutBytes }
     private let outputType: ElementType
     /// Input index of a fused residual addend (fp32 output only).
     private let addendIndex: Int?

@@ -60,9 +60,10 @@ public final class MeasurementSession {
     public init(plan: ExecutionPlan, inputs: [String: Tensor]) {
         self.plan = plan
         self.inputs = inputs
+        let relayout = plan.relayoutBytes
         result = MeasuredRuns(steps: plan.steps.map {
             MeasuredRuns.Step(name: $0.name, opType: $0.opType, sourceNodes: $0.sourceNodes,
-                              copiesNothing: plan.copyFreeSteps.contains($0.name))
+                              copiesNothing: plan.copyFreeSteps.contains($0.name), relayoutBytes: Double(relayout[$0.name] ?? 0))
         }, threads: ThreadPool.threadCount)
         times = .allocate(capacity: max(1, plan.steps.count))
     }

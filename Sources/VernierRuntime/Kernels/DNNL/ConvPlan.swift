@@ -62,6 +62,9 @@ public final class ConvPlan: @unchecked Sendable {
     /// Whether the input/output are reordered into/out of a blocked layout on each run.
     public let reordersInput: Bool
     public let reordersOutput: Bool
+    /// Bytes of activations reordered on each run: the input, the output and a fused
+    /// addend, each when its layout is not the primitive's.
+    public let relayoutBytes: Int
     /// Bytes of plan-owned memory (reordered weights, blocked edge copies); the
     /// scratchpad is the engine's, shared by every plan.
     public let internalBytes: Int
@@ -352,6 +355,8 @@ public final class ConvPlan: @unchecked Sendable {
         implementation = primitive.implementation
         reordersInput = inputReorder != nil
         reordersOutput = outputReorder != nil
+        let inputBytes = inputShape.reduce(1, *) * (types.source.bitWidth ?? 32) / 8
+        relayoutBytes = (reordersInput ? inputBytes : 0) + (reordersOutput ? outputBytes : 0) + (addendReorder != nil ? outputBytes : 0)
         self.internalBytes = internalBytes
     }
 
