@@ -100,7 +100,7 @@ enum DeviceSelection {
             relayout = plan.relayoutBytes.mapValues(Double.init)
         }
         return LatencyPrediction.build(table: table, optimized: optimized, device: device, threads: threads,
-                                       copyFree: ExecutionPlan.copyFreeConcats(optimized, channelBlock: device.channelBlock),
+                                       copyFree: ExecutionPlan.copyFreeSteps(optimized, channelBlock: device.channelBlock),
                                        relayoutBytes: relayout)
     }
 }

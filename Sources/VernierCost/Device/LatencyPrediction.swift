@@ -30,7 +30,7 @@ public struct LatencyPrediction: Sendable {
     /// Predicts the kernels of `optimized` (the graph after `GraphPasses.optimize`, whose
     /// nodes name their original nodes) with costs from `table` (of the original graph).
     /// `copyFree` names the kernels the executor runs without copying
-    /// (`ExecutionPlan.copyFreeConcats`), predicted at their fixed cost; `relayoutBytes`
+    /// (`ExecutionPlan.copyFreeSteps`), predicted at their fixed cost; `relayoutBytes`
     /// gives the bytes kernels reorder between layouts (`ExecutionPlan.relayoutBytes`).
     public static func build(table: CostTable, optimized: InferredGraph, device: DeviceProfile, threads: Int,
                              copyFree: Set<String> = [], relayoutBytes: [String: Double] = [:]) -> LatencyPrediction {

@@ -31,7 +31,8 @@ public struct KernelCosts: Sendable {
     /// 0 (`NodeCost.sourceZeroPoint`).
     public var sourceZeroPoint = false
     /// The executor runs the kernel without moving its bytes: a Concat whose inputs
-    /// their producers wrote in place in its output (`ExecutionPlan.copyFreeSteps`).
+    /// their producers wrote in place in its output, a Reshape returning a view
+    /// (`ExecutionPlan.copyFreeSteps`).
     /// The byte counts stay the op's own; the prediction sample moves nothing.
     public var copiesNothing = false
     /// Bytes the executor reorders between its layouts and the kernel's own on each run

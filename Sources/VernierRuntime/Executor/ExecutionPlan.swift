@@ -113,7 +113,7 @@ public final class ExecutionPlan {
     /// The activations kept channels-last between int8 convolutions.
     public internal(set) var channelsLastValues: Set<String> = []
     /// Steps (by name) that copy nothing: Concats whose inputs their producers wrote in
-    /// place in the output (`MemoryPlanner`).
+    /// place in the output (`MemoryPlanner`), Reshape-like ops returning views.
     public internal(set) var copyFreeSteps: Set<String> = []
     /// Bytes each step (by name) reorders between layouts on each run
     /// (`Kernel.relayoutBytes`); steps that reorder nothing are left out.
@@ -121,14 +121,14 @@ public final class ExecutionPlan {
         Dictionary(steps.compactMap { $0.kernel.relayoutBytes > 0 ? ($0.name, $0.kernel.relayoutBytes) : nil }, uniquingKeysWith: +)
     }
 
-    /// The Concat nodes of `optimized` (a graph after `GraphPasses.optimize`, by display
-    /// name) that a plan would run without copying, with activations channel-blocked in
-    /// blocks of `channelBlock` channels (nil: plain), as `compile` lays them out. For
-    /// predictions, which run no plan.
-    public static func copyFreeConcats(_ optimized: InferredGraph, channelBlock: Int?) -> Set<String> {
+    /// The nodes of `optimized` (a graph after `GraphPasses.optimize`, by display name)
+    /// that a plan would run without copying (`copyFreeSteps`), with activations
+    /// channel-blocked in blocks of `channelBlock` channels (nil: plain), as `compile`
+    /// lays them out. For predictions, which run no plan.
+    public static func copyFreeSteps(_ optimized: InferredGraph, channelBlock: Int?) -> Set<String> {
         let compiler = PlanCompiler(inferred: optimized, opsets: [], options: ExecutionOptions(), isSubgraph: false)
-        guard let plan = compiler.arenaPlan(compiler.activationLayouts(block: channelBlock)) else { return [] }
-        return PlanCompiler.copyFreeConcats(optimized.graph, plan: plan)
+        let layouts = compiler.activationLayouts(block: channelBlock)
+        return PlanCompiler.copyFreeSteps(optimized.graph, plan: compiler.arenaPlan(layouts), layouts: layouts)
     }
 
     let arena: TensorBuffer?

@@ -257,7 +257,7 @@ struct PlanCompiler {
             inputs: inputs, outputs: outputs, outerReads: outerReads, inputSlots: inputSlots, outputRegions: outputRegions)
         plan.channelBlockedValues = blocked
         plan.channelsLastValues = channelsLast
-        plan.copyFreeSteps = memoryPlan.map { Self.copyFreeConcats(graph, plan: $0) } ?? []
+        plan.copyFreeSteps = Self.copyFreeSteps(graph, plan: memoryPlan, layouts: layouts)
         return plan
     }
 
@@ -292,10 +292,20 @@ struct PlanCompiler {
         })
     }
 
-    /// The Concat nodes (by display name) whose every input the plan places inside
-    /// their output: their producers write them there, and the kernel copies nothing.
-    static func copyFreeConcats(_ graph: Graph, plan: MemoryPlan) -> Set<String> {
+    /// The nodes (by display name) whose kernel copies nothing: a Concat whose every
+    /// input the plan places inside its output (their producers write them there), and
+    /// a Reshape-like op on a plain value, which returns a view of its input
+    /// (ShuffleNet's 24 Reshapes, each 0.0005 ms, had been predicted at 0.009 ms).
+    static func copyFreeSteps(_ graph: Graph, plan: MemoryPlan?, layouts: ActivationLayouts) -> Set<String> {
         var names = Set<String>()
+        for node in graph.nodes where node.isDefaultDomain && node.originalNodes.count <= 1
+            && MemoryPlanner.aliasOps.contains(node.opType) {
+            if let input = node.inputs.first, let output = node.outputs.first,
+               layouts.layout(input) == .plain, layouts.layout(output) == .plain {
+                names.insert(node.displayName)
+            }
+        }
+        guard let plan else { return names }
         for node in graph.nodes where node.isDefaultDomain && node.opType == "Concat" {
             guard let output = node.outputs.first, let span = plan.span(of: output) else { continue }
             let inside = node.inputs.allSatisfy { input in
