@@ -89,9 +89,9 @@ enum DeviceSelection {
 
     /// The prediction of the kernels the executor would run for `model` with costs from
     /// `table`, laid out as the executor would lay them out with the device's channel
-    /// block: its in-place Concats at their fixed cost, and, when the device's blocks are
-    /// this machine's, the layout reorders its kernels make here (read from a plan
-    /// compiled for the purpose; none when it cannot be compiled).
+    /// block: its copy-free steps (in-place Concats, views) at their fixed cost, and,
+    /// when the device's blocks are this machine's, the layout reorders its kernels make
+    /// here (read from a plan compiled for the purpose; none when it cannot be compiled).
     static func prediction(table: CostTable, model: AnalyzedModel, on device: DeviceProfile, threads: Int) -> LatencyPrediction {
         let optimized = GraphPasses.optimize(model.inferred)
         var relayout: [String: Double] = [:]

@@ -42,7 +42,6 @@ extension ExecutionPlan {
     }
 }
 
-/// The steps of `ExecutionPlan.compile`, one method each.
 /// Which activations the executor keeps in which layout (`PlanCompiler.activationLayouts`).
 struct ActivationLayouts {
     /// Channels per block of the blocked values (1 when none are blocked).
@@ -57,6 +56,7 @@ struct ActivationLayouts {
     }
 }
 
+/// The steps of `ExecutionPlan.compile`, one method each.
 struct PlanCompiler {
     let inferred: InferredGraph
     let opsets: [OpsetImport]
