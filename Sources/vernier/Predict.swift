@@ -91,16 +91,15 @@ enum DeviceSelection {
     /// `table`, laid out as the executor would lay them out with the device's channel
     /// block: its copy-free steps (in-place Concats, views) at their fixed cost, and,
     /// when the device's blocks are this machine's, the layout reorders its kernels make
-    /// here (read from a plan compiled for the purpose; none when it cannot be compiled).
+    /// here. Both are read from a plan compiled for the purpose when the blocks match;
+    /// otherwise (or when it cannot be compiled) the copy-free steps come from the
+    /// layouts alone and there are no reorders.
     static func prediction(table: CostTable, model: AnalyzedModel, on device: DeviceProfile, threads: Int) -> LatencyPrediction {
         let optimized = GraphPasses.optimize(model.inferred)
-        var relayout: [String: Double] = [:]
-        if device.channelBlock == preferredChannelBlock,
-           let plan = try? ExecutionPlan.compile(model.inferred, opsets: model.model.opsets) {
-            relayout = plan.relayoutBytes.mapValues(Double.init)
-        }
-        return LatencyPrediction.build(table: table, optimized: optimized, device: device, threads: threads,
-                                       copyFree: ExecutionPlan.copyFreeSteps(optimized, channelBlock: device.channelBlock),
-                                       relayoutBytes: relayout)
+        let plan = device.channelBlock == preferredChannelBlock
+            ? try? ExecutionPlan.compile(model.inferred, opsets: model.model.opsets) : nil
+        let copyFree = plan?.copyFreeSteps ?? ExecutionPlan.copyFreeSteps(optimized, channelBlock: device.channelBlock)
+        return LatencyPrediction.build(table: table, optimized: optimized, device: device, threads: threads, copyFree: copyFree,
+                                       relayoutBytes: plan?.relayoutBytes.mapValues(Double.init) ?? [:])
     }
 }

@@ -232,7 +232,7 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
             // so `predictUs` tells it from a feature the fit never saw. MobileNetV3's
             // classifier and squeeze-excitation products had fallen back to the class
             // curve that way (+37%/+41% end to end).
-            let fitted = Dictionary(uniqueKeysWithValues: zip(active, solution).map { ($0, max(0, $1)) })
+            let fitted = Dictionary(uniqueKeysWithValues: zip(active, solution))
             let dropped = Dictionary(uniqueKeysWithValues: seen.subtracting(active).subtracting(pinned.keys).map { ($0, 0.0) })
             let weights = fitted.merging(pinned) { a, _ in a }.merging(dropped) { a, _ in a }
             return KernelCostModel(opClass: opClass, threads: threads, weights: weights, samples: rows.count, streamingBytes: streamingBytes,

@@ -213,7 +213,7 @@ extension ModelSamples {
             let shape = KernelSample.Shape(macs: macs + intMacs, inputDims: firstDims("input_shapes"),
                                            outputDims: firstDims("output_shapes"), fusedOpTypes: node["fused_ops"] as? String ?? op,
                                            sourceZeroPoint: node["source_zero_point"] as? Bool ?? false)
-            // A kernel that copied nothing (an in-place Concat) moved no bytes.
+            // A kernel that copied nothing (an in-place Concat, a view) moved no bytes.
             let moved = node["copies_nothing"] as? Bool == true ? 0 : read + written
             kernels.append(KernelSample(name: name, opClass: opClass, ops: flops + 2 * intMacs, bytes: moved,
                                         integer: intMacs > 0 && 2 * intMacs >= flops, measuredUs: measuredMs * 1e3, shape: shape,
