@@ -474,4 +474,74 @@ struct KernelCostModelTests {
         let float = Self.matmul("y", rows: 128, k: 768, n: 768, integer: false, usPerMac: 1e-5)
         #expect(efficiency.kernelModel(for: float, threads: 1) == efficiency.kernelModel(for: .matmul, threads: 1))
     }
+
+    /// A quantization kernel of `elements` outputs anchored on `ops`' first non-Q/DQ op
+    /// (a QDQ group) or its only op, measured at `usPerElement` plus `fixedUs`.
+    static func conversion(_ name: String, ops: String, elements: Int, usPerElement: Double, fixedUs: Double = 0.3) -> KernelSample {
+        let dims = [1, elements]
+        let shape = KernelSample.Shape(macs: 0, inputDims: dims, outputDims: dims, fusedOpTypes: ops)
+        return KernelSample(name: name, opClass: .quantization, ops: Double(elements), bytes: 5 * Double(elements),
+                            integer: false, measuredUs: fixedUs + Double(elements) * usPerElement, shape: shape)
+    }
+
+    /// A plain DequantizeLinear pass and a QDQ group around an Add move the same bytes
+    /// per element but take different passes: each anchor op has its own cost.
+    @Test func quantizationKernelsAreWeighedByTheirOp() throws {
+        var kernels: [KernelSample] = []
+        for i in 1...16 {
+            kernels.append(Self.conversion("dq\(i)", ops: "DequantizeLinear", elements: 4096 * i, usPerElement: 1e-5))
+            kernels.append(Self.conversion("add\(i)", ops: "DequantizeLinear+DequantizeLinear+Add+QuantizeLinear",
+                                           elements: 3000 * i, usPerElement: 5e-5))
+        }
+        #expect(KernelCostModel.classes.contains(.quantization))
+        #expect(KernelCostModel.features(of: kernels[0])?["op.DequantizeLinear"] == 4096)
+        #expect(KernelCostModel.features(of: kernels[1])?["op.Add"] == 3000)
+        let model = try #require(KernelCostModel.fit(kernels, opClass: .quantization, threads: 1))
+        for probe in [Self.conversion("dq", ops: "DequantizeLinear", elements: 50_000, usPerElement: 1e-5),
+                      Self.conversion("add", ops: "DequantizeLinear+DequantizeLinear+Add+QuantizeLinear", elements: 50_000,
+                                      usPerElement: 5e-5)] {
+            let predicted = try #require(model.predictUs(probe))
+            #expect(abs(predicted - probe.measuredUs!) < 0.02 * probe.measuredUs!, "\(probe.name): \(predicted) us")
+        }
+    }
+
+    /// Many sub-microsecond conversions whose rate per element is not the large passes'
+    /// (scalars and bias vectors beside whole activations): fitted on relative errors
+    /// alone they set the rate, and the passes come out a third too slow; weighed by the
+    /// square root of their time (the quantization class's default) the passes are
+    /// predicted within a few percent.
+    @Test func timeWeightingKeepsManySmallKernelsFromSettingTheRateOfLargeOnes() throws {
+        var kernels = (1...60).map { Self.conversion("s\($0)", ops: "DequantizeLinear", elements: 64 * $0, usPerElement: 3e-4) }
+        let passes = (1...6).map { Self.conversion("p\($0)", ops: "DequantizeLinear", elements: 100_000 * $0, usPerElement: 1e-4, fixedUs: 0) }
+        kernels += passes
+        func passesError(_ model: KernelCostModel) throws -> Double {
+            let predicted = try passes.reduce(0.0) { $0 + (try #require(model.predictUs($1))) }
+            let measured = passes.reduce(0.0) { $0 + $1.measuredUs! }
+            return abs(predicted - measured) / measured
+        }
+        let weighted = try #require(KernelCostModel.fit(kernels, opClass: .quantization, threads: 1))
+        let relative = try #require(KernelCostModel.fit(kernels, opClass: .quantization, threads: 1, timeWeighted: false))
+        #expect(try passesError(relative) > 0.2)
+        #expect(try passesError(weighted) < 0.05)
+    }
+
+    /// Integer kernels have a fixed cost of their own; a model fitted before they had one
+    /// gives them the shared one.
+    @Test func integerKernelsHaveTheirOwnFixedCost() throws {
+        var kernels = Self.measuredConvs()
+        for k in Self.measuredConvs(prefix: "i") {
+            var integer = k
+            integer.integer = true
+            integer.measuredUs = k.measuredUs! - Self.fixedUs * 0.5
+            kernels.append(integer)
+        }
+        #expect(KernelCostModel.features(of: kernels[40])?["int8.kernel"] == 1)
+        #expect(KernelCostModel.features(of: kernels[40])?["kernel"] == nil)
+        let model = try #require(KernelCostModel.fit(kernels, opClass: .conv, threads: 1))
+        #expect(abs(model.perKernelUs - Self.fixedUs) < 0.05)
+        #expect(abs(model.perKernelUs(integer: true) - Self.fixedUs * 0.5) < 0.05)
+        var older = model
+        older.weights["int8.kernel"] = nil
+        #expect(older.perKernelUs(integer: true) == model.perKernelUs)
+    }
 }

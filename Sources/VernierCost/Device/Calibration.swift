@@ -29,7 +29,7 @@ extension DeviceProfile {
         guard let (ideal, bound) = idealTime(of: kernel, threads: threads) else { return nil }
         let model = effectiveEfficiency
         if let costModel = model.kernelModel(for: kernel, threads: threads), let us = costModel.predictUs(kernel), us > 0 {
-            let overhead = min(costModel.perKernelUs, us)
+            let overhead = min(costModel.perKernelUs(integer: kernel.integer), us)
             return KernelPrediction(idealUs: ideal, efficiency: us > overhead ? min(1e3, ideal / (us - overhead)) : 1,
                                     overheadUs: overhead, bound: bound, predictedUs: us)
         }

@@ -60,17 +60,42 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     /// predictions within 10% from 56.8% to 59.1% on 40827bc's profiles and its share
     /// of the end-to-end error from 0.7% to 0.5%, and left ONNX Runtime's unchanged.
     /// Giving element-wise kernels one too gained within 20% (88.6%) but lost within
-    /// 10% (52.3%): they stay on their curve.
-    public static let classes: [OpClass] = [.conv, .depthwiseConv, .convTranspose, .matmul, .pooling]
+    /// 10% (52.3%): they stay on their curve. Quantization kernels are weighed by their
+    /// op (`Feature.opPrefix`): one curve over them all placed MobileNetV3 int8's plain
+    /// DequantizeLinear passes, which run from cache at 110-155 GB/s, at the 30 GB/s of
+    /// the average conversion group. Leave-one-out on 24 models: within 10% 87.5% ->
+    /// 91.7%, MobileNetV3-Small int8 +19% -> +8% at one thread.
+    public static let classes: [OpClass] = [.conv, .depthwiseConv, .convTranspose, .matmul, .pooling, .quantization]
+
+    /// Classes whose fit weighs each kernel by the square root of its time as well
+    /// (`fit`). The quantization class mixes hundreds of sub-microsecond conversions of
+    /// scalars and bias vectors with passes over whole activations; on relative errors
+    /// alone the small ones set the rates, and the passes came out 20-35% fast (BERT
+    /// int8's bias Adds; the class's sum under-predicted on all 14 int8 predictions, by
+    /// up to 7.8% of the model). With the weight the class's summed error over the 14
+    /// fell from 37% to 19% of their models' times. Weighing the other classes so lost
+    /// five models (within 10% 91.7% -> 81.2%).
+    static let timeWeightedClasses: Set<OpClass> = [.quantization]
 
     /// Fewest measured kernels a model is fitted on: a few per feature.
     static let minSamples = 24
 
-    /// The fixed cost per kernel, in microseconds.
+    /// The fixed cost per float kernel, in microseconds.
     public var perKernelUs: Double { weights[Feature.kernel] ?? 0 }
+
+    /// The fixed cost of an integer kernel (`integer`) or a float one, in microseconds;
+    /// a profile calibrated before integer kernels had their own gives the shared one.
+    public func perKernelUs(integer: Bool) -> Double {
+        integer ? weights[Feature.integerPrefix + Feature.kernel] ?? perKernelUs : perKernelUs
+    }
 
     /// Feature names, as stored in device profiles.
     enum Feature {
+        /// The fixed cost of a kernel; integer kernels have their own (`integerPrefix`):
+        /// they set up requantization and zero-point terms besides the product. Shared,
+        /// the constant fitted at 2.5 us on the convolutions, above what MobileNetV3's
+        /// float squeeze-excitation convolutions take in all (1.1-1.7 us). Leave-one-out
+        /// on 24 models: RMSPE 6.9% -> 6.7%, layers within 10% 68.7% -> 69.9%.
         static let kernel = "kernel"
         static let macs = "macs"
         /// A convolution's multiply-adds split by window: 1x1 ones are matrix products
@@ -101,6 +126,10 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
         /// float ones went +26%/+31% at the rate fitted mostly on int8 ones.
         static let relayoutBytes = "relayout_bytes"
         static let epiloguePrefix = "epilogue."
+        /// Per output element, the anchor op of a quantization kernel: a plain
+        /// DequantizeLinear, a QuantizeLinear and a QDQ group around an Add or a Mul take
+        /// different passes over their elements.
+        static let opPrefix = "op."
         /// Epilogue ops of a few instructions per element on outputs still in registers
         /// (a clamp, a piecewise-linear gate): no feature, they cost nothing measurable.
         /// Fitted, their weights only soaked up what set their kernels' models apart:
@@ -139,7 +168,7 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
                                 residentBytes: Double? = nil) -> [String: Double]? {
         let s = kernel.shape
         guard s.outputElements > 0 else { return nil }
-        var f: [String: Double] = [Feature.kernel: 1, Feature.outputElements: s.outputElements,
+        var f: [String: Double] = [(kernel.integer ? Feature.integerPrefix : "") + Feature.kernel: 1, Feature.outputElements: s.outputElements,
                                    Feature.inputElements: s.inputElements, Feature.bytes: kernel.bytes]
         let resident = residentBytes.map { cache in kernel.modelBytes.map { $0 <= cache } ?? false } ?? false
         if let limit = streamingBytes, kernel.bytes > limit, !resident { f[Feature.streamedBytes] = kernel.bytes }
@@ -164,6 +193,8 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
                 let channelBlocks = (s.outputChannels / Feature.channelBlock).rounded(.up)
                 f[Feature.windowChannelBlockMacs] = s.macs / min(max(1, channelBlocks), Feature.channelBlocks)
             }
+        case .quantization:
+            if !s.anchor.isEmpty { f[Feature.opPrefix + s.anchor] = s.outputElements }
         default:
             f[prefix + (s.isVectorProduct ? Feature.vectorMacs : Feature.macs)] = s.macs
         }
@@ -179,17 +210,21 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     /// features the fit never saw (an epilogue op no calibration kernel had) add nothing.
     public func predictUs(_ kernel: KernelSample) -> Double? {
         guard let f = Self.features(of: kernel, streamingBytes: streamingBytes, residentBytes: residentBytes) else { return nil }
-        // A product with a zero point the fit never saw runs at the rate of one without.
+        // A product with a zero point the fit never saw runs at the rate of one without;
+        // an integer kernel of a profile calibrated before they had their own fixed cost
+        // takes the shared one.
         func weight(_ key: String) -> Double? {
-            weights[key] ?? (key.hasPrefix(Feature.zeroPointPrefix)
-                ? weights[Feature.integerPrefix + key.dropFirst(Feature.zeroPointPrefix.count)] : nil)
+            if let w = weights[key] { return w }
+            if key == Feature.integerPrefix + Feature.kernel { return perKernelUs(integer: true) }
+            return key.hasPrefix(Feature.zeroPointPrefix) ? weights[Feature.integerPrefix + key.dropFirst(Feature.zeroPointPrefix.count)] : nil
         }
         if f.contains(where: { $0.value > 0 && weight($0.key) == nil && Feature.arithmetic.contains($0.key) }) { return nil }
         return f.reduce(0) { $0 + $1.value * (weight($1.key) ?? 0) }
     }
 
     /// Fits the weights on measured kernels of one class at one thread count: least
-    /// squares on relative errors (a 10 us kernel weighs as much as a 10 ms one), weights
+    /// squares on relative errors (a 10 us kernel weighs as much as a 10 ms one; in
+    /// `timeWeightedClasses`, each error times the square root of the kernel's time), weights
     /// kept non-negative by dropping the most negative feature and refitting. A fused
     /// epilogue op's weight is held at `epilogueCapUs` per element at most (pinned there
     /// and the rest refitted): the op works on outputs already in registers, so it costs
@@ -198,9 +233,11 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     /// those kernels cost: fitted on 22 real models, HardSigmoid after a convolution came
     /// out at 29 ns per element and Relu after a matmul at 385, against 0.3-0.4 for the
     /// epilogues many kernels carry; MobileNetV3's squeeze-and-excitation convolutions
-    /// were predicted twice their time. Nil when there are too few kernels.
+    /// were predicted twice their time. `timeWeighted` (default: the class is in
+    /// `timeWeightedClasses`) weighs each kernel by the square root of its time. Nil when
+    /// there are too few kernels.
     static func fit(_ kernels: [KernelSample], opClass: OpClass, threads: Int, streamingBytes: Double? = nil,
-                    residentBytes: Double? = nil, epilogueCapUs: Double? = nil) -> KernelCostModel? {
+                    residentBytes: Double? = nil, epilogueCapUs: Double? = nil, timeWeighted: Bool? = nil) -> KernelCostModel? {
         let rows = kernels.compactMap { k -> (features: [String: Double], us: Double)? in
             guard let us = k.measuredUs, us > 0,
                   let f = features(of: k, streamingBytes: streamingBytes, residentBytes: residentBytes) else { return nil }
@@ -208,13 +245,15 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
         }
         guard rows.count >= minSamples else { return nil }
         let seen = Set(rows.flatMap { $0.features.filter { $0.value > 0 }.map(\.key) })
+        let weighted = timeWeighted ?? timeWeightedClasses.contains(opClass)
+        func weight(_ us: Double) -> Double { weighted ? us.squareRoot() : 1 }
         var active = seen.sorted()
         var pinned: [String: Double] = [:]
         while !active.isEmpty {
             // Each row divided by its measured time, so the target is 1 less the pinned
             // features' share.
-            let x = rows.map { row in active.map { (row.features[$0] ?? 0) / row.us } }
-            let targets = rows.map { row in 1 - pinned.reduce(0) { $0 + $1.value * (row.features[$1.key] ?? 0) } / row.us }
+            let x = rows.map { row in active.map { (row.features[$0] ?? 0) / row.us * weight(row.us) } }
+            let targets = rows.map { row in (1 - pinned.reduce(0) { $0 + $1.value * (row.features[$1.key] ?? 0) } / row.us) * weight(row.us) }
             guard let solution = ScaledLeastSquares.solve(x, targets: targets) else { return nil }
             if let worst = solution.indices.min(by: { solution[$0] < solution[$1] }), solution[worst] < 0 {
                 active.remove(at: worst)
