@@ -85,6 +85,12 @@ let convNodeCases: [ConvNodeCase] = [
                  attributes: ConvAttributes(strides: [2], autoPad: "SAME_UPPER")),
     ConvNodeCase(name: "conv1d groups dilation pads", input: [1, 6, 29], weights: [9, 2, 3],
                  attributes: ConvAttributes(pads: [2, 1], dilations: [3], group: 3), constantWeights: false),
+    // A learned filterbank (`SignalWindowConvPlan`): one channel, a wide window, a long
+    // stride, windows half outside the signal at both ends; three dilated channels.
+    ConvNodeCase(name: "conv1d signal window", input: [1, 1, 2000], weights: [16, 1, 100],
+                 attributes: ConvAttributes(strides: [40], pads: [50, 50])),
+    ConvNodeCase(name: "conv1d signal window dilated 3ch", input: [1, 3, 300], weights: [20, 3, 25],
+                 attributes: ConvAttributes(strides: [3], pads: [10, 30], dilations: [2]), bias: false),
     ConvNodeCase(name: "conv2d same_lower s2 asym", input: [1, 7, 13, 10], weights: [11, 7, 4, 3],
                  attributes: ConvAttributes(strides: [2, 3], autoPad: "SAME_LOWER")),
     ConvNodeCase(name: "conv2d valid kernel_shape", input: [1, 16, 12, 9], weights: [24, 16, 3, 2],
@@ -135,6 +141,22 @@ extension DNNLKernelTests {
                 #expect(error <= tolerance, "relative error \(error)")
             }
         }
+    }
+
+    /// Few-channel 1-D convolutions with wide windows run as one matrix product; narrow
+    /// ones, many channels, 2-D and weights bound at run time keep oneDNN's convolution.
+    @Test func wideWindowSignalConvolutionsRunAsMatrixProducts() throws {
+        func takesPlan(input: [Int], weights: [Int], constant: Bool = true) throws -> Bool {
+            let kernel = try makeKernel("Conv", inputs: 2, attributes: ["strides": .ints(Array(repeating: 2, count: input.count - 2))],
+                                        constants: constant ? [1: Tensor(shape: weights)] : [:], shapes: [0: input, 1: weights])
+            return try #require(kernel as? ConvKernel).signalPlan != nil
+        }
+        #expect(try takesPlan(input: [1, 1, 1600], weights: [32, 1, 400]))
+        #expect(try takesPlan(input: [1, 2, 100], weights: [8, 2, 32]))
+        #expect(try !takesPlan(input: [1, 2, 100], weights: [8, 2, 31]))
+        #expect(try !takesPlan(input: [1, 16, 100], weights: [8, 16, 8]))
+        #expect(try !takesPlan(input: [1, 1, 64, 64], weights: [8, 1, 9, 9]))
+        #expect(try !takesPlan(input: [1, 1, 1600], weights: [32, 1, 400], constant: false))
     }
 
     @Test func autoPadResolvesLikeONNX() throws {
@@ -204,6 +226,28 @@ extension DNNLKernelTests {
             let y = try runKernel(kernel, [x, w, b] + (addend.map { [$0] } ?? []))
             let error = relativeError(y, expected)
             #expect(error <= tolerance, "\(channels) channels, sum \(sum): relative error \(error)")
+        }
+        // A one-channel filterbank: a matrix product (`SignalWindowConvPlan`) without the
+        // residual, oneDNN's convolution with it.
+        for sum in [false, true] {
+            let epilogue = FusedEpilogue(activation: activation, addsResidual: sum)
+            let geometry = ConvGeometry(strides: [20], pads: [40, 40])
+            let x = randomTensor([1, 1, 500], using: &rng)
+            let w = randomTensor([8, 1, 80], using: &rng)
+            let b = randomTensor([8], using: &rng)
+            let addend = sum ? randomTensor([1, 8, 26], using: &rng) : nil
+            let expected = ReferenceKernels.conv(input: x, weights: w, bias: b, geometry: geometry,
+                                                 epilogue: epilogue, addend: addend)
+            var attributes = fusedAttributes(activation, sum: sum)
+            attributes["pads"] = .ints(geometry.pads)
+            attributes["strides"] = .ints(geometry.strides)
+            let kernel = try makeKernel("Conv", inputs: sum ? 4 : 3, attributes: attributes,
+                                        constants: [1: w, 2: b], shapes: [0: x.shape])
+            #expect((kernel as? ConvKernel)?.signalPlan != nil || sum)
+            let y = try runKernel(kernel, [x, w, b] + (addend.map { [$0] } ?? []))
+            #expect(y.shape == expected.shape)
+            let error = relativeError(y, expected)
+            #expect(error <= tolerance, "filterbank, sum \(sum): relative error \(error)")
         }
     }
 

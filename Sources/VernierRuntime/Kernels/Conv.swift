@@ -44,6 +44,9 @@ final class ConvKernel: Kernel {
     /// The plan when the convolution runs as one matrix product (`WindowGemmConvPlan`),
     /// made at plan time; `plans` stays empty then.
     private(set) var windowPlan: WindowGemmConvPlan?
+    /// The plan when a few-channel 1-D convolution runs as one matrix product
+    /// (`SignalWindowConvPlan`), made at plan time; `plans` stays empty then.
+    private(set) var signalPlan: SignalWindowConvPlan?
 
     init(_ ctx: KernelContext, transposed: Bool) throws {
         let op = transposed ? "ConvTranspose" : "Conv"
@@ -75,6 +78,16 @@ final class ConvKernel: Kernel {
                 windowPlan = try asKernelErrors("oneDNN matmul") {
                     try WindowGemmConvPlan(input: shape, weights: weights, bias: constantBias, geometry: geometry,
                                            epilogue: epilogue, layout: inputLayout)
+                }
+                handConstantsToThePlan()
+                return
+            }
+            if !transposed, let geometry = try? attributes.convGeometry(input: shape, weights: weights.shape),
+               SignalWindowConvPlan.takes(input: shape, weights: weights.shape, geometry: geometry, inputLayout: inputLayout,
+                                          outputLayout: outputLayout, epilogue: epilogue, block: preferredChannelBlock) {
+                signalPlan = try asKernelErrors("oneDNN matmul") {
+                    try SignalWindowConvPlan(input: shape, weights: weights, bias: constantBias, geometry: geometry,
+                                             epilogue: epilogue, block: preferredChannelBlock)
                 }
                 handConstantsToThePlan()
                 return
@@ -158,6 +171,11 @@ final class ConvKernel: Kernel {
         if let windowPlan {
             let output = try outputs.allocate(0, .float, windowPlan.outputShape)
             try asKernelErrors("oneDNN matmul") { try windowPlan.run(input: x, addend: addend, output: output) }
+            return
+        }
+        if let signalPlan {
+            let output = try outputs.allocate(0, .float, signalPlan.outputShape)
+            try asKernelErrors("oneDNN matmul") { try signalPlan.run(input: x, output: output) }
             return
         }
         let plan = try plan(input: x.shape, weights: wShape)
