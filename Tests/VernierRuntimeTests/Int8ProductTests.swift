@@ -123,6 +123,51 @@ struct Int8ProductTests {
     /// Two int8 convolutions hand their 8-bit tensor over channels-last (no reorder) and
     /// still give the unfused graph's outputs; the output scale of the second is coarse
     /// (0.1), so its steps are checked against its own scale.
+    /// A squeeze-and-excitation scale between two int8 convolutions (EfficientNet's
+    /// blocks as a QDQ quantizer writes them): the map's global pool reads it
+    /// channels-last and the per-channel QLinearMul scales it there, so the 8-bit maps
+    /// and the pool's fp32 input stay channels-last and the convolutions reorder only at
+    /// the graph's edges. The outputs equal the same plan's with plain layouts, and the
+    /// graph's as written.
+    @Test func aSqueezeExcitationScaleKeepsTheMapsChannelsLast() throws {
+        var b = GraphBuilder.qdqConv(Case(second: true))
+        let second = try #require(b.nodes.firstIndex { $0.opType == "Conv" && $0.inputs.first == "yd" })
+        var tail = Array(b.nodes[second...])
+        tail[0].inputs[0] = "md"
+        b.nodes.removeSubrange(second...)
+        b.initializers += [
+            TensorData(floats: [0.05], name: "gs", dims: []), GraphBuilder.quantized("gz", .uint8, [], [0]),
+            TensorData(floats: [0.3], name: "ms", dims: []), GraphBuilder.quantized("mz", .uint8, [], [0]),
+        ]
+        b.node("GlobalAveragePool", ["yd"], ["g"])
+        b.node("QuantizeLinear", ["g", "gs", "gz"], ["gq"])
+        b.node("DequantizeLinear", ["gq", "gs", "gz"], ["gd"])
+        b.node("Mul", ["yd", "gd"], ["m"])
+        b.node("QuantizeLinear", ["m", "ms", "mz"], ["mq"])
+        b.node("DequantizeLinear", ["mq", "ms", "mz"], ["md"])
+        b.nodes += tail
+        var rng = SplitMix64(seed: 21)
+        let x = Tensor(shape: [1, 16, 9, 9], values: (0..<1296).map { _ in rng.signedUnit() * 2.5 })
+        let (reference, fused) = try asWrittenAndOptimized(b, x)
+        #expect(fused.channelsLastValues == ["yq", "yd", "mq"])
+        // Only at the graph's plain edges: the first conv's 8-bit input, the second's output.
+        #expect(fused.relayoutBytes == ["c": 16 * 81, "c2": 8 * 81])
+        #expect(fused.steps.map(\.opType).contains("com.microsoft.QLinearMul"))
+        var plainOptions = ExecutionOptions()
+        plainOptions.blockedLayouts = false
+        let plain = try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plainOptions)
+        #expect(plain.channelsLastValues.isEmpty)
+        let output = try #require(try fused.run(["x": x])["y"]).scalars(as: Float.self)
+        let plainOutput = try #require(try plain.run(["x": x])["y"]).scalars(as: Float.self)
+        let expected = reference.scalars(as: Float.self)
+        #expect(output.count == 8 * 81)
+        // The pools sum in another order, which may move a gate by one step at a tie.
+        #expect(zip(output, plainOutput).filter { $0 != $1 }.count < output.count / 50)
+        #expect(zip(output, plainOutput).allSatisfy { abs($0 - $1) <= 0.1001 })
+        #expect(Double(zip(output, expected).filter { abs($0 - $1) > 0.1001 }.count) < 0.05 * Double(output.count))
+        #expect(Set(output).count > 20)
+    }
+
     @Test func twoInt8ConvsInARowKeepTheirTensorChannelsLast() throws {
         let b = GraphBuilder.qdqConv(Case(second: true))
         var rng = SplitMix64(seed: 12)

@@ -132,6 +132,27 @@ struct PoolKernelTests {
         }
     }
 
+    /// A global pool over a channels-last map (NHWC in memory, as int8 convolutions leave
+    /// their maps) gives the reference's [N, C, 1, 1]; an Lp pool of one is refused.
+    @Test func globalPoolsReadChannelsLastMaps() throws {
+        var rng = SeededGenerator(seed: 22)
+        let (n, c, h, w) = (2, 37, 5, 6)
+        let x = PoolNormHarness.random([n, c, h, w], &rng)
+        let v = x.scalars(as: Float.self)
+        var nhwc = [Float](repeating: 0, count: v.count)
+        for i in 0..<n { for ch in 0..<c { for p in 0..<(h * w) { nhwc[(i * h * w + p) * c + ch] = v[(i * c + ch) * h * w + p] } } }
+        var stored = Tensor(shape: [n, c, h, w], values: nhwc)
+        stored.layout = .channelsLast
+        for kind in [PoolKind.average(countIncludePad: false), .max] {
+            let outputs = OutputSlots(count: 1, maxBytes: 1 << 20)
+            try GlobalPoolKernel(kind: kind).run([stored], outputs)
+            let got = try #require(outputs.results[0])
+            #expect(got.shape == [n, c, 1, 1] && got.layout == .plain)
+            #expect(PoolNormHarness.error(got, ReferenceKernels.globalPool(x, kind: kind)) <= 1e-5, "\(kind)")
+        }
+        #expect(throws: KernelError.self) { try GlobalPoolKernel(kind: .lp(p: 2)).run([stored], OutputSlots(count: 1, maxBytes: 1 << 20)) }
+    }
+
     @Test func badWindowsThrowInvalid() throws {
         let x = Tensor(shape: [1, 1, 4, 4])
         #expect(throws: KernelError.self) {

@@ -442,6 +442,13 @@ final class GlobalPoolKernel: Kernel {
         let size = GenericElements.product(x.shape, 2..<x.rank)
         let y = try outputs.allocate(0, x.elementType, Array(x.shape[0..<2]) + Array(repeating: 1, count: x.rank - 2))
         if planes == 0 { return }
+        if x.layout == .channelsLast {
+            guard x.rank == 4, x.elementType == .float, size > 0, !isLp else {
+                throw KernelError.unsupported("global pooling of a channels-last \(x.elementType) tensor of shape \(x.shape)")
+            }
+            channelsLastPool(x, into: y, positions: size)
+            return
+        }
         if x.elementType == .float, size > 0, !isLp {
             let xp = UnsafePointer(x.rawPointer.assumingMemoryBound(to: Float.self))
             let yp = y.rawPointer.assumingMemoryBound(to: Float.self)
@@ -470,4 +477,38 @@ final class GlobalPoolKernel: Kernel {
     }
 
     private var isLp: Bool { if case .lp = kind { return true } else { return false } }
+
+    /// Average or max over the positions of an NHWC map (`TensorLayout.channelsLast`):
+    /// each position's channels are one contiguous row, so the reduction runs down the
+    /// rows, 16 channels at a time in registers, a range of channel groups per thread.
+    /// The [N, C, 1, 1] result is plain.
+    private func channelsLastPool(_ x: Tensor, into y: Tensor, positions: Int) {
+        let (images, channels) = (x.shape[0], x.shape[1])
+        let xp = UnsafePointer(x.rawPointer.assumingMemoryBound(to: Float.self))
+        let yp = y.rawPointer.assumingMemoryBound(to: Float.self)
+        let isMax = kind == .max
+        let lanes = 16, groups = (channels + lanes - 1) / lanes
+        for image in 0..<images {
+            let map = xp + image * positions * channels, out = yp + image * channels
+            ThreadPool.parallelFor(groups, minimumPerThread: max(1, 4096 / positions)) { range in
+                for group in range {
+                    let first = group * lanes, width = min(lanes, channels - first)
+                    if width == lanes {
+                        var acc = SIMD16<Float>(repeating: isMax ? -.infinity : 0)
+                        for p in 0..<positions {
+                            let row = UnsafeRawPointer(map + p * channels + first).loadUnaligned(as: SIMD16<Float>.self)
+                            acc = isMax ? pointwiseMax(acc, row) : acc + row
+                        }
+                        for lane in 0..<lanes { out[first + lane] = isMax ? acc[lane] : acc[lane] / Float(positions) }
+                    } else {
+                        for c in first..<(first + width) {
+                            var acc: Float = isMax ? -.infinity : 0
+                            for p in 0..<positions { acc = isMax ? Swift.max(acc, map[p * channels + c]) : acc + map[p * channels + c] }
+                            out[c] = isMax ? acc : acc / Float(positions)
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
