@@ -219,19 +219,39 @@ struct ExecutionPlanTests {
     /// Window pooling on blocked tensors against the plain kernels, over windows whose
     /// outputs fall inside, across and past the input's edges: x -> Conv 1x1 (16 ch) ->
     /// pool -> Conv 1x1 -> y, so the pool runs blocked and every pooled value reaches y.
+    /// Windows of more than four taps combine rows first (`BlockedPoolRow.separable`),
+    /// 2x2 ones on this narrow map go tap by tap.
     @Test(arguments: [
         ("MaxPool", [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], 0, 0),
         ("MaxPool", [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 0, 0),
         ("MaxPool", [2, 3], [2, 1], [0, 1, 1, 0], [2, 1], 1, 0),
+        ("MaxPool", [2, 2], [2, 2], [0, 0, 0, 0], [1, 1], 1, 0),
         ("AveragePool", [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], 1, 1),
         ("AveragePool", [3, 2], [1, 2], [1, 0, 0, 1], [1, 1], 0, 0),
         ("AveragePool", [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], 0, 0),
+        ("AveragePool", [2, 2], [2, 2], [0, 1, 0, 1], [1, 1], 0, 1),
     ])
     func blockedWindowPoolingMatchesThePlainKernel(op: String, kernel: [Int], strides: [Int], pads: [Int], dilations: [Int],
                                                    ceil: Int, includePad: Int) throws {
+        try blockedPoolMatchesPlain(op: op, kernel: kernel, strides: strides, pads: pads, dilations: dilations, ceil: ceil,
+                                    includePad: includePad, width: 17)
+    }
+
+    /// 2x2 windows on a map at least `BlockedWindowPoolKernel.separableWidth` wide combine
+    /// rows first, and agree with the plain kernels too.
+    @Test func wideTwoByTwoPoolsCombineRowsFirst() throws {
+        let width = BlockedWindowPoolKernel.separableWidth + 3
+        try blockedPoolMatchesPlain(op: "MaxPool", kernel: [2, 2], strides: [2, 2], pads: [0, 0, 0, 0], dilations: [1, 1], ceil: 1,
+                                    includePad: 0, width: width)
+        try blockedPoolMatchesPlain(op: "AveragePool", kernel: [2, 2], strides: [2, 2], pads: [1, 0, 0, 1], dilations: [1, 1], ceil: 0,
+                                    includePad: 0, width: width)
+    }
+
+    func blockedPoolMatchesPlain(op: String, kernel: [Int], strides: [Int], pads: [Int], dilations: [Int], ceil: Int,
+                                 includePad: Int, width: Int) throws {
         var rng = SplitMix64(seed: 29)
         var b = GraphBuilder()
-        b.input("x", .float, [1, 8, 13, 17].map(Dim.value))
+        b.input("x", .float, [1, 8, 13, width].map(Dim.value))
         b.initializers.append(TensorData(floats: (0..<128).map { _ in rng.signedUnit() }, name: "w0", dims: [16, 8, 1, 1]))
         b.initializers.append(TensorData(floats: (0..<64).map { _ in rng.signedUnit() }, name: "w1", dims: [4, 16, 1, 1]))
         b.node("Conv", ["x", "w0"], ["c"])
@@ -241,7 +261,7 @@ struct ExecutionPlanTests {
         b.node(op, ["c"], ["p"], attributes)
         b.node("Conv", ["p", "w1"], ["y"])
         b.output("y")
-        let x = Tensor(shape: [1, 8, 13, 17], values: (0..<(8 * 13 * 17)).map { _ in rng.signedUnit() })
+        let x = Tensor(shape: [1, 8, 13, width], values: (0..<(8 * 13 * width)).map { _ in rng.signedUnit() })
         var plain = ExecutionOptions()
         plain.blockedLayouts = false
         let reference = try #require(try ExecutionPlan.compile(try b.infer(), opsets: b.model.opsets, options: plain).run(["x": x])["y"])
@@ -249,7 +269,7 @@ struct ExecutionPlanTests {
         #expect(blocked.channelBlockedValues.contains("p"), "the pool runs blocked")
         let output = try #require(try blocked.run(["x": x])["y"])
         #expect(output.shape == reference.shape)
-        #expect(relativeError(output, reference) < 1e-5)
+        #expect(relativeError(output, reference) < 1e-5, "\(op) \(kernel) width \(width)")
     }
 
     /// A transformer feed-forward block (`GraphBuilder.feedForward`) with random weights
