@@ -250,7 +250,7 @@ final class QLinearBinaryKernel: Kernel {
         guard (out.layout == .channelsLast) == channelsLast else {
             throw KernelError.invalid("\(op) output planned \(out.layout) for inputs \(a.layout) and \(b.layout)")
         }
-        if channelsLast, let channels = outputShape.count == 4 ? outputShape[1] : nil,
+        if channelsLast, let channels = outputShape.count == 4 ? outputShape[1] : nil, channels > 0, out.elementCount % channels == 0,
            let vector = [a, b].firstIndex(where: { $0.elementCount == channels && $0.elementCount != out.elementCount }) {
             switch (type == .uint8, multiplies) {
             case (true, false): Self.scaleChannels(UInt8.self, QLinearSum.self, a, qa, b, qb, vector: vector, into: out, quantize)
@@ -278,8 +278,8 @@ final class QLinearBinaryKernel: Kernel {
         vector: Int, into out: Tensor, _ quantize: ByteQuantizer
     ) {
         let (map, v, qMap, qv) = vector == 1 ? (a, b, qa, qb) : (b, a, qb, qa)
+        // The caller checked: C > 0 values, dividing the output's elements.
         let channels = v.elementCount, total = out.elementCount
-        guard channels > 0, total % channels == 0 else { return }
         let values = UnsafePointer(v.rawPointer.assumingMemoryBound(to: T.self))
         let positions = max(1, tileElements / channels)
         let tile = (0..<(positions * channels)).map { qv.real(values[$0 % channels]) }
