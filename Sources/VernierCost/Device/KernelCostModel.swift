@@ -64,16 +64,16 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     /// op (`Feature.opPrefix`): one curve over them all placed MobileNetV3 int8's plain
     /// DequantizeLinear passes, which run from cache at 110-155 GB/s, at the 30 GB/s of
     /// the average conversion group. Leave-one-out on 24 models: within 10% 87.5% ->
-    /// 91.7%, MobileNetV3-Small int8 +19% -> +8% at one thread.
+    /// 91.7%, MobileNetV3-Small int8 +19% -> +5% at one thread.
     public static let classes: [OpClass] = [.conv, .depthwiseConv, .convTranspose, .matmul, .pooling, .quantization]
 
     /// Classes whose fit weighs each kernel by the square root of its time as well
     /// (`fit`). The quantization class mixes hundreds of sub-microsecond conversions of
     /// scalars and bias vectors with passes over whole activations; on relative errors
-    /// alone the small ones set the rates, and the passes came out 20-35% fast (BERT
-    /// int8's bias Adds; the class's sum under-predicted on all 14 int8 predictions, by
-    /// up to 7.8% of the model). With the weight the class's summed error over the 14
-    /// fell from 37% to 19% of their models' times. Weighing the other classes so lost
+    /// alone the small ones set the rates, and the class's sum came out 15-39% under on
+    /// all 14 int8 predictions (by up to 7.8% of the model; BERT int8's bias Adds at 40%
+    /// of their time). With the weight the class's summed error over the 14 fell from 37%
+    /// to 19% of their models' times. Weighing the other classes so lost
     /// five models (within 10% 91.7% -> 81.2%).
     static let timeWeightedClasses: Set<OpClass> = [.quantization]
 
