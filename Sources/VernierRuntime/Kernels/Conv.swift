@@ -72,25 +72,26 @@ final class ConvKernel: Kernel {
         weightsShape = constantWeights?.shape
         if let shape = ctx.knownInputShape(0), shape.allSatisfy({ $0 >= 1 }), let weights = constantWeights,
            biasIndex == nil || constantBias != nil {
-            if !transposed, let geometry = try? attributes.convGeometry(input: shape, weights: weights.shape),
-               WindowGemmConvPlan.takes(input: shape, weights: weights.shape, geometry: geometry,
-                                        inputLayout: inputLayout, outputLayout: outputLayout) {
-                windowPlan = try asKernelErrors("oneDNN matmul") {
-                    try WindowGemmConvPlan(input: shape, weights: weights, bias: constantBias, geometry: geometry,
-                                           epilogue: epilogue, layout: inputLayout)
+            // Convolutions that run as one matrix product instead of oneDNN's convolution.
+            if !transposed, let geometry = try? attributes.convGeometry(input: shape, weights: weights.shape) {
+                if WindowGemmConvPlan.takes(input: shape, weights: weights.shape, geometry: geometry,
+                                            inputLayout: inputLayout, outputLayout: outputLayout) {
+                    windowPlan = try asKernelErrors("oneDNN matmul") {
+                        try WindowGemmConvPlan(input: shape, weights: weights, bias: constantBias, geometry: geometry,
+                                               epilogue: epilogue, layout: inputLayout)
+                    }
+                    handConstantsToThePlan()
+                    return
                 }
-                handConstantsToThePlan()
-                return
-            }
-            if !transposed, let geometry = try? attributes.convGeometry(input: shape, weights: weights.shape),
-               SignalWindowConvPlan.takes(input: shape, weights: weights.shape, geometry: geometry, inputLayout: inputLayout,
-                                          outputLayout: outputLayout, epilogue: epilogue, block: preferredChannelBlock) {
-                signalPlan = try asKernelErrors("oneDNN matmul") {
-                    try SignalWindowConvPlan(input: shape, weights: weights, bias: constantBias, geometry: geometry,
-                                             epilogue: epilogue, block: preferredChannelBlock)
+                if SignalWindowConvPlan.takes(input: shape, weights: weights.shape, geometry: geometry, inputLayout: inputLayout,
+                                              outputLayout: outputLayout, epilogue: epilogue, block: preferredChannelBlock) {
+                    signalPlan = try asKernelErrors("oneDNN matmul") {
+                        try SignalWindowConvPlan(input: shape, weights: weights, bias: constantBias, geometry: geometry,
+                                                 epilogue: epilogue, block: preferredChannelBlock)
+                    }
+                    handConstantsToThePlan()
+                    return
                 }
-                handConstantsToThePlan()
-                return
             }
             let plan = try makePlan(input: shape, weights: weights.shape)
             plans.append(plan)
