@@ -361,6 +361,38 @@ struct KernelCostModelTests {
         #expect(decoded == model)
     }
 
+    @Test func bytesThatMoveWhileAConvolutionComputesCostNothing() throws {
+        // The synthetic machine moves 0.3 bytes in the time of a multiply-add; a
+        // kernel's bytes beyond that cost 2e-5 us each.
+        let perMac = 0.3, usPerByte = 2e-5
+        var kernels = Self.measuredConvs()
+        for i in kernels.indices {
+            kernels[i].bytes *= 6
+            kernels[i].measuredUs = Self.fixedUs + kernels[i].shape.macs * Self.pointwiseUsPerMac
+                + max(0, kernels[i].bytes - kernels[i].shape.macs * perMac) * usPerByte
+        }
+        #expect(kernels.contains { $0.bytes > $0.shape.macs * perMac } && kernels.contains { $0.bytes < $0.shape.macs * perMac })
+        let model = try #require(KernelCostModel.fit(kernels, opClass: .conv, threads: 1, overlapBytesPerMac: perMac))
+        #expect(model.overlapBytesPerMac == perMac)
+        #expect(abs((model.weights["bytes"] ?? 0) - usPerByte) < 0.01 * usPerByte)
+        for k in kernels {
+            let p = try #require(model.predictUs(k))
+            #expect(abs(p - k.measuredUs!) < 0.01 * k.measuredUs!)
+        }
+        // Charging every byte misses some kernels by more than 10%.
+        let additive = try #require(KernelCostModel.fit(kernels, opClass: .conv, threads: 1))
+        #expect(kernels.contains { abs(additive.predictUs($0)! - $0.measuredUs!) > 0.1 * $0.measuredUs! })
+        // Integer kernels and other classes are charged every byte.
+        var integer = kernels[0]
+        integer.integer = true
+        #expect(KernelCostModel.features(of: integer, overlapBytesPerMac: perMac)?["bytes"] == integer.bytes)
+        var depthwise = kernels[0]
+        depthwise.opClass = .depthwiseConv
+        #expect(KernelCostModel.features(of: depthwise, overlapBytesPerMac: perMac)?["bytes"] == depthwise.bytes)
+        let decoded = try JSONDecoder().decode(KernelCostModel.self, from: try JSONEncoder().encode(model))
+        #expect(decoded == model)
+    }
+
     /// A matrix product of [rows, K] x [K, N] at the synthetic machine's costs.
     static func matmul(_ name: String, rows: Int, k: Int, n: Int, integer: Bool, usPerMac: Double) -> KernelSample {
         let macs = Double(rows * k * n)

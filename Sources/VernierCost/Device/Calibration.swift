@@ -66,10 +66,12 @@ extension DeviceProfile {
             // A float read and written at the memory roof: what an epilogue op would cost
             // as a kernel of its own.
             let epilogueCap = roofline(threads: threads, integer: false).map { 8 / ($0.bandwidthGBps * 1e3) }
+            let overlap = roofline(threads: 1, integer: false).map { $0.bandwidthGBps / ($0.peakGflops / 2) }
             kernelModels += KernelCostModel.classes.compactMap { opClass in
                 KernelCostModel.fit(kernels.filter { $0.opClass == opClass }, opClass: opClass, threads: threads,
                                     streamingBytes: caches.l2Bytes.map { Double($0 * threads) },
-                                    residentBytes: caches.l3Bytes.map { Double($0) * KernelCostModel.residentShareOfL3 }, epilogueCapUs: epilogueCap)
+                                    residentBytes: caches.l3Bytes.map { Double($0) * KernelCostModel.residentShareOfL3 },
+                                    overlapBytesPerMac: overlap, epilogueCapUs: epilogueCap)
             }
             let runs = atThreads.compactMap { set in
                 set.endToEndUs.map { (kernelSum: set.kernelSumUs, kernels: set.kernels.count, run: $0) }

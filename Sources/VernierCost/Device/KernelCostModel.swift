@@ -38,9 +38,31 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     /// L3, leave-one-out on 24 models read 75.0% within 10% (EfficientNet-B0 -12%/-14%);
     /// with three quarters 77.1% (-7%/-11%); with half 72.9% (MobileNetV2 +11%/+12%).
     public static let residentShareOfL3 = 0.75
+    /// Bytes a core moves at the device's roofs in the time of one float multiply-add
+    /// (its bandwidth over its multiply-add rate at one thread): a float convolution's
+    /// first `macs` times this many bytes move while it computes, and only the rest is
+    /// charged (`Feature.bytes`). Nil: every byte is.
+    ///
+    /// Added in full, the bytes of a compute-bound convolution made the fit charge every
+    /// convolution for traffic that overlaps its arithmetic, and took the multiply-add
+    /// rate above what the large ones run at to make up. MobileNetV3-Small's small 1x1
+    /// convolutions, which run at the rate of ResNet-50's (129 GMAC/s), came out 1.2x
+    /// their time. Leave-one-out on 24 models (6b7ab39's profiles): within 10% 89.6% ->
+    /// 95.8%, RMSPE 5.7% -> 5.3%; MobileNetV3-Small +14/+13% -> +9/+10%. On four earlier
+    /// profile sets RMSPE fell by 0.4-0.5 points on each. The balance at each thread
+    /// count instead (two cores share the memory bandwidth: half the overlap at two
+    /// threads) read 93.8%: the convolutions' data mostly sit in each core's caches.
+    /// Matrix products overlapped too lost VGG-11 (+13%): its classifier streams its
+    /// weights; integer convolutions too: layers within 10% 69.9% -> 71.4%, but
+    /// MobileNetV3-Small at two threads out again.
+    public var overlapBytesPerMac: Double?
+
+    /// The classes whose float kernels' bytes overlap their arithmetic (`overlapBytesPerMac`).
+    static let overlappedClasses: Set<OpClass> = [.conv]
 
     public init(opClass: OpClass, threads: Int, weights: [String: Double], samples: Int, streamingBytes: Double? = nil,
-                residentBytes: Double? = nil) {
+                residentBytes: Double? = nil, overlapBytesPerMac: Double? = nil) {
+        self.overlapBytesPerMac = overlapBytesPerMac
         self.opClass = opClass
         self.threads = threads
         self.weights = weights
@@ -51,6 +73,7 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case opClass = "op_class", threads, weights, samples, streamingBytes = "streaming_bytes", residentBytes = "resident_bytes"
+        case overlapBytesPerMac = "overlap_bytes_per_mac"
     }
 
     /// The classes whose kernels are dominated by arithmetic on shapes the features
@@ -165,13 +188,16 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     /// A kernel's features. Nil when the kernel has no shape to weigh (a source that did
     /// not record one).
     public static func features(of kernel: KernelSample, streamingBytes: Double? = nil,
-                                residentBytes: Double? = nil) -> [String: Double]? {
+                                residentBytes: Double? = nil, overlapBytesPerMac: Double? = nil) -> [String: Double]? {
         let s = kernel.shape
         guard s.outputElements > 0 else { return nil }
         var f: [String: Double] = [(kernel.integer ? Feature.integerPrefix : "") + Feature.kernel: 1, Feature.outputElements: s.outputElements,
                                    Feature.inputElements: s.inputElements, Feature.bytes: kernel.bytes]
         let resident = residentBytes.map { cache in kernel.modelBytes.map { $0 <= cache } ?? false } ?? false
         if let limit = streamingBytes, kernel.bytes > limit, !resident { f[Feature.streamedBytes] = kernel.bytes }
+        if let perMac = overlapBytesPerMac, !kernel.integer, overlappedClasses.contains(kernel.opClass) {
+            f[Feature.bytes] = max(0, kernel.bytes - s.macs * perMac)
+        }
         // Integer kernels reorder int8 values between plain and channels-last; float ones
         // between plain and channel blocks: other reorders at another rate.
         if kernel.relayoutBytes > 0 { f[(kernel.integer ? Feature.integerPrefix : "") + Feature.relayoutBytes] = kernel.relayoutBytes }
@@ -209,7 +235,8 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     /// kernels only): leaving out its main cost would predict it far too fast. Other
     /// features the fit never saw (an epilogue op no calibration kernel had) add nothing.
     public func predictUs(_ kernel: KernelSample) -> Double? {
-        guard let f = Self.features(of: kernel, streamingBytes: streamingBytes, residentBytes: residentBytes) else { return nil }
+        guard let f = Self.features(of: kernel, streamingBytes: streamingBytes, residentBytes: residentBytes,
+                                    overlapBytesPerMac: overlapBytesPerMac) else { return nil }
         // A product with a zero point the fit never saw runs at the rate of one without;
         // an integer kernel of a profile calibrated before they had their own fixed cost
         // takes the shared one.
@@ -237,10 +264,12 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     /// `timeWeightedClasses`) weighs each kernel by the square root of its time. Nil when
     /// there are too few kernels.
     static func fit(_ kernels: [KernelSample], opClass: OpClass, threads: Int, streamingBytes: Double? = nil,
-                    residentBytes: Double? = nil, epilogueCapUs: Double? = nil, timeWeighted: Bool? = nil) -> KernelCostModel? {
+                    residentBytes: Double? = nil, overlapBytesPerMac: Double? = nil, epilogueCapUs: Double? = nil,
+                    timeWeighted: Bool? = nil) -> KernelCostModel? {
         let rows = kernels.compactMap { k -> (features: [String: Double], us: Double)? in
             guard let us = k.measuredUs, us > 0,
-                  let f = features(of: k, streamingBytes: streamingBytes, residentBytes: residentBytes) else { return nil }
+                  let f = features(of: k, streamingBytes: streamingBytes, residentBytes: residentBytes,
+                                   overlapBytesPerMac: overlapBytesPerMac) else { return nil }
             return (f, us)
         }
         guard rows.count >= minSamples else { return nil }
@@ -275,7 +304,7 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
             let dropped = Dictionary(uniqueKeysWithValues: seen.subtracting(active).subtracting(pinned.keys).map { ($0, 0.0) })
             let weights = fitted.merging(pinned) { a, _ in a }.merging(dropped) { a, _ in a }
             return KernelCostModel(opClass: opClass, threads: threads, weights: weights, samples: rows.count, streamingBytes: streamingBytes,
-                                   residentBytes: residentBytes)
+                                   residentBytes: residentBytes, overlapBytesPerMac: overlapBytesPerMac)
         }
         return nil
     }
