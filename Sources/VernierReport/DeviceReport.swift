@@ -54,6 +54,7 @@ public struct DeviceReport {
                 [String(m.threads), m.opClass.rawValue, String(m.samples),
                  m.weights.sorted { $0.key < $1.key }.map { "\($0.key) " + String(format: "%.3g", $0.value) }.joined(separator: ", ")]
             }, rightAligned: [0, 2])
+            out += Self.kernelModelNotes(model.kernelModels)
         }
         out += "\n" + Format.columns(["threads", "per-kernel overhead us", "per-run overhead us", "per-run share of kernels",
                                       "between kernels us"], model.overheads.map {
@@ -61,6 +62,23 @@ public struct DeviceReport {
              String(format: "%+.1f%%", $0.perRunFraction * 100), String(format: "%.2f", $0.betweenKernelsUs)]
         }, rightAligned: [0, 1, 2, 3, 4])
         return out
+    }
+
+    /// What the byte terms of the kernel models count: the thresholds and the overlap
+    /// the fit used (the same for every thread count: they come from the caches and the
+    /// one-thread roofs).
+    static func kernelModelNotes(_ models: [KernelCostModel]) -> String {
+        var notes: [String] = []
+        if let perMac = models.lazy.compactMap(\.overlapBytesPerMac).first {
+            notes.append("bytes of a float convolution count beyond " + String(format: "%.2f", perMac)
+                         + " per multiply-add (what a core moves while it computes, at the one-thread roofs)")
+        }
+        if let model = models.first(where: { $0.streamingBytes != nil }), let limit = model.streamingBytes {
+            let perThread = Format.bytes(Int(limit) / max(1, model.threads))
+            notes.append("streamed_bytes: kernels moving more than \(perThread) per thread (the L2)"
+                         + (model.residentBytes.map { ", of models over " + Format.bytes(Int($0)) + " (their share of the L3)" } ?? ""))
+        }
+        return notes.map { "  " + $0 + "\n" }.joined()
     }
 
     /// "calibrated on N profiles (...)" or "uncalibrated (built-in priors)".

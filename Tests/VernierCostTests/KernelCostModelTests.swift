@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import VernierCost
+import VernierReport
 
 /// Kernel cost models: a kernel's time as a weighted sum of its multiply-adds, elements,
 /// bytes and fused epilogue ops, fitted on measured kernels.
@@ -173,6 +174,10 @@ struct KernelCostModelTests {
         // Models of up to three quarters of the L3 count as staying there; kernels stream
         // past the L2 of each core that runs them.
         #expect(model.residentBytes == Double(24 << 20) && model.streamingBytes == Double(1 << 20))
+        // A core moves 10 GB/s while it does 50 G multiply-adds/s: 0.2 bytes per one.
+        #expect(model.overlapBytesPerMac.map { abs($0 - 0.2) < 1e-12 } == true)
+        let shown = DeviceReport(fitted).table()
+        #expect(shown.contains("count beyond 0.20 per multiply-add") && shown.contains("more than 1.0 MiB per thread"))
         #expect(fitted.efficiency?.kernelModel(for: .matmul, threads: 1) == nil)
         let unseen = Self.conv("new", channels: 24, outChannels: 24, side: 30, window: 1, silu: false)
         let p = try #require(fitted.predict(unseen, threads: 1))
