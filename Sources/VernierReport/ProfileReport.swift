@@ -262,6 +262,7 @@ public struct ProfileReport {
             ("source_zero_point", .bool(r.sourceZeroPoint)),
             ("copies_nothing", .bool(r.copiesNothing)),
             ("relayout_bytes", .double(r.relayoutBytes)),
+            ("implementation", r.implementation.map(JSON.string) ?? .null),
             ("flops", value(r.flops)),
             ("bytes_read", value(r.bytesRead)),
             ("bytes_written", value(r.bytesWritten)),

@@ -100,6 +100,7 @@ enum DeviceSelection {
             ? try? ExecutionPlan.compile(model.inferred, opsets: model.model.opsets) : nil
         let copyFree = plan?.copyFreeSteps ?? ExecutionPlan.copyFreeSteps(optimized, channelBlock: device.channelBlock)
         return LatencyPrediction.build(table: table, optimized: optimized, device: device, threads: threads, copyFree: copyFree,
-                                       relayoutBytes: plan?.relayoutBytes.mapValues(Double.init) ?? [:])
+                                       relayoutBytes: plan?.relayoutBytes.mapValues(Double.init) ?? [:],
+                                       implementations: plan?.implementations ?? [:])
     }
 }

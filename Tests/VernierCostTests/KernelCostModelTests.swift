@@ -262,6 +262,43 @@ struct KernelCostModelTests {
         #expect(feature(side: 56, integer: true) == "int8.window_macs")
     }
 
+    /// oneDNN runs some 3x3 convolutions as Winograd F(2x2, 3x3) and others as F(4x4,
+    /// 3x3), by shape and thread count: the implementation a profile records says which,
+    /// and each variant gets a rate of its own.
+    @Test func winogradVariantsAreToldApartByTheirImplementation() throws {
+        let f2UsPerMac = 4e-6, f4UsPerMac = 2.5e-6
+        let f2 = "jit_fp32_wino_2x3:avx512_core", f4 = "jit_wino_4x3:avx512_core"
+        var kernels: [KernelSample] = []
+        for channels in [16, 32, 64, 128] {
+            for (j, side) in [28, 56, 112].enumerated() {
+                for variant in [f2, f4] {
+                    var k = Self.conv("w\(channels)-\(side)-\(variant)", channels: channels, outChannels: channels * (j + 1),
+                                      side: side, window: 9, silu: false)
+                    k.implementation = variant
+                    k.measuredUs = Self.fixedUs + k.shape.macs * (variant == f4 ? f4UsPerMac : f2UsPerMac)
+                    kernels.append(k)
+                }
+            }
+        }
+        let model = try #require(KernelCostModel.fit(kernels, opClass: .conv, threads: 1))
+        #expect(abs((model.weights["winograd_f4_macs"] ?? 0) - f4UsPerMac) < 0.01 * f4UsPerMac, "\(model.weights)")
+        #expect(abs((model.weights["winograd_macs"] ?? 0) - f2UsPerMac) < 0.01 * f2UsPerMac, "\(model.weights)")
+        // Without an implementation the shape rule decides (F(2x2)'s feature); a direct
+        // kernel the rule would take for Winograd is weighed as direct.
+        var unknown = kernels[1]
+        unknown.implementation = nil
+        #expect(KernelCostModel.features(of: unknown)?["winograd_macs"] == unknown.shape.macs)
+        var direct = kernels[1]
+        direct.implementation = "jit:avx512_core"
+        #expect(KernelCostModel.features(of: direct)?["window_macs"] == direct.shape.macs)
+        // A model fitted before the variants were told apart has one Winograd rate.
+        var old = model
+        old.weights["winograd_f4_macs"] = nil
+        let predicted = try #require(old.predictUs(kernels[1]))
+        let atF2Rate = Self.fixedUs + kernels[1].shape.macs * f2UsPerMac
+        #expect(abs(predicted - atF2Rate) < 0.02 * atF2Rate)
+    }
+
     /// Direct float convolutions pay for loads their register blocks do not amortize:
     /// a narrow map shares each weight among fewer outputs, few output channels share
     /// each input among fewer blocks. On a synthetic machine charging both, the fit

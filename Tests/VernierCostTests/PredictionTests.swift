@@ -412,6 +412,10 @@ struct PredictionTests {
         #expect(try read([:]).bytes == 802816)
         #expect(try read(["copies_nothing": true]).bytes == 0)
         #expect(try read([:]).relayoutBytes == 0 && read(["relayout_bytes": 5000]).relayoutBytes == 5000)
+        #expect(try read([:]).implementation == nil && read([:]).winogradTile == nil)
+        #expect(try read(["implementation": "jit_wino_4x3:avx512_core"]).winogradTile == 4)
+        #expect(try read(["implementation": "jit_fp32_wino_2x3:avx512_core"]).winogradTile == 2)
+        #expect(try read(["implementation": "jit:avx512_core"]).winogradTile == 0)
     }
 
     /// Conv -> Relu -> Add(x) and a Shape -> Gather chain computed at plan time.

@@ -52,6 +52,19 @@ struct ExecutionPlanTests {
         return (plan, output)
     }
 
+    /// The plan names the library implementation each oneDNN convolution runs on, and a
+    /// profile's steps carry it; the executor's own kernels name none.
+    @Test func plansNameTheImplementationsTheirConvolutionsRunOn() throws {
+        let plan = try run(ExecutionOptions()).plan
+        let implementations = plan.implementations
+        let convolutions = Set(plan.steps.filter { $0.opType == "Conv" }.map(\.name))
+        #expect(!implementations.isEmpty && Set(implementations.keys).isSubset(of: convolutions), "\(implementations)")
+        #expect(implementations.values.allSatisfy { !$0.isEmpty && $0 != "unknown" })
+        let runs = MeasurementSession(plan: plan, inputs: ["x": Tensor(shape: [1, 3, 20, 20])]).result
+        #expect(Dictionary(runs.steps.compactMap { s in s.implementation.map { (s.name, $0) } }, uniquingKeysWith: { a, _ in a })
+                == implementations)
+    }
+
     @Test func blockedLayoutsFusionAndTheArenaDoNotChangeResults() throws {
         var plain = ExecutionOptions()
         plain.blockedLayouts = false

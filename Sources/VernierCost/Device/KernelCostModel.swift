@@ -41,7 +41,7 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     /// Bytes a core moves at the device's roofs in the time of one float multiply-add
     /// (its bandwidth over its multiply-add rate at one thread): a float convolution's
     /// first `macs` times this many bytes move while it computes, and only the rest is
-    /// charged (`Feature.bytes`). Nil: every byte is.
+    /// charged (`Feature.bytes`; `overlapsArithmetic`). Nil: every byte is.
     ///
     /// Added in full, the bytes of a compute-bound convolution made the fit charge every
     /// convolution for traffic that overlaps its arithmetic, and took the multiply-add
@@ -52,13 +52,15 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     /// profile sets RMSPE fell by 0.4-0.5 points on each. The balance at each thread
     /// count instead (two cores share the memory bandwidth: half the overlap at two
     /// threads) read 93.8%: the convolutions' data mostly sit in each core's caches.
-    /// Matrix products overlapped too lost VGG-11 (+13%): its classifier streams its
-    /// weights; integer convolutions too: layers within 10% 69.9% -> 71.4%, but
-    /// MobileNetV3-Small at two threads out again.
+    /// Integer convolutions too: layers within 10% 69.9% -> 71.4%, but MobileNetV3-Small
+    /// at two threads out again.
     public var overlapBytesPerMac: Double?
 
-    /// The classes whose float kernels' bytes overlap their arithmetic (`overlapBytesPerMac`).
-    static let overlappedClasses: Set<OpClass> = [.conv]
+    /// A float convolution: its bytes overlap its arithmetic (`overlapBytesPerMac`).
+    static func overlapsArithmetic(_ kernel: KernelSample) -> Bool {
+        guard !kernel.integer else { return false }
+        return kernel.opClass == .conv
+    }
 
     public init(opClass: OpClass, threads: Int, weights: [String: Double], samples: Int, streamingBytes: Double? = nil,
                 residentBytes: Double? = nil, overlapBytesPerMac: Double? = nil) {
@@ -135,6 +137,17 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
         /// A convolution the executor runs as Winograd F(2x2, 3x3)
         /// (`WinogradConvolution`): 2.25x fewer multiplies than its count says.
         static let winogradMacs = "winograd_macs"
+        /// A convolution oneDNN runs as Winograd F(4x4, 3x3) (`jit_wino_4x3`): 4x fewer
+        /// multiplies than its count says, against F(2x2, 3x3)'s 2.25x. oneDNN picks the
+        /// variant by shape and thread count (ResNet-50's 64-channel 56x56 convolutions
+        /// get F(2x2), its 128-channel 28x28 ones and all of VGG-11's F(4x4); DenseNet's
+        /// 56x56 ones F(4x4) at one thread and F(2x2) at two), so the kernel's
+        /// implementation (`KernelSample.implementation`) says which; without it the
+        /// shape rule's `winogradMacs`. Leave-one-out leaves VGG-11's at 1.1-1.6x their
+        /// time all the same (at the one rate 1.25-1.6x; VGG-11 +10.5% -> +8.9% at one
+        /// thread): the other models' F(4x4) convolutions, of 128 input channels, run at
+        /// 171-220 GMAC/s of direct count, VGG-11's, of up to 512, at 280-364.
+        static let winograd4Macs = "winograd_f4_macs"
         static let outputElements = "output_elements"
         static let inputElements = "input_elements"
         static let bytes = "bytes"
@@ -181,7 +194,7 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
         static let windowChannelBlockMacs = "window_channel_block_macs"
         static let rowBlock = 28.0, channelBlock = 16.0, channelBlocks = 4.0
         /// The multiply-add features, float and integer.
-        static let arithmetic: Set<String> = Set([macs, pointwiseMacs, windowMacs, vectorMacs, winogradMacs]
+        static let arithmetic: Set<String> = Set([macs, pointwiseMacs, windowMacs, vectorMacs, winogradMacs, winograd4Macs]
             .flatMap { [$0, integerPrefix + $0, zeroPointPrefix + $0] })
     }
 
@@ -195,7 +208,7 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
                                    Feature.inputElements: s.inputElements, Feature.bytes: kernel.bytes]
         let resident = residentBytes.map { cache in kernel.modelBytes.map { $0 <= cache } ?? false } ?? false
         if let limit = streamingBytes, kernel.bytes > limit, !resident { f[Feature.streamedBytes] = kernel.bytes }
-        if let perMac = overlapBytesPerMac, !kernel.integer, overlappedClasses.contains(kernel.opClass) {
+        if let perMac = overlapBytesPerMac, overlapsArithmetic(kernel) {
             f[Feature.bytes] = max(0, kernel.bytes - s.macs * perMac)
         }
         // Integer kernels reorder int8 values between plain and channels-last; float ones
@@ -208,10 +221,12 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
             // Window size from the multiply-adds per output and input channel (a grouped
             // convolution reads as a smaller window, which is what its reuse is).
             let window = s.inputChannels > 0 ? s.macs / (s.outputElements * s.inputChannels) : 1
+            // Which Winograd variant runs, if any: the implementation says, else the shape.
+            let winogradTile = kernel.winogradTile ?? (s.isWinograd(integer: kernel.integer) ? 2 : 0)
             // A 1x1 convolution over a few positions (a squeeze-excitation conv on a
             // pooled 1x1 map) is a matrix-vector product.
             let feature = window < 1.5 ? (s.isVectorProduct ? Feature.vectorMacs : Feature.pointwiseMacs)
-                : s.isWinograd(integer: kernel.integer) ? Feature.winogradMacs : Feature.windowMacs
+                : winogradTile == 4 ? Feature.winograd4Macs : winogradTile > 0 ? Feature.winogradMacs : Feature.windowMacs
             f[prefix + feature] = s.macs
             // A direct float convolution's register blocking (`Feature.windowRowMacs`).
             if feature == Feature.windowMacs, !kernel.integer, s.outputWidth > 0, s.outputChannels > 0 {
@@ -243,6 +258,8 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
         func weight(_ key: String) -> Double? {
             if let w = weights[key] { return w }
             if key == Feature.integerPrefix + Feature.kernel { return perKernelUs(integer: true) }
+            // A profile calibrated before the Winograd variants were told apart has one rate.
+            if key == Feature.winograd4Macs { return weights[Feature.winogradMacs] }
             return key.hasPrefix(Feature.zeroPointPrefix) ? weights[Feature.integerPrefix + key.dropFirst(Feature.zeroPointPrefix.count)] : nil
         }
         if f.contains(where: { $0.value > 0 && weight($0.key) == nil && Feature.arithmetic.contains($0.key) }) { return nil }

@@ -22,6 +22,17 @@ public struct KernelSample: Sendable, Equatable {
     public var modelBytes: Double?
     /// Bytes the kernel reorders between layouts on each run (`KernelCosts.relayoutBytes`).
     public var relayoutBytes: Double
+    /// The implementation the kernel ran or runs on (`KernelCosts.implementation`); nil
+    /// when the source did not say (ONNX Runtime's traces, older profiles).
+    public var implementation: String?
+
+    /// The output tile of the Winograd kernel the implementation names: 4 for oneDNN's
+    /// `wino_4x3` (F(4x4, 3x3)), 2 for another Winograd one (`wino_2x3`), 0 for a direct
+    /// kernel; nil when the implementation is unknown.
+    public var winogradTile: Int? {
+        guard let implementation else { return nil }
+        return implementation.contains("wino_4x3") ? 4 : implementation.contains("wino") ? 2 : 0
+    }
 
     /// The work of a kernel in the terms its time is built from.
     public struct Shape: Sendable, Equatable {
@@ -77,7 +88,8 @@ public struct KernelSample: Sendable, Equatable {
     }
 
     public init(name: String, opClass: OpClass, ops: Double, bytes: Double, integer: Bool, measuredUs: Double? = nil,
-                shape: Shape = Shape(), modelBytes: Double? = nil, relayoutBytes: Double = 0) {
+                shape: Shape = Shape(), modelBytes: Double? = nil, relayoutBytes: Double = 0, implementation: String? = nil) {
+        self.implementation = implementation
         self.modelBytes = modelBytes
         self.relayoutBytes = relayoutBytes
         self.name = name
@@ -217,7 +229,8 @@ extension ModelSamples {
             let moved = node["copies_nothing"] as? Bool == true ? 0 : read + written
             kernels.append(KernelSample(name: name, opClass: opClass, ops: flops + 2 * intMacs, bytes: moved,
                                         integer: intMacs > 0 && 2 * intMacs >= flops, measuredUs: measuredMs * 1e3, shape: shape,
-                                        modelBytes: modelBytes, relayoutBytes: (node["relayout_bytes"] as? NSNumber)?.doubleValue ?? 0))
+                                        modelBytes: modelBytes, relayoutBytes: (node["relayout_bytes"] as? NSNumber)?.doubleValue ?? 0,
+                                        implementation: node["implementation"] as? String))
         }
         let e2e = ((totals["latency_ms"] as? [String: Any])?[statistic.rawValue] as? NSNumber)?.doubleValue
         return ModelSamples(model: model, runtime: .vernier, threads: max(1, threads), kernels: kernels,

@@ -31,9 +31,11 @@ public struct LatencyPrediction: Sendable {
     /// nodes name their original nodes) with costs from `table` (of the original graph).
     /// `copyFree` names the kernels the executor runs without copying
     /// (`ExecutionPlan.copyFreeSteps`), predicted at their fixed cost; `relayoutBytes`
-    /// gives the bytes kernels reorder between layouts (`ExecutionPlan.relayoutBytes`).
+    /// gives the bytes kernels reorder between layouts (`ExecutionPlan.relayoutBytes`),
+    /// `implementations` what each runs on (`ExecutionPlan.implementations`).
     public static func build(table: CostTable, optimized: InferredGraph, device: DeviceProfile, threads: Int,
-                             copyFree: Set<String> = [], relayoutBytes: [String: Double] = [:]) -> LatencyPrediction {
+                             copyFree: Set<String> = [], relayoutBytes: [String: Double] = [:],
+                             implementations: [String: String] = [:]) -> LatencyPrediction {
         let folded = PlanTimeConstants.foldedNodes(optimized)
         let kernels = optimized.graph.nodes.filter { !folded.contains($0.name) }
         let grouping = KernelGrouping(table: table, executedNodes: Set(kernels.flatMap(\.originalNodes)))
@@ -42,6 +44,7 @@ public struct LatencyPrediction: Sendable {
             var costs = grouping.costs(name: node.displayName, opType: node.qualifiedOpType, nodes: node.originalNodes)
             costs.copiesNothing = copyFree.contains(node.displayName)
             costs.relayoutBytes = relayoutBytes[node.displayName] ?? 0
+            costs.implementation = implementations[node.displayName]
             var sample = costs.sample
             sample.modelBytes = modelBytes
             let prediction = costs.costKnown ? device.predict(sample, threads: threads) : nil
@@ -74,7 +77,7 @@ extension Profile {
         }
         let steps = p.rows.map {
             MeasuredRuns.Step(name: $0.costs.name, opType: $0.costs.opType, sourceNodes: $0.costs.fused, copiesNothing: $0.costs.copiesNothing,
-                              relayoutBytes: $0.costs.relayoutBytes)
+                              relayoutBytes: $0.costs.relayoutBytes, implementation: $0.costs.implementation)
         }
         let memory = MeasuredMemory(arenaBytes: p.table.memory?.arenaBytes ?? 0, constantBytes: p.table.totals.weightBytes)
         self.init(table: p.table, rows: rows, notRun: p.notRun, endToEnd: LatencyStats(milliseconds: [p.totalMs]), timedRun: nil,

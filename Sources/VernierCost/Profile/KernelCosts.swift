@@ -39,6 +39,10 @@ public struct KernelCosts: Sendable {
     /// (an int8 convolution's plain input into channels-last, a shuffled plain map into
     /// channel blocks): work outside the op's own count.
     public var relayoutBytes = 0.0
+    /// The implementation the executor runs the kernel on, as its library names it
+    /// (oneDNN's `jit_wino_4x3:avx512_core`); nil for Vernier's own kernels and when
+    /// unknown. Prediction weighs Winograd variants apart by it.
+    public var implementation: String?
 
     public var bytesMoved: Double { bytesRead + bytesWritten }
     /// Integer arithmetic dominates: placed against the int8 roof.
@@ -69,7 +73,7 @@ public struct KernelCosts: Sendable {
                      shape: KernelSample.Shape(macs: macs + intMacs, inputDims: inputTypes.first??.concreteDims,
                                                outputDims: outputTypes.first??.concreteDims, fusedOpTypes: fusedOpTypes,
                                                sourceZeroPoint: sourceZeroPoint),
-                     relayoutBytes: relayoutBytes)
+                     relayoutBytes: relayoutBytes, implementation: implementation)
     }
 }
 

@@ -13,12 +13,15 @@ public struct MeasuredRuns: Sendable {
         public var copiesNothing: Bool
         /// Bytes the kernel reorders between layouts on each run (`KernelCosts.relayoutBytes`).
         public var relayoutBytes: Double
+        /// The implementation the kernel ran on (`KernelCosts.implementation`).
+        public var implementation: String?
         /// Start and end (monotonic clock, ns) in each measured run, in run order.
         public var starts: [UInt64]
         public var ends: [UInt64]
 
         public init(name: String, opType: String, sourceNodes: [String], copiesNothing: Bool = false, relayoutBytes: Double = 0,
-                    starts: [UInt64] = [], ends: [UInt64] = []) {
+                    implementation: String? = nil, starts: [UInt64] = [], ends: [UInt64] = []) {
+            self.implementation = implementation
             self.copiesNothing = copiesNothing
             self.relayoutBytes = relayoutBytes
             self.name = name

@@ -118,6 +118,7 @@ public struct Profile: Sendable {
             var costs = grouping.costs(name: step.name, opType: step.opType, nodes: step.sourceNodes)
             costs.copiesNothing = step.copiesNothing
             costs.relayoutBytes = step.relayoutBytes
+            costs.implementation = step.implementation
             var row = Row(costs: costs, latency: latency)
             // A kernel that moved nothing has no place against the roofline.
             if row.costKnown, !row.copiesNothing, let roofline {

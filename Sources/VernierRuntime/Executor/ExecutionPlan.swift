@@ -120,6 +120,11 @@ public final class ExecutionPlan {
     public var relayoutBytes: [String: Int] {
         Dictionary(steps.compactMap { $0.kernel.relayoutBytes > 0 ? ($0.name, $0.kernel.relayoutBytes) : nil }, uniquingKeysWith: +)
     }
+    /// The implementation each step (by name) runs on (`Kernel.implementation`); steps
+    /// of Vernier's own kernels are left out.
+    public var implementations: [String: String] {
+        Dictionary(steps.compactMap { step in step.kernel.implementation.map { (step.name, $0) } }, uniquingKeysWith: { a, _ in a })
+    }
 
     /// The nodes of `optimized` (a graph after `GraphPasses.optimize`, by display name)
     /// that a plan would run without copying (`copyFreeSteps`), with activations

@@ -17,11 +17,17 @@ public protocol Kernel: AnyObject {
     /// primitive's on each run (`ConvPlan.relayoutBytes`), as far as known at plan time.
     /// Default: none.
     var relayoutBytes: Int { get }
+
+    /// The library's name for the implementation that runs the kernel, as far as known
+    /// at plan time (oneDNN's `jit_wino_4x3:avx512_core` for a convolution); nil for
+    /// Vernier's own kernels. Prediction tells Winograd variants apart by it.
+    var implementation: String? { get }
 }
 
 extension Kernel {
     public var packedInputs: [Int] { [] }
     public var relayoutBytes: Int { 0 }
+    public var implementation: String? { nil }
 }
 
 /// Builds a kernel for one node at plan time (checks attributes, packs weights).

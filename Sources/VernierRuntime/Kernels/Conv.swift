@@ -40,6 +40,7 @@ final class ConvKernel: Kernel {
     /// Most recently made first; at most `capacity`.
     private var plans: [ConvPlan] = []
     var relayoutBytes: Int { plans.first?.relayoutBytes ?? 0 }
+    var implementation: String? { plans.first?.implementation }
     private static let capacity = 4
     /// The plan when the convolution runs as one matrix product (`WindowGemmConvPlan`),
     /// made at plan time; `plans` stays empty then.

@@ -22,6 +22,7 @@ import VernierGraph
 final class Int8ConvKernel: Kernel {
     private let plan: ConvPlan
     var relayoutBytes: Int { plan.relayoutBytes }
+    var implementation: String? { plan.implementation }
     private let outputType: ElementType
     /// Input index of a fused residual addend (fp32 output only).
     private let addendIndex: Int?

@@ -61,9 +61,11 @@ public final class MeasurementSession {
         self.plan = plan
         self.inputs = inputs
         let relayout = plan.relayoutBytes
+        let implementations = plan.implementations
         result = MeasuredRuns(steps: plan.steps.map {
             MeasuredRuns.Step(name: $0.name, opType: $0.opType, sourceNodes: $0.sourceNodes,
-                              copiesNothing: plan.copyFreeSteps.contains($0.name), relayoutBytes: Double(relayout[$0.name] ?? 0))
+                              copiesNothing: plan.copyFreeSteps.contains($0.name), relayoutBytes: Double(relayout[$0.name] ?? 0),
+                              implementation: implementations[$0.name])
         }, threads: ThreadPool.threadCount)
         times = .allocate(capacity: max(1, plan.steps.count))
     }
