@@ -39,9 +39,9 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     /// with three quarters 77.1% (-7%/-11%); with half 72.9% (MobileNetV2 +11%/+12%).
     public static let residentShareOfL3 = 0.75
     /// Bytes a core moves at the device's roofs in the time of one float multiply-add
-    /// (its bandwidth over its multiply-add rate at one thread): a float convolution's or
-    /// matrix product's first `macs` times this many bytes move while it computes, and
-    /// only the rest is charged (`Feature.bytes`; `overlapsArithmetic`). Nil: every byte is.
+    /// (its bandwidth over its multiply-add rate at one thread): a float convolution's
+    /// first `macs` times this many bytes move while it computes, and only the rest is
+    /// charged (`Feature.bytes`; `overlapsArithmetic`). Nil: every byte is.
     ///
     /// Added in full, the bytes of a compute-bound convolution made the fit charge every
     /// convolution for traffic that overlaps its arithmetic, and took the multiply-add
@@ -53,27 +53,18 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     /// count instead (two cores share the memory bandwidth: half the overlap at two
     /// threads) read 93.8%: the convolutions' data mostly sit in each core's caches.
     /// Integer convolutions too: layers within 10% 69.9% -> 71.4%, but MobileNetV3-Small
-    /// at two threads out again.
-    ///
-    /// Matrix products other than matrix-vector ones overlap too. Charged in full, the
-    /// bytes of BERT's attention products (0.12 bytes per multiply-add, against 0.03-0.04
-    /// for its projections) set the rate per byte, and ViT-B/16's projections, which run
-    /// at BERT's 118-128 GMAC/s, were predicted 1.1x fast (-10% to -11% end to end in
-    /// every run). Overlapped, leave-one-out on profiles that record implementations:
-    /// ViT-B/16 -9.6/-5.4% -> -2.7/-1.4%, layers within 10% 69.6% -> 71.9%, RMSPE 4.8% ->
-    /// 4.7%; VGG-11 at one thread +8.9% -> +13.1%: its convolutions' excess (its Winograd
-    /// F(4x4) ones at 1.1-1.6x, `Feature.winograd4Macs`) is no longer offset by its
-    /// classifier's shortfall. End to end within 10% 97.9% -> 95.8%. On four earlier
-    /// profile sets within 10% went 97.9/95.8/91.7/91.7% -> 95.8/93.8/93.8/93.8%, layers
-    /// up 2.2-2.8 points on each. Matrix-vector products read each weight once: their
-    /// bytes are their time.
+    /// at two threads out again. Float matrix products other than matrix-vector ones too:
+    /// ViT-B/16 at one thread -11.1% -> -4.4% (BERT's attention products, at 0.12 bytes
+    /// per multiply-add, set the rate per byte the projections pay), layers within 10%
+    /// 70.3% -> 72.7%; but VGG-11 at one thread +13.8% (its Winograd F(4x4) convolutions'
+    /// excess no longer offset by its classifier's shortfall), and calibrated on ONNX
+    /// Runtime's traces at two threads, RMSPE 17.7% -> 27.5% (VGG-11 predicted at 2x).
     public var overlapBytesPerMac: Double?
 
-    /// A float convolution, or a float matrix product of more rows than a vector
-    /// product: its bytes overlap its arithmetic (`overlapBytesPerMac`).
+    /// A float convolution: its bytes overlap its arithmetic (`overlapBytesPerMac`).
     static func overlapsArithmetic(_ kernel: KernelSample) -> Bool {
         guard !kernel.integer else { return false }
-        return kernel.opClass == .conv || kernel.opClass == .matmul && !kernel.shape.isVectorProduct
+        return kernel.opClass == .conv
     }
 
     public init(opClass: OpClass, threads: Int, weights: [String: Double], samples: Int, streamingBytes: Double? = nil,
