@@ -139,8 +139,9 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
         /// memory.
         static let vectorMacs = "vector_macs"
         static let vectorRows = 8.0
-        /// A convolution the executor runs as Winograd F(2x2, 3x3)
-        /// (`WinogradConvolution`): 2.25x fewer multiplies than its count says.
+        /// A convolution the executor runs as Winograd F(2x2, 3x3) (`jit_fp32_wino_2x3`),
+        /// or as Winograd when its implementation is unknown (`WinogradConvolution`):
+        /// 2.25x fewer multiplies than its count says.
         static let winogradMacs = "winograd_macs"
         /// A convolution oneDNN runs as Winograd F(4x4, 3x3) (`jit_wino_4x3`): 4x fewer
         /// multiplies than its count says, against F(2x2, 3x3)'s 2.25x. oneDNN picks the

@@ -1,7 +1,8 @@
-/// Which convolutions the executor runs as Winograd F(2x2, 3x3) (oneDNN's
-/// `jit_fp32_wino_2x3`): one rule for the executor, which picks the kernel, and for
-/// prediction, which must weigh those convolutions at their own rate (2.25x fewer
-/// multiplies than their direct FLOP count says).
+/// Which convolutions the executor asks oneDNN to run as Winograd (F(2x2, 3x3),
+/// `jit_fp32_wino_2x3`, or F(4x4, 3x3), `jit_wino_4x3`, as oneDNN picks): one rule for
+/// the executor, which asks for the kernel, and for prediction, which must weigh those
+/// convolutions at their own rate (2.25x or 4x fewer multiplies than their direct FLOP
+/// count says) when no implementation tells it which (`KernelSample.winogradTile`).
 public enum WinogradConvolution {
     /// Output positions from which a 3x3 convolution takes it (see `ConvPlan` for why).
     public static let minimumPositions = 28 * 28

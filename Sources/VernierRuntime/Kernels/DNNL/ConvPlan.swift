@@ -87,7 +87,9 @@ public final class ConvPlan: @unchecked Sendable {
     private let keptWeights: Tensor?
     private let outputBytes: Int
 
-    /// Whether to ask oneDNN for its Winograd F(2x2, 3x3) kernel (`jit_fp32_wino_2x3`):
+    /// Whether to ask oneDNN for a Winograd kernel: F(2x2, 3x3) (`jit_fp32_wino_2x3`) or,
+    /// on AVX-512, F(4x4, 3x3) (`jit_wino_4x3`), which oneDNN picks by shape and thread
+    /// count (`implementation` says which). F(2x2, 3x3) does
     /// 2.25x fewer multiplies on an fp32 3x3 stride-1 convolution, and 0.62-0.67 of
     /// the direct kernel's time on ResNet-50's 56x56 and 28x28 ones at 1 thread, with
     /// outputs within 1.5e-6 of ONNX Runtime's (relative to the largest). Its weight
