@@ -62,10 +62,7 @@ public struct KernelCostModel: Codable, Sendable, Equatable {
     public var overlapBytesPerMac: Double?
 
     /// A float convolution: its bytes overlap its arithmetic (`overlapBytesPerMac`).
-    static func overlapsArithmetic(_ kernel: KernelSample) -> Bool {
-        guard !kernel.integer else { return false }
-        return kernel.opClass == .conv
-    }
+    static func overlapsArithmetic(_ kernel: KernelSample) -> Bool { !kernel.integer && kernel.opClass == .conv }
 
     public init(opClass: OpClass, threads: Int, weights: [String: Double], samples: Int, streamingBytes: Double? = nil,
                 residentBytes: Double? = nil, overlapBytesPerMac: Double? = nil) {

@@ -196,7 +196,7 @@ private protocol BlockedPoolReduction {
 private struct BlockedMax: BlockedPoolReduction {
     static var initial: SIMD8<Float> { SIMD8(repeating: -.infinity) }
     @inline(__always) static func combine(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { NormMath.maximum(a, b) }
-    @inline(__always) static func combine(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: a .< b) }
+    @inline(__always) static func combine(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { NormMath.maximum(a, b) }
     static var divides: Bool { false }
 }
 private struct BlockedSum: BlockedPoolReduction {

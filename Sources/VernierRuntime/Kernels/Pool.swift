@@ -497,7 +497,7 @@ final class GlobalPoolKernel: Kernel {
                         var acc = SIMD16<Float>(repeating: isMax ? -.infinity : 0)
                         for p in 0..<positions {
                             let row = UnsafeRawPointer(map + p * channels + first).loadUnaligned(as: SIMD16<Float>.self)
-                            acc = isMax ? pointwiseMax(acc, row) : acc + row
+                            acc = isMax ? NormMath.maximum(acc, row) : acc + row
                         }
                         for lane in 0..<lanes { out[first + lane] = isMax ? acc[lane] : acc[lane] / Float(positions) }
                     } else {
